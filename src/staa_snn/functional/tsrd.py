@@ -1,0 +1,42 @@
+"""Time-Step Random Dropout, TSRD (method.md, section 8).
+
+In training, each step of each STAA-LIF layer skips the augmentation (PE, GC,
+SA) with probability ``p`` and uses the basic aggregation
+``H = M (.) V[t-1] + N (.) X[t]`` instead.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["TSRD_MODES", "tsrd_drop_mask", "check_tsrd_p"]
+
+TSRD_MODES = ("batch", "sample")
+
+
+def check_tsrd_p(p: float) -> float:
+    if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise ValueError(f"tsrd_p must be in [0, 1), got {p!r}")
+    return float(p)
+
+
+def tsrd_drop_mask(
+    T: int,
+    batch: int,
+    p: float,
+    *,
+    mode: str = "batch",
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Boolean drop mask, ``True`` where a step uses the basic aggregation.
+
+    ``mode="batch"`` (default): one draw per step, shared by the batch,
+    shape ``[T, 1]``. ``mode="sample"``: one draw per (step, sample), ``[T, B]``.
+    """
+    if mode not in TSRD_MODES:
+        raise ValueError(f"unknown tsrd_mode {mode!r}; expected one of {TSRD_MODES}")
+    check_tsrd_p(p)
+    shape = (T, 1) if mode == "batch" else (T, batch)
+    return torch.rand(shape, device=device, generator=generator) < p

@@ -1,0 +1,110 @@
+"""The adaptive LIF neuron (method.md, section 3; Eq. 6)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..functional.lif import lif_coefficients, lif_multistep
+from ..functional.surrogate import Surrogate
+from .base import MultiStepNeuron
+
+__all__ = ["AdaptiveLIF", "MN_SHAPES"]
+
+MN_SHAPES = ("scalar", "channel", "full")
+
+
+def _check_channels(channels: int) -> int:
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+        raise ValueError(f"channels must be a positive int, got {channels!r}")
+    return channels
+
+
+def _check_spatial(spatial_shape, needed: bool, what: str) -> tuple[int, ...] | None:
+    if not needed:
+        return None
+    if spatial_shape is None:
+        raise ValueError(f"{what}='full' needs spatial_shape=(H, W) (or () for [T, B, F] inputs)")
+    shape = tuple(int(s) for s in spatial_shape)
+    if any(s < 1 for s in shape):
+        raise ValueError(f"spatial_shape must hold positive sizes, got {spatial_shape!r}")
+    return shape
+
+
+class AdaptiveLIF(MultiStepNeuron):
+    """LIF with learnable decay and input gain (Eq. 6): ``H[t] = M (.) V[t-1] + N (.) X[t]``.
+
+    ``M`` and ``N`` start at the LIF coefficients ``1 - 1/tau`` and ``1/tau``, so
+    an untrained adaptive neuron computes exactly the :class:`LIF`.
+
+    Args:
+        channels: ``C``, the size of dim 2 of the input.
+        tau: sets the initial ``M, N``.
+        mn_shape: ``"channel"`` (default, one value per channel), ``"scalar"``, or
+            ``"full"`` (``[C, H, W]``, needs ``spatial_shape``).
+        spatial_shape: ``(H, W)`` of the input, for ``mn_shape="full"``.
+        v_threshold, v_reset, surrogate, detach_reset: as in :class:`LIF`.
+        With ``v_reset != 0`` the charge is ``V_reset + M (V - V_reset) + N X``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        *,
+        tau: float = 2.0,
+        mn_shape: str = "channel",
+        spatial_shape: "tuple[int, ...] | None" = None,
+        v_threshold: float = 1.0,
+        v_reset: float = 0.0,
+        surrogate: "str | Surrogate" = "rectangle",
+        detach_reset: bool = False,
+    ) -> None:
+        super().__init__(v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
+        self.channels = _check_channels(channels)
+        if mn_shape not in MN_SHAPES:
+            raise ValueError(f"unknown mn_shape {mn_shape!r}; expected one of {MN_SHAPES}")
+        self.mn_shape = mn_shape
+        self.spatial_shape = _check_spatial(spatial_shape, mn_shape == "full", "mn_shape")
+        m0, n0 = lif_coefficients(float(tau))
+        shape = {"scalar": (), "channel": (channels,), "full": (channels,) + (self.spatial_shape or ())}[mn_shape]
+        self.m = nn.Parameter(torch.full(shape, m0))
+        self.n = nn.Parameter(torch.full(shape, n0))
+
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
+        if x.shape[2] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.channels} channels but the input has "
+                f"{x.shape[2]} (shape {tuple(x.shape)}; channels are dim 2 of [T, B, C, ...])"
+            )
+        if self.spatial_shape is not None and tuple(x.shape[3:]) != self.spatial_shape:
+            raise ValueError(
+                f"{type(self).__name__} was built for spatial shape {self.spatial_shape} "
+                f"but the input has {tuple(x.shape[3:])}"
+            )
+
+    def _per_step(self, p: Tensor, x: Tensor) -> Tensor:
+        """View a ``[C]`` / ``[C, *spatial]`` / ``[]`` parameter so it broadcasts over one step ``[B, C, ...]``."""
+        if p.dim() == 1:
+            return p.view((-1,) + (1,) * (x.dim() - 3))
+        return p
+
+    def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(M, N)`` shaped to broadcast over one step of ``x``."""
+        return self._per_step(self.m, x), self._per_step(self.n, x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        m, n = self.coefficients(x)
+        spikes, _ = lif_multistep(
+            x, m, n,
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            surrogate=self.surrogate,
+            detach_reset=self.detach_reset,
+        )
+        self._record(spikes)
+        return spikes
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, mn_shape={self.mn_shape!r}, " + super().extra_repr()

@@ -1,0 +1,158 @@
+"""The STAA-LIF neuron (method.md, sections 4-8; Eq. 11-14)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..functional.staa import staa_lif_multistep
+from ..functional.surrogate import Surrogate
+from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
+from .adaptive import AdaptiveLIF
+from .blocks import PE_KINDS, GlobalContext, PositionEncoding, StepAttention
+
+__all__ = ["STAALIF", "PE_POSITIONS"]
+
+PE_POSITIONS = ("input", "post_gc", "membrane", "both")
+
+
+class STAALIF(AdaptiveLIF):
+    """Adaptive LIF with the spatial-temporal attention aggregator (Eq. 13-14)::
+
+        H[t] = SA( M (.) V[t-1],  N (.) GC( X[t] + P[t] ) ),   S = 1(H >= V_th),   V = H (1 - S)
+
+    and Time-Step Random Dropout in training. At initialisation (PE zero, GC's
+    value-up conv zero, SA's last layer zero, ``sa_lambda = 2``) it computes
+    exactly the :class:`AdaptiveLIF`, which computes exactly the :class:`LIF`.
+
+    PE and GC run on all ``T`` steps in one batched call on ``[T*B, C, ...]``;
+    only SA and the membrane update run inside the loop over steps.
+
+    Args:
+        channels: ``C`` (dim 2 of the input).
+        T: the number of steps the layer is built for; other inputs are refused.
+        gc: use the Global Context block (Eq. 7-10).
+        pe: ``"learnable"`` (default, zero-initialised), ``"fixed"`` (sinusoidal) or ``None``/``"none"``.
+        sa: use Step Attention (Eq. 12).
+        tsrd_p: TSRD drop probability in ``[0, 1)`` (default 0.1; 0 switches it off).
+        gc_ratio: GC bottleneck ratio ``r`` (default 4).
+        sa_ratio: SA reduction ratio ``r_sa`` (default 16).
+        sa_lambda: SA scale ``lambda`` (default 2: gates start at 1).
+        gc_fusion: ``"add"`` (``X + v``, default) or ``"scale"`` (``X * sigmoid(v)``).
+        sa_gate: ``"sigmoid"`` (default) or ``"softmax"`` over the two terms.
+        pe_position: ``"input"`` (default: before GC), ``"post_gc"``, ``"membrane"`` (added to ``H``),
+            or ``"both"`` (input and membrane, two separate encodings).
+        pe_shape: ``"channel"`` (``[T, C, 1, 1]``, default) or ``"full"`` (``[T, C, H, W]``).
+        tsrd_mode: ``"batch"`` (one draw per layer and step, default) or ``"sample"``.
+        mn_shape, spatial_shape, tau, v_threshold, v_reset, surrogate, detach_reset: as in :class:`AdaptiveLIF`.
+
+    Attributes:
+        last_firing_rate: mean output spike rate of the last forward.
+        last_sa_gates: ``[T, B, 2, C]`` gates applied to ``(history, input)`` in the last forward
+            (1 at steps without SA), or ``None`` when SA is off.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        T: int,
+        *,
+        gc: bool = True,
+        pe: "str | None" = "learnable",
+        sa: bool = True,
+        tsrd_p: float = 0.1,
+        gc_ratio: float = 4,
+        sa_ratio: float = 16,
+        sa_lambda: float = 2.0,
+        gc_fusion: str = "add",
+        sa_gate: str = "sigmoid",
+        pe_position: str = "input",
+        pe_shape: str = "channel",
+        tsrd_mode: str = "batch",
+        mn_shape: str = "channel",
+        spatial_shape: "tuple[int, ...] | None" = None,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        v_reset: float = 0.0,
+        surrogate: "str | Surrogate" = "rectangle",
+        detach_reset: bool = False,
+    ) -> None:
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ValueError(f"T must be a positive int, got {T!r}")
+        if pe == "none":
+            pe = None
+        if pe is not None and pe not in PE_KINDS:
+            raise ValueError(f"unknown pe {pe!r}; expected one of {PE_KINDS} or None")
+        if pe_position not in PE_POSITIONS:
+            raise ValueError(f"unknown pe_position {pe_position!r}; expected one of {PE_POSITIONS}")
+        if tsrd_mode not in TSRD_MODES:
+            raise ValueError(f"unknown tsrd_mode {tsrd_mode!r}; expected one of {TSRD_MODES}")
+        pe_full = pe is not None and pe_shape == "full"
+        super().__init__(
+            channels, tau=tau, mn_shape=mn_shape,
+            spatial_shape=spatial_shape if (mn_shape == "full" or pe_full) else None,
+            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+        )
+        if pe_full and self.spatial_shape is None:
+            raise ValueError("pe_shape='full' needs spatial_shape=(H, W)")
+        self.T = T
+        self.tsrd_p = check_tsrd_p(tsrd_p)
+        self.tsrd_mode = tsrd_mode
+        self.pe_position = pe_position
+        pe_args = dict(kind=pe, shape=pe_shape, spatial_shape=self.spatial_shape)
+        self.pe = PositionEncoding(T, channels, **pe_args) if pe and pe_position != "membrane" else None
+        self.pe_membrane = (
+            PositionEncoding(T, channels, **pe_args) if pe and pe_position in ("membrane", "both") else None
+        )
+        self.gc = GlobalContext(channels, ratio=gc_ratio, fusion=gc_fusion) if gc else None
+        self.sa = StepAttention(channels, ratio=sa_ratio, sa_lambda=sa_lambda, gate=sa_gate) if sa else None
+        self.last_sa_gates: Tensor | None = None
+
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
+        if x.shape[0] != self.T:
+            raise ValueError(
+                f"{type(self).__name__} was built for T={self.T} steps but the input has "
+                f"{x.shape[0]} steps (shape {tuple(x.shape)}; time is dim 0)"
+            )
+
+    def augment(self, x: Tensor) -> Tensor:
+        """``X^ = GC(X + P)`` for all steps at once (PE placement as configured)."""
+        x_hat = x
+        if self.pe is not None and self.pe_position in ("input", "both"):
+            x_hat = self.pe(x_hat)
+        if self.gc is not None:
+            x_hat = self.gc(x_hat.flatten(0, 1)).view_as(x)
+        if self.pe is not None and self.pe_position == "post_gc":
+            x_hat = self.pe(x_hat)
+        return x_hat
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        m, n = self.coefficients(x)
+        drop = None
+        if self.training and self.tsrd_p > 0:
+            drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
+        spikes, _, gates = staa_lif_multistep(
+            x, self.augment(x), m, n,
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            surrogate=self.surrogate,
+            sa_gates=self.sa,
+            membrane_pe=self.pe_membrane.table(x) if self.pe_membrane is not None else None,
+            drop=drop,
+            detach_reset=self.detach_reset,
+        )
+        self._record(spikes)
+        self.last_sa_gates = gates
+        return spikes
+
+    def reset(self) -> None:
+        super().reset()
+        self.last_sa_gates = None
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.channels}, T={self.T}, pe_position={self.pe_position!r}, tsrd_p={self.tsrd_p:g}, "
+            f"tsrd_mode={self.tsrd_mode!r}, mn_shape={self.mn_shape!r}, "
+            + super(AdaptiveLIF, self).extra_repr()
+        )
