@@ -1,0 +1,12 @@
+"""Spiking nets: a registry of VGG-13, ResNet-19/20, ResNet-18/34 with any neuron, and conversion."""
+
+from .base import SpikingNet
+from .convert import convert_neurons, is_lif_type
+from .layers import SpikingNeuron
+from .neuron_factory import NEURON_KINDS, make_neuron, neuron_options
+from .registry import create_model, list_models, register_model
+
+__all__ = [
+    "NEURON_KINDS", "SpikingNet", "SpikingNeuron", "convert_neurons", "create_model", "is_lif_type",
+    "list_models", "make_neuron", "neuron_options", "register_model",
+]

@@ -1,0 +1,71 @@
+"""The base of every spiking net: input encoding, time folding and readout."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["SpikingNet"]
+
+
+class SpikingNet(nn.Module):
+    """A spiking classifier over ``T`` steps.
+
+    Subclasses build ``self.features`` (``[T*B, C, H, W]`` -> ``[T*B, F]``) and
+    ``self.classifier`` (``[T*B, F]`` -> ``[T*B, classes]``).
+
+    Inputs accepted by :meth:`forward` and :meth:`forward_steps`:
+
+    * a static batch ``[B, C, H, W]``: direct encoding, the image on every step;
+    * an event batch ``[B, T, C, H, W]`` (the data loaders' layout, the default for
+      5-D input), or ``[T, B, C, H, W]`` with ``time_first=True``.
+
+    ``forward`` returns the logits averaged over the steps, ``[B, classes]``;
+    ``forward_steps`` the per-step logits ``[T, B, classes]``. Neurons start from
+    rest on every call, so two forwards in ``eval()`` give the same output.
+    """
+
+    def __init__(self, T: int, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ValueError(f"T must be a positive int, got {T!r}")
+        self.T, self.in_channels, self.num_classes = T, in_channels, num_classes
+        self.features: nn.Module
+        self.classifier: nn.Module
+
+    def encode(self, x: Tensor, time_first: bool = False) -> Tensor:
+        """Bring an input batch to the folded ``[T*B, C, H, W]`` layout, checking its shape."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected a tensor, got {type(x).__name__}")
+        if x.dim() == 4:
+            if x.shape[1] != self.in_channels:
+                raise ValueError(
+                    f"expected a static batch [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}"
+                )
+            return x.unsqueeze(0).expand(self.T, *x.shape).flatten(0, 1)
+        if x.dim() == 5:
+            if not time_first:
+                x = x.transpose(0, 1)
+            layout = "[T, B, C, H, W]" if time_first else "[B, T, C, H, W]"
+            if x.shape[0] != self.T:
+                raise ValueError(
+                    f"model built for T={self.T} steps got an event batch {layout} with "
+                    f"{x.shape[0]} steps (shape {tuple(x.shape) if time_first else tuple(x.transpose(0, 1).shape)})"
+                )
+            if x.shape[2] != self.in_channels:
+                raise ValueError(f"expected {self.in_channels} input channels in {layout}, got shape {tuple(x.shape)}")
+            return x.flatten(0, 1)
+        raise ValueError(
+            f"expected a static batch [B, C, H, W] or an event batch [B, T, C, H, W] "
+            f"(or [T, B, C, H, W] with time_first=True), got a tensor of rank {x.dim()}, shape {tuple(x.shape)}"
+        )
+
+    def forward_steps(self, x: Tensor, time_first: bool = False) -> Tensor:
+        """Per-step logits ``[T, B, num_classes]``."""
+        folded = self.encode(x, time_first)
+        logits = self.classifier(torch.flatten(self.features(folded), 1))
+        return logits.unflatten(0, (self.T, -1))
+
+    def forward(self, x: Tensor, time_first: bool = False) -> Tensor:
+        """Logits averaged over the steps, ``[B, num_classes]``."""
+        return self.forward_steps(x, time_first).mean(0)

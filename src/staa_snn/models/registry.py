@@ -1,0 +1,77 @@
+"""A registry and factory in the timm style: ``create_model(name, ...)``, ``list_models()``."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from .base import SpikingNet
+from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron
+from .resnet import resnet18, resnet19, resnet20, resnet34
+from .vgg import vgg13
+
+__all__ = ["create_model", "list_models", "register_model"]
+
+_MODELS: dict[str, Callable[..., SpikingNet]] = {}
+
+
+def register_model(name: str, builder: Callable[..., SpikingNet]) -> None:
+    """Register ``builder(neuron, T, in_channels, num_classes) -> SpikingNet`` under ``name``."""
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = builder
+
+
+for _name, _builder in {
+    "vgg13": vgg13, "resnet19": resnet19, "resnet20": resnet20, "resnet18": resnet18, "resnet34": resnet34,
+}.items():
+    register_model(_name, _builder)
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return sorted(_MODELS)
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int,
+    T: int,
+    neuron: str = "staa",
+    in_channels: int = 3,
+    **neuron_options,
+) -> SpikingNet:
+    """Build a registered spiking net.
+
+    Args:
+        name: one of :func:`list_models` (``vgg13``, ``resnet19``, ``resnet20``, ``resnet18``, ``resnet34``).
+        num_classes: classifier outputs.
+        T: number of time steps.
+        neuron: ``"lif"``, ``"adaptive"`` or ``"staa"``.
+        in_channels: input channels (3 for images, 2 for event frames).
+        **neuron_options: passed to every neuron layer (e.g. ``gc=False``, ``tsrd_p=0``,
+            ``tau=2.0``); unknown options are rejected with the list of valid ones.
+
+    Example::
+
+        >>> from staa_snn.models import create_model
+        >>> net = create_model("resnet20", num_classes=100, T=4, neuron="staa", sa=False)
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {list_models()}")
+    if neuron not in NEURON_KINDS:
+        raise ValueError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURON_KINDS)}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+    if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
+    check_neuron_options(neuron, neuron_options)
+    factory = partial(_neuron_for, neuron, T, neuron_options)
+    return _MODELS[name](factory, T, in_channels, num_classes)
+
+
+def _neuron_for(kind: str, T: int, options: dict, channels: int):
+    return make_neuron(kind, channels, T, **options)

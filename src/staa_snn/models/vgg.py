@@ -1,0 +1,34 @@
+"""Spiking VGG-13 (CIFAR 32x32 and DVS 48/64/128)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .base import SpikingNet
+from .layers import NeuronFactory, SpikingNeuron, conv_bn
+
+__all__ = ["SpikingVGG", "vgg13"]
+
+VGG13 = [64, 64, "A", 128, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A"]
+
+
+class SpikingVGG(SpikingNet):
+    """``conv(3, c) + N`` per number, ``AvgPool 2`` per ``"A"``; global average pool; FC."""
+
+    def __init__(self, cfg: list, neuron: NeuronFactory, T: int, in_channels: int, num_classes: int) -> None:
+        super().__init__(T, in_channels, num_classes)
+        layers: list[nn.Module] = []
+        c = in_channels
+        for v in cfg:
+            if v == "A":
+                layers.append(nn.AvgPool2d(2))
+            else:
+                layers += [*conv_bn(c, v, 3, 1), SpikingNeuron(neuron(v), v, T)]
+                c = v
+        layers.append(nn.AdaptiveAvgPool2d(1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c, num_classes)
+
+
+def vgg13(neuron: NeuronFactory, T: int, in_channels: int, num_classes: int) -> SpikingVGG:
+    return SpikingVGG(VGG13, neuron, T, in_channels, num_classes)
