@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..kernels.spike_storage import binary_saved_tensors
+
 __all__ = ["SpikingNet"]
 
 
@@ -63,7 +65,8 @@ class SpikingNet(nn.Module):
     def forward_steps(self, x: Tensor, time_first: bool = False) -> Tensor:
         """Per-step logits ``[T, B, num_classes]``."""
         folded = self.encode(x, time_first)
-        logits = self.classifier(torch.flatten(self.features(folded), 1))
+        with binary_saved_tensors():  # spikes saved for backward are kept as bool (exact)
+            logits = self.classifier(torch.flatten(self.features(folded), 1))
         return logits.unflatten(0, (self.T, -1))
 
     def forward(self, x: Tensor, time_first: bool = False) -> Tensor:

@@ -12,6 +12,8 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from ..kernels.spike_storage import mark_binary
+
 __all__ = ["SpikingNeuron", "conv_bn", "NeuronFactory"]
 
 NeuronFactory = Callable[[int], nn.Module]  # channels -> neuron layer
@@ -29,7 +31,8 @@ class SpikingNeuron(nn.Module):
         self.neuron, self.channels, self.T = neuron, channels, T
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.neuron(x.unflatten(0, (self.T, -1))).flatten(0, 1)
+        # Spikes are 0/1: the layers that save them for backward may store them as bool.
+        return mark_binary(self.neuron(x.unflatten(0, (self.T, -1))).flatten(0, 1))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, T={self.T}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..functional.lif import lif_coefficients, lif_multistep
+from ..functional.lif import lif_coefficients
 from ..functional.surrogate import Surrogate
 from .base import MultiStepNeuron
 
@@ -43,7 +43,7 @@ class AdaptiveLIF(MultiStepNeuron):
         mn_shape: ``"channel"`` (default, one value per channel), ``"scalar"``, or
             ``"full"`` (``[C, H, W]``, needs ``spatial_shape``).
         spatial_shape: ``(H, W)`` of the input, for ``mn_shape="full"``.
-        v_threshold, v_reset, surrogate, detach_reset: as in :class:`LIF`.
+        v_threshold, v_reset, surrogate, detach_reset, backend: as in :class:`LIF`.
         With ``v_reset != 0`` the charge is ``V_reset + M (V - V_reset) + N X``.
     """
 
@@ -58,8 +58,11 @@ class AdaptiveLIF(MultiStepNeuron):
         v_reset: float = 0.0,
         surrogate: "str | Surrogate" = "rectangle",
         detach_reset: bool = False,
+        backend: str = "fused",
     ) -> None:
-        super().__init__(v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
+        super().__init__(
+            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset, backend=backend
+        )
         self.channels = _check_channels(channels)
         if mn_shape not in MN_SHAPES:
             raise ValueError(f"unknown mn_shape {mn_shape!r}; expected one of {MN_SHAPES}")
@@ -96,13 +99,7 @@ class AdaptiveLIF(MultiStepNeuron):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         m, n = self.coefficients(x)
-        spikes, _ = lif_multistep(
-            x, m, n,
-            v_threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            surrogate=self.surrogate,
-            detach_reset=self.detach_reset,
-        )
+        spikes = self._multistep(x, m, n)
         self._record(spikes)
         return spikes
 

@@ -14,9 +14,13 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..functional.lif import lif_multistep
 from ..functional.surrogate import Surrogate, get_surrogate
+from ..kernels.lif_fused import lif_multistep_fused
 
-__all__ = ["MultiStepNeuron"]
+__all__ = ["MultiStepNeuron", "BACKENDS"]
+
+BACKENDS = ("fused", "reference")
 
 
 def _check_finite(name: str, value: float) -> float:
@@ -35,8 +39,12 @@ class MultiStepNeuron(nn.Module):
         v_reset: float = 0.0,
         surrogate: "str | Surrogate" = "rectangle",
         detach_reset: bool = False,
+        backend: str = "fused",
     ) -> None:
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        self.backend = backend
         self.v_threshold = _check_finite("v_threshold", v_threshold)
         if self.v_threshold <= 0:
             raise ValueError(f"v_threshold must be positive, got {v_threshold!r}")
@@ -58,6 +66,15 @@ class MultiStepNeuron(nn.Module):
         if not x.is_floating_point():
             raise TypeError(f"{type(self).__name__} expects a floating-point input, got {x.dtype}")
 
+    def _multistep(self, x: Tensor, m: "Tensor | float", n: "Tensor | float") -> Tensor:
+        """Spikes of the (adaptive) LIF recurrence from rest, by the chosen backend."""
+        kwargs = dict(
+            v_threshold=self.v_threshold, v_reset=self.v_reset, surrogate=self.surrogate, detach_reset=self.detach_reset
+        )
+        if self.backend == "fused":
+            return lif_multistep_fused(x, m, n, **kwargs)
+        return lif_multistep(x, m, n, **kwargs)[0]
+
     def _record(self, spikes: Tensor) -> None:
         self.last_firing_rate = spikes.detach().float().mean()
 
@@ -69,4 +86,6 @@ class MultiStepNeuron(nn.Module):
         parts = [f"v_threshold={self.v_threshold:g}", f"v_reset={self.v_reset:g}", f"surrogate={self.surrogate!r}"]
         if self.detach_reset:
             parts.append("detach_reset=True")
+        if self.backend != "fused":
+            parts.append(f"backend={self.backend!r}")
         return ", ".join(parts)

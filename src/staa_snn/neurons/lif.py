@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor
 
-from ..functional.lif import lif_coefficients, lif_multistep
+from ..functional.lif import lif_coefficients
 from ..functional.surrogate import Surrogate
 from .base import MultiStepNeuron
 
@@ -26,6 +26,8 @@ class LIF(MultiStepNeuron):
         surrogate: ``"rectangle"`` (default, ``a = 1``), ``"sigmoid"``, ``"atan"``,
             ``"triangle"`` or a :class:`~staa_snn.functional.Surrogate`.
         detach_reset: stop the gradient through the reset.
+        backend: ``"fused"`` (default: one autograd node that saves only ``H``) or
+            ``"reference"`` (the functional loop, every op recorded); same numbers.
 
     Shape: ``[T, B, F]`` or ``[T, B, C, H, W]`` in, spikes of the same shape out.
 
@@ -45,8 +47,11 @@ class LIF(MultiStepNeuron):
         v_reset: float = 0.0,
         surrogate: "str | Surrogate" = "rectangle",
         detach_reset: bool = False,
+        backend: str = "fused",
     ) -> None:
-        super().__init__(v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
+        super().__init__(
+            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset, backend=backend
+        )
         if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 1:
             raise ValueError(f"tau must be a finite number >= 1 (the membrane time constant in steps), got {tau!r}")
         self.tau = float(tau)
@@ -54,15 +59,7 @@ class LIF(MultiStepNeuron):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        spikes, _ = lif_multistep(
-            x,
-            self.decay,
-            self.gain,
-            v_threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            surrogate=self.surrogate,
-            detach_reset=self.detach_reset,
-        )
+        spikes = self._multistep(x, self.decay, self.gain)
         self._record(spikes)
         return spikes
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ..functional.staa import staa_lif_multistep
@@ -75,6 +76,7 @@ class STAALIF(AdaptiveLIF):
         v_reset: float = 0.0,
         surrogate: "str | Surrogate" = "rectangle",
         detach_reset: bool = False,
+        backend: str = "fused",
     ) -> None:
         if not isinstance(T, int) or isinstance(T, bool) or T < 1:
             raise ValueError(f"T must be a positive int, got {T!r}")
@@ -91,6 +93,7 @@ class STAALIF(AdaptiveLIF):
             channels, tau=tau, mn_shape=mn_shape,
             spatial_shape=spatial_shape if (mn_shape == "full" or pe_full) else None,
             v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+            backend=backend,
         )
         if pe_full and self.spatial_shape is None:
             raise ValueError("pe_shape='full' needs spatial_shape=(H, W)")
@@ -132,16 +135,23 @@ class STAALIF(AdaptiveLIF):
         drop = None
         if self.training and self.tsrd_p > 0:
             drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
-        spikes, _, gates = staa_lif_multistep(
-            x, self.augment(x), m, n,
-            v_threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            surrogate=self.surrogate,
-            sa_gates=self.sa,
-            membrane_pe=self.pe_membrane.table(x) if self.pe_membrane is not None else None,
-            drop=drop,
-            detach_reset=self.detach_reset,
-        )
+        x_hat = self.augment(x)
+        if self.sa is None and self.pe_membrane is None and self.backend == "fused":
+            # Without SA the update is the adaptive LIF on X^ (on X at TSRD-dropped steps).
+            if drop is not None:
+                x_hat = torch.where(drop.view(drop.shape + (1,) * (x.dim() - 2)), x, x_hat)
+            spikes, gates = self._multistep(x_hat, m, n), None
+        else:
+            spikes, _, gates = staa_lif_multistep(
+                x, x_hat, m, n,
+                v_threshold=self.v_threshold,
+                v_reset=self.v_reset,
+                surrogate=self.surrogate,
+                sa_gates=self.sa,
+                membrane_pe=self.pe_membrane.table(x) if self.pe_membrane is not None else None,
+                drop=drop,
+                detach_reset=self.detach_reset,
+            )
         self._record(spikes)
         self.last_sa_gates = gates
         return spikes

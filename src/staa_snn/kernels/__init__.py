@@ -1,0 +1,7 @@
+"""Fast paths. Each is tested against :mod:`staa_snn.functional`, forward and backward;
+deleting this package would leave the reference path working."""
+
+from .lif_fused import lif_multistep_fused
+from .spike_storage import binary_saved_tensors, mark_binary
+
+__all__ = ["binary_saved_tensors", "lif_multistep_fused", "mark_binary"]

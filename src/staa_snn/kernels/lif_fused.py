@@ -1,0 +1,105 @@
+"""Fused multi-step (adaptive) LIF: the recurrence of ``functional.lif.lif_multistep`` as one
+autograd node with a hand-written backward through time.
+
+The reference implementation lets autograd record every elementwise op of every
+step, saving about four activation-sized tensors per layer. This one saves only
+the membrane potentials ``H [T, ...]`` and rebuilds everything else in backward:
+
+* ``S[t] = 1(H[t] >= V_th)`` and the surrogate ``sigma'(H[t] - V_th)``;
+* ``V[t-1]`` from ``H[t-1]`` (reset where it fired);
+* the input term ``N X[t] = H[t] - V_reset - M (V[t-1] - V_reset)``, for ``dL/dN``.
+
+Backward, from ``dL/dS`` and the carried ``dL/dV[t]``::
+
+    dV/dH   = (1 - S) + (V_reset - H) sigma'       ((1 - S) with detach_reset)
+    dL/dH   = dL/dS sigma' + dL/dV[t] dV/dH
+    dL/dX   = N dL/dH,   dL/dV[t-1] = M dL/dH
+    dL/dM  += (V[t-1] - V_reset) dL/dH,   dL/dN += X dL/dH   (summed to the parameter's shape)
+
+Tested against the reference, forward and backward, in ``tests/test_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..functional.lif import charge
+from ..functional.surrogate import Surrogate
+
+__all__ = ["lif_multistep_fused"]
+
+
+def _sum_to(grad: Tensor, like: Tensor) -> Tensor:
+    """Sum a gradient of one step ``[B, ...]`` down to the shape of a broadcast parameter."""
+    while grad.dim() > like.dim():
+        grad = grad.sum(0)
+    dims = tuple(i for i, s in enumerate(like.shape) if s == 1 and grad.shape[i] != 1)
+    return grad.sum(dims, keepdim=True) if dims else grad
+
+
+def _reset(h: Tensor, v_threshold: float, v_reset: float) -> Tensor:
+    return torch.where(h >= v_threshold, torch.full_like(h, v_reset), h) if v_reset != 0.0 else h * (h < v_threshold)
+
+
+class _FusedLIF(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, m, n, v_threshold, v_reset, surrogate, detach_reset):  # type: ignore[override]
+        H = torch.empty_like(x)
+        v = torch.full_like(x[0], v_reset)
+        for t in range(x.shape[0]):
+            h = charge(v, x[t], m, n, v_reset)
+            H[t] = h
+            v = _reset(h, v_threshold, v_reset)
+        ctx.save_for_backward(H, *(p for p in (m, n) if isinstance(p, Tensor)))
+        ctx.m_is_tensor, ctx.n_is_tensor = isinstance(m, Tensor), isinstance(n, Tensor)
+        ctx.m, ctx.n = (None if ctx.m_is_tensor else m), (None if ctx.n_is_tensor else n)
+        ctx.v_threshold, ctx.v_reset, ctx.surrogate, ctx.detach_reset = v_threshold, v_reset, surrogate, detach_reset
+        return (H >= v_threshold).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_s):  # type: ignore[override]
+        H, *params = ctx.saved_tensors
+        m = params.pop(0) if ctx.m_is_tensor else ctx.m
+        n = params.pop(0) if ctx.n_is_tensor else ctx.n
+        vth, vr, sg = ctx.v_threshold, ctx.v_reset, ctx.surrogate
+        need_x, need_m, need_n = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        grad_x = torch.empty_like(H) if need_x else None
+        grad_m = torch.zeros_like(m) if need_m else None
+        grad_n = torch.zeros_like(n) if need_n else None
+        grad_v = None  # dL/dV[t], carried backwards
+        for t in range(H.shape[0] - 1, -1, -1):
+            h = H[t]
+            surrogate_grad = sg.grad(h - vth)
+            grad_h = grad_s[t] * surrogate_grad
+            if grad_v is not None:
+                not_fired = (h < vth).to(h.dtype)
+                dv_dh = not_fired if ctx.detach_reset else not_fired + (vr - h) * surrogate_grad
+                grad_h = grad_h + grad_v * dv_dh
+            if need_x:
+                grad_x[t] = grad_h * n
+            if need_m or need_n:
+                v_prev = _reset(H[t - 1], vth, vr) if t > 0 else torch.full_like(h, vr)
+                hist = v_prev - vr if vr != 0.0 else v_prev
+                if need_m:
+                    grad_m += _sum_to(grad_h * hist, m)
+                if need_n:
+                    x_term = h - vr - m * hist if vr != 0.0 else h - m * hist  # N X[t]
+                    grad_n += _sum_to(grad_h * x_term, n) / n
+            grad_v = grad_h * m
+        return grad_x, grad_m, grad_n, None, None, None, None
+
+
+def lif_multistep_fused(
+    x_seq: Tensor,
+    m: "Tensor | float",
+    n: "Tensor | float",
+    *,
+    v_threshold: float,
+    v_reset: float,
+    surrogate: Surrogate,
+    detach_reset: bool = False,
+) -> Tensor:
+    """Spikes ``[T, B, ...]`` of the (adaptive) LIF from rest; same numbers as
+    :func:`staa_snn.functional.lif_multistep`, with far less memory saved for backward."""
+    return _FusedLIF.apply(x_seq, m, n, v_threshold, v_reset, surrogate, detach_reset)

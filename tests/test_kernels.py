@@ -1,0 +1,119 @@
+"""Fast paths against the functional reference, forward and backward."""
+
+import gc
+
+import pytest
+import torch
+
+from staa_snn.functional import get_surrogate, lif_multistep
+from staa_snn.kernels import binary_saved_tensors, lif_multistep_fused, mark_binary
+from staa_snn.models import create_model
+from staa_snn.neurons import STAALIF
+
+D64 = dict(dtype=torch.float64)
+
+
+def _params(kind, shape):
+    if kind == "float":
+        return 0.5, 0.5
+    C = shape[2]
+    pshape = {"scalar": (), "channel": (C,) + (1,) * (len(shape) - 3), "full": shape[2:]}[kind]
+    m = torch.empty(pshape, **D64).uniform_(0.2, 0.9).requires_grad_(True)
+    n = torch.empty(pshape, **D64).uniform_(0.3, 1.2).requires_grad_(True)
+    return m, n
+
+
+@pytest.mark.parametrize("shape", [(5, 6, 8), (4, 2, 3, 4, 4)])
+@pytest.mark.parametrize("kind", ["float", "scalar", "channel", "full"])
+@pytest.mark.parametrize("surrogate", ["rectangle", "sigmoid", "atan"])
+@pytest.mark.parametrize("v_reset, detach_reset", [(0.0, False), (0.0, True), (-0.3, False)])
+def test_fused_lif_matches_reference(shape, kind, surrogate, v_reset, detach_reset):
+    x = (torch.randn(shape, **D64) * 1.5 + 0.5).requires_grad_(True)
+    m, n = _params(kind, shape)
+    kw = dict(v_threshold=1.0, v_reset=v_reset, surrogate=get_surrogate(surrogate), detach_reset=detach_reset)
+    ref, _ = lif_multistep(x, m, n, **kw)
+    out = lif_multistep_fused(x, m, n, **kw)
+    assert torch.equal(out, ref)
+    assert 0.02 < ref.mean() < 0.8  # a real spike pattern
+    w = torch.randn(shape, **D64)
+    inputs = [x] + [p for p in (m, n) if isinstance(p, torch.Tensor)]
+    g_ref = torch.autograd.grad((ref * w).sum(), inputs)
+    g_out = torch.autograd.grad((out * w).sum(), inputs)
+    for a, b in zip(g_out, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_fused_lif_saves_one_tensor():
+    x = torch.randn(4, 8, 16, 6, 6, requires_grad=True)
+    m = torch.full((16, 1, 1), 0.5, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        lif_multistep_fused(x, m, 0.5, v_threshold=1.0, v_reset=0.0, surrogate=get_surrogate("rectangle"))
+    assert sorted(saved) == [16, x.numel()]  # H and M; nothing else
+
+
+@pytest.mark.parametrize("tsrd_mode", ["batch", "sample"])
+def test_staa_without_sa_fast_path_matches_reference(tsrd_mode):
+    kw = dict(sa=False, tsrd_p=0.4, tsrd_mode=tsrd_mode)
+    fast, ref = STAALIF(6, T=5, **kw).double(), STAALIF(6, T=5, backend="reference", **kw).double()
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(5, 3, 6, 4, 4, **D64) * 2
+    for train in (False, True):
+        fast.train(train), ref.train(train)
+        torch.manual_seed(7)
+        a = fast(x)
+        torch.manual_seed(7)
+        b = ref(x)
+        assert torch.equal(a, b)
+        ga = torch.autograd.grad(a.sum(), list(fast.parameters()))
+        gb = torch.autograd.grad(b.sum(), list(ref.parameters()))
+        for u, v in zip(ga, gb):
+            torch.testing.assert_close(u, v)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "staa"])
+def test_binary_storage_is_exact(neuron):
+    """A net's output and gradients are bit-identical with and without bool storage of spikes."""
+    model = create_model("vgg13", num_classes=5, T=2, neuron=neuron, **({"tsrd_p": 0.0} if neuron == "staa" else {}))
+    x = torch.randn(2, 3, 32, 32) * 2
+
+    def run(compress: bool):
+        model.zero_grad()
+        if compress:
+            out = model(x)
+        else:  # the same forward, outside the storage context
+            out = model.classifier(torch.flatten(model.features(model.encode(x)), 1)).unflatten(0, (2, -1)).mean(0)
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    out_plain, g_plain = run(False)
+    out_packed, g_packed = run(True)
+    assert torch.equal(out_plain, out_packed)
+    assert all(torch.equal(a, b) for a, b in zip(g_plain, g_packed))
+
+
+def test_binary_storage_packs_marked_tensors_only_while_alive():
+    from staa_snn.kernels.spike_storage import _marks, _pack, _unpack
+
+    assert _pack(torch.ones(3)) is not None and _marks.get() is None
+    with binary_saved_tensors():
+        s = mark_binary((torch.rand(2, 500) > 0.5).float())
+        packed = _pack(s.flatten())  # a view of a marked tensor is packed too
+        assert packed[1].dtype == torch.bool and packed[1].shape == (1000,)
+        assert torch.equal(_unpack(packed), s.flatten())
+        assert _pack(s.flatten())[1] is packed[1]  # saved twice, stored once
+        other = torch.rand(1000)
+        assert _pack(other) is other  # unmarked: untouched
+        ptr = s.untyped_storage().data_ptr()
+        del s, packed
+        gc.collect()
+        assert _marks.get()[ptr].ref() is None  # the mark died with the tensor: a reused address is never packed
+        w = torch.randn(1000, requires_grad=True)
+        spikes = mark_binary((torch.rand(1000) > 0.5).float())
+        y = (spikes * w).sum()
+    y.backward()
+    assert torch.equal(w.grad, spikes)
+    assert _marks.get() is None  # the context cleaned up
