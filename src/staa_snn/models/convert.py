@@ -6,6 +6,7 @@ import warnings
 
 from torch import nn
 
+from ..functional.surrogate import get_surrogate
 from ..neurons import LIF, AdaptiveLIF
 from .layers import SpikingNeuron
 from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron, neuron_options
@@ -43,8 +44,6 @@ def _inherited(old: nn.Module, kind: str) -> dict:
             opts["tau"] = float(old.tau)
         sg = getattr(old, "surrogate_function", None)
         if type(sg).__name__ in _SURROGATE_NAMES and hasattr(sg, "alpha"):
-            from ..functional.surrogate import get_surrogate
-
             opts["surrogate"] = get_surrogate(_SURROGATE_NAMES[type(sg).__name__], float(sg.alpha))
         opts["detach_reset"] = bool(getattr(old, "detach_reset", False))
     else:  # one of ours
