@@ -2,7 +2,8 @@
 
     python benchmarks/model_bench.py [--model resnet20] [--T 4] [--batch 32] [--reps 5]
 
-The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
+Variants: ANN, LIF, STAA (defaults), STAA-keep (``recompute=False``: every
+intermediate of the SA step loop kept for backward). The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
 (the convolution floor: the same number of conv activations as the SNN).
 A training step is forward + cross-entropy + backward + SGD step. Times are
 medians of the variants measured alternately in one process; memory is the
@@ -25,7 +26,7 @@ from _measure import child_peak_rss_growth, interleaved_medians, mib, peak_rss_k
 
 from staa_snn.models import SpikingNeuron, create_model  # noqa: E402
 
-VARIANTS = ("ANN", "LIF", "STAA")
+VARIANTS = ("ANN", "LIF", "STAA", "STAA-keep")
 
 
 def build(variant: str, args):
@@ -38,7 +39,9 @@ def build(variant: str, args):
                 m.neuron = nn.ReLU()
         batch = args.batch * args.T
     else:
-        model = create_model(args.model, num_classes=args.classes, T=args.T, neuron=variant.lower())
+        options = {"recompute": False} if variant == "STAA-keep" else {}
+        neuron = variant.split("-")[0].lower()
+        model = create_model(args.model, num_classes=args.classes, T=args.T, neuron=neuron, **options)
         batch = args.batch
     x = torch.randn(batch, 3, args.size, args.size)
     y = torch.randint(0, args.classes, (batch,))
@@ -89,9 +92,9 @@ def main() -> None:
     print(f"{args.model}, T={args.T}, batch {args.batch} (ANN: {args.batch * args.T}), {args.size}x{args.size}, "
           f"{args.classes} classes; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"median of {args.reps} interleaved training steps")
-    print(f"{'variant':<8} {'step ms':>9} {'x ANN':>6} {'saved MiB':>10} {'x ANN':>6} {'peak RSS MiB':>13} {'x ANN':>6}")
+    print(f"{'variant':<15} {'step ms':>9} {'x ANN':>6} {'saved MiB':>10} {'x ANN':>6} {'peak RSS MiB':>13} {'x ANN':>6}")
     for v in VARIANTS:
-        print(f"{v:<8} {times[v] * 1e3:9.0f} {times[v] / times['ANN']:6.2f} {mib(saved[v]):>10} "
+        print(f"{v:<15} {times[v] * 1e3:9.0f} {times[v] / times['ANN']:6.2f} {mib(saved[v]):>10} "
               f"{saved[v] / saved['ANN']:6.2f} {mib(rss[v]):>13} {rss[v] / rss['ANN']:6.2f}")
 
 

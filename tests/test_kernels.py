@@ -117,3 +117,27 @@ def test_binary_storage_packs_marked_tensors_only_while_alive():
     y.backward()
     assert torch.equal(w.grad, spikes)
     assert _marks.get() is None  # the context cleaned up
+
+
+def test_staa_recompute_matches_and_saves_less():
+    kw = dict(tsrd_p=0.0)
+    plain, recomputed = STAALIF(6, T=4, recompute=False, **kw).double(), STAALIF(6, T=4, **kw).double()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    recomputed.load_state_dict(plain.state_dict())
+    x = (torch.randn(4, 3, 6, 5, 5, **D64) * 2).requires_grad_(True)
+
+    def run(neuron):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+            out = neuron(x)
+        grads = torch.autograd.grad((out * torch.arange(out.numel(), **D64).view_as(out)).sum(), [x, *neuron.parameters()])
+        return out, grads, sum(saved)
+
+    a, ga, saved_plain = run(plain)
+    b, gb, saved_recomputed = run(recomputed)
+    assert torch.equal(a, b)
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v)
+    assert saved_recomputed < saved_plain / 2
