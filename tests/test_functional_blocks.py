@@ -78,7 +78,7 @@ def test_gc_and_sa_gradients_against_finite_differences():
     u = torch.randn(3, 4, 2, 2, generator=g, **d, requires_grad=True)
     w = [torch.randn(s, generator=g, **d, requires_grad=True) for s in [(2, 8), (2,), (8, 2), (8,)]]
     for gate in ("sigmoid", "softmax"):
-        fn = lambda h, u, *w: step_attention(h, u, *step_attention_gates(h, u, *w, sa_lambda=2.0, gate=gate))  # noqa: E731
+        fn = lambda h, u, *w, gate=gate: step_attention(h, u, *step_attention_gates(h, u, *w, sa_lambda=2.0, gate=gate))  # noqa: E731
         assert torch.autograd.gradcheck(fn, (h, u, *w))
 
 

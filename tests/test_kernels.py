@@ -39,7 +39,7 @@ def test_fused_lif_matches_reference(shape, kind, surrogate, v_reset, detach_res
     inputs = [x] + [p for p in (m, n) if isinstance(p, torch.Tensor)]
     g_ref = torch.autograd.grad((ref * w).sum(), inputs)
     g_out = torch.autograd.grad((out * w).sum(), inputs)
-    for a, b in zip(g_out, g_ref):
+    for a, b in zip(g_out, g_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
@@ -70,7 +70,7 @@ def test_staa_without_sa_fast_path_matches_reference(tsrd_mode):
         assert torch.equal(a, b)
         ga = torch.autograd.grad(a.sum(), list(fast.parameters()))
         gb = torch.autograd.grad(b.sum(), list(ref.parameters()))
-        for u, v in zip(ga, gb):
+        for u, v in zip(ga, gb, strict=True):
             torch.testing.assert_close(u, v)
 
 
@@ -92,7 +92,7 @@ def test_binary_storage_is_exact(neuron):
     out_plain, g_plain = run(False)
     out_packed, g_packed = run(True)
     assert torch.equal(out_plain, out_packed)
-    assert all(torch.equal(a, b) for a, b in zip(g_plain, g_packed))
+    assert all(torch.equal(a, b) for a, b in zip(g_plain, g_packed, strict=True))
 
 
 def test_binary_storage_packs_marked_tensors_only_while_alive():
@@ -138,6 +138,6 @@ def test_staa_recompute_matches_and_saves_less():
     a, ga, saved_plain = run(plain)
     b, gb, saved_recomputed = run(recomputed)
     assert torch.equal(a, b)
-    for u, v in zip(ga, gb):
+    for u, v in zip(ga, gb, strict=True):
         torch.testing.assert_close(u, v)
     assert saved_recomputed < saved_plain / 2

@@ -198,7 +198,9 @@ def test_recorded_statistics():
     s = staa.eval()(x)
     assert staa.last_firing_rate.item() == pytest.approx(s.mean().item())
     assert torch.equal(staa.last_sa_gates, torch.ones(4, 2, 2, 8))
-    assert STAALIF(8, T=4, sa=False)(x) is not None
+    no_sa = STAALIF(8, T=4, sa=False)
+    no_sa(x)
+    assert no_sa.last_sa_gates is None and no_sa.last_firing_rate is not None
     staa.reset()
     assert staa.last_firing_rate is None and staa.last_sa_gates is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
 from ..kernels.spike_storage import binary_saved_tensors
 
 __all__ = ["SpikingNet"]
@@ -29,9 +30,9 @@ class SpikingNet(nn.Module):
 
     def __init__(self, T: int, in_channels: int, num_classes: int) -> None:
         super().__init__()
-        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-            raise ValueError(f"T must be a positive int, got {T!r}")
-        self.T, self.in_channels, self.num_classes = T, in_channels, num_classes
+        self.T = check_positive_int("T", T)
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.num_classes = check_positive_int("num_classes", num_classes)
         self.features: nn.Module
         self.classifier: nn.Module
 
@@ -46,16 +47,15 @@ class SpikingNet(nn.Module):
                 )
             return x.unsqueeze(0).expand(self.T, *x.shape).flatten(0, 1)
         if x.dim() == 5:
+            layout, shape = ("[T, B, C, H, W]" if time_first else "[B, T, C, H, W]"), tuple(x.shape)
             if not time_first:
                 x = x.transpose(0, 1)
-            layout = "[T, B, C, H, W]" if time_first else "[B, T, C, H, W]"
             if x.shape[0] != self.T:
                 raise ValueError(
-                    f"model built for T={self.T} steps got an event batch {layout} with "
-                    f"{x.shape[0]} steps (shape {tuple(x.shape) if time_first else tuple(x.transpose(0, 1).shape)})"
+                    f"model built for T={self.T} steps got an event batch {layout} with {x.shape[0]} steps (shape {shape})"
                 )
             if x.shape[2] != self.in_channels:
-                raise ValueError(f"expected {self.in_channels} input channels in {layout}, got shape {tuple(x.shape)}")
+                raise ValueError(f"expected {self.in_channels} input channels in {layout}, got shape {shape}")
             return x.flatten(0, 1)
         raise ValueError(
             f"expected a static batch [B, C, H, W] or an event batch [B, T, C, H, W] "

@@ -37,7 +37,9 @@ def _inherited(old: nn.Module, kind: str) -> dict:
             )
         opts["v_threshold"] = float(old.v_threshold)
         if old.v_reset is None:
-            warnings.warn(f"{type(old).__name__} uses a soft reset; the converted neuron resets hard to 0")
+            warnings.warn(
+                f"{type(old).__name__} uses a soft reset; the converted neuron resets hard to 0", stacklevel=3
+            )
         else:
             opts["v_reset"] = float(old.v_reset)
         if hasattr(old, "tau") and kind == "lif":

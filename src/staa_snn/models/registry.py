@@ -62,12 +62,6 @@ def create_model(
         raise ValueError(f"unknown model {name!r}; expected one of {list_models()}")
     if neuron not in NEURON_KINDS:
         raise ValueError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURON_KINDS)}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    if not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
-    if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-        raise ValueError(f"T must be a positive int, got {T!r}")
     check_neuron_options(neuron, neuron_options)
     factory = partial(_neuron_for, neuron, T, neuron_options)
     return _MODELS[name](factory, T, in_channels, num_classes)

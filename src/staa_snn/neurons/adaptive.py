@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
 from ..functional.lif import lif_coefficients
 from ..functional.surrogate import Surrogate
 from .base import MultiStepNeuron
@@ -12,12 +13,6 @@ from .base import MultiStepNeuron
 __all__ = ["AdaptiveLIF", "MN_SHAPES"]
 
 MN_SHAPES = ("scalar", "channel", "full")
-
-
-def _check_channels(channels: int) -> int:
-    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-        raise ValueError(f"channels must be a positive int, got {channels!r}")
-    return channels
 
 
 def _check_spatial(spatial_shape, needed: bool, what: str) -> tuple[int, ...] | None:
@@ -63,7 +58,7 @@ class AdaptiveLIF(MultiStepNeuron):
         super().__init__(
             v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset, backend=backend
         )
-        self.channels = _check_channels(channels)
+        self.channels = check_positive_int("channels", channels)
         if mn_shape not in MN_SHAPES:
             raise ValueError(f"unknown mn_shape {mn_shape!r}; expected one of {MN_SHAPES}")
         self.mn_shape = mn_shape

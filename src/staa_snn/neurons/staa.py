@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from .._validation import check_positive_int
 from ..functional.staa import staa_lif_multistep
 from ..functional.surrogate import Surrogate
 from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
@@ -86,8 +87,7 @@ class STAALIF(AdaptiveLIF):
         backend: str = "fused",
         recompute: bool = True,
     ) -> None:
-        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-            raise ValueError(f"T must be a positive int, got {T!r}")
+        check_positive_int("T", T)
         if pe == "none":
             pe = None
         if pe is not None and pe not in PE_KINDS:
