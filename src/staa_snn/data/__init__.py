@@ -1,0 +1,19 @@
+"""Datasets, event-to-frame integration and augmentation.
+
+:func:`get_dataset` is the entry point (``list_datasets()`` for the names);
+the AEDAT readers and :func:`events_to_frames` are usable on their own.
+Formats: ``docs/data.md``.
+"""
+
+from .aedat import CorruptFileError, read_aedat2, read_aedat3
+from .dvs import CIFAR10DVS, DVSGesture, read_gesture_labels
+from .events import SPLIT_MODES, events_to_frames, frame_indices
+from .mix import MixupCutmix
+from .registry import DatasetInfo, dataset_info, get_dataset, list_datasets
+from .transforms import NORMALIZATION, Cutout, RandomFlipFrames, RandomRollFrames
+
+__all__ = [
+    "CIFAR10DVS", "CorruptFileError", "Cutout", "DVSGesture", "DatasetInfo", "MixupCutmix", "NORMALIZATION",
+    "RandomFlipFrames", "RandomRollFrames", "SPLIT_MODES", "dataset_info", "events_to_frames", "frame_indices",
+    "get_dataset", "list_datasets", "read_aedat2", "read_aedat3", "read_gesture_labels",
+]

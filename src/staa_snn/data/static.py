@@ -1,0 +1,137 @@
+"""Static-image datasets: scikit-learn's digits, CIFAR-10/100, ImageNet and
+any user folder of class sub-folders. ``x`` is a float ``[C, H, W]`` image
+(the model repeats it over the ``T`` steps)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .aedat import CorruptFileError
+
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+IMAGENET_URL = "https://image-net.org/download.php"
+
+
+class TensorImages(Dataset):
+    """Images held in memory as one tensor ``[N, C, H, W]`` with int labels."""
+
+    def __init__(self, images: torch.Tensor, targets: list[int], transform=None, classes=None):
+        self.images = images
+        self.targets = list(targets)
+        self.transform = transform
+        self.classes = classes
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        x = self.images[index]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.targets[index]
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's ``load_digits()`` (1797 8x8 images, values 0-16) and its
+    fixed split: within each class, in the dataset's order, every fifth image
+    (positions 4, 9, 14, ...) is a test image -- 1442 train, 355 test.
+    Independent of any random state or library version."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images, labels = d.images.astype(np.float32), d.target.astype(np.int64)
+    rank = np.zeros(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    test = rank % 5 == 4
+    return images, labels, ~test, test
+
+
+def digits(split: str, size: int = 8, transform=None) -> TensorImages:
+    """Digits as ``[1, size, size]`` floats in ``[0, 1]`` (value / 16),
+    bilinearly up-sampled when ``size > 8``."""
+    images, labels, train, test = digits_split()
+    keep = train if split == "train" else test
+    x = torch.from_numpy(images[keep] / 16.0).unsqueeze(1)
+    if size != 8:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0, 1)
+    return TensorImages(x.contiguous(), labels[keep].tolist(), transform, classes=[str(i) for i in range(10)])
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({e})") from e
+    # Python 2 pickles: keys are bytes under encoding="bytes", str under "latin1".
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
+def _names(values) -> list[str]:
+    return [v.decode("latin1") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def cifar(name: str, root, split: str, transform=None) -> TensorImages:
+    """CIFAR-10/100 from the python-version pickles, as uint8 ``[3, 32, 32]``
+    tensors (the transform converts and normalises). ``root`` is the
+    ``cifar-10-batches-py`` / ``cifar-100-python`` folder or its parent."""
+    folder, files, label_key, meta_file, names_key = {
+        "cifar10": ("cifar-10-batches-py", {"train": [f"data_batch_{i}" for i in range(1, 6)],
+                                            "test": ["test_batch"]}, "labels", "batches.meta", "label_names"),
+        "cifar100": ("cifar-100-python", {"train": ["train"], "test": ["test"]}, "fine_labels", "meta",
+                     "fine_label_names"),
+    }[name]
+    root = Path(root)
+    base = root if root.name == folder or not (root / folder).is_dir() else root / folder
+    wanted = files[split]
+    missing = [f for f in wanted if not (base / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{name.upper()} not found at {root}: expected the python version ({folder}/ with "
+            f"{', '.join(files['train'] + files['test'])}; {CIFAR_URL}); missing {', '.join(missing)}")
+    data, targets = [], []
+    for f in wanted:
+        d = _unpickle(base / f)
+        if "data" not in d or label_key not in d:
+            raise CorruptFileError(f"{base / f}: expected keys 'data' and '{label_key}', got {sorted(d)}")
+        arr = np.asarray(d["data"], dtype=np.uint8)
+        if arr.ndim != 2 or arr.shape[1] != 3072 or len(arr) != len(d[label_key]):
+            raise CorruptFileError(f"{base / f}: expected data [N, 3072] and N labels, got data "
+                                   f"{list(arr.shape)} and {len(d[label_key])} labels")
+        data.append(arr.reshape(-1, 3, 32, 32))
+        targets += [int(v) for v in d[label_key]]
+    classes = None
+    if (base / meta_file).is_file():
+        classes = _names(_unpickle(base / meta_file).get(names_key, [])) or None
+    return TensorImages(torch.from_numpy(np.concatenate(data)), targets, transform, classes)
+
+
+def image_folder(root, split: str, transform=None, *, what: str = "an image folder"):
+    """``root/<train|val>/<class>/<image>`` through torchvision's ImageFolder.
+    ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``)."""
+    from torchvision.datasets import ImageFolder
+
+    root = Path(root)
+    candidates = ["train"] if split == "train" else ["val", "test"]
+    folder = next((root / c for c in candidates if (root / c).is_dir()), None)
+    if folder is None:
+        hint = f" ({IMAGENET_URL}; sort the validation images into class folders first)" \
+            if what == "ImageNet" else ""
+        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/{'|'.join(candidates)}/"
+                                f"<class>/<image> class folders{hint}")
+    empty = sorted(d.name for d in folder.iterdir() if d.is_dir() and not any(p.is_file() for p in d.iterdir()))
+    if empty:
+        raise FileNotFoundError(f"{what}: class folder(s) with no files in {folder}: {', '.join(empty)}")
+    try:
+        return ImageFolder(os.fspath(folder), transform=transform)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{what} at {folder}: {e}") from e
