@@ -19,3 +19,31 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "staa-snn"
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"staa-snn {__version__}"
+
+
+def test_configs_lists_bundled_rows_without_recipe_bases(capsys):
+    assert main(["configs"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "cifar100_resnet20_t4" in names and "digits" in names and "digits_lif" in names
+    assert not any(n.startswith("_") for n in names)
+
+
+def test_help_names_the_commands(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "eval" in out and "configs" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "section.key=value" in capsys.readouterr().out
+
+
+def test_config_by_path_or_name(tmp_path):
+    from staa_snn.cli import resolve_config
+    from staa_snn.training import ConfigError
+
+    assert resolve_config(None).name == "digits.yaml" and resolve_config("cifar10_vgg13_t2.yaml").is_file()
+    own = tmp_path / "mine.yaml"
+    own.write_text("train:\n  epochs: 1\n")
+    assert resolve_config(str(own)) == own
+    with pytest.raises(ConfigError, match="neither a file nor a bundled config; bundled: cifar100_resnet19_t1"):
+        resolve_config("nope")

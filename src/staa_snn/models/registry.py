@@ -8,7 +8,7 @@ from typing import Callable
 from .base import SpikingNet
 from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron
 from .resnet import resnet18, resnet19, resnet20, resnet34
-from .vgg import vgg13
+from .vgg import vgg13, vgg_small
 
 __all__ = ["create_model", "list_models", "register_model"]
 
@@ -24,6 +24,7 @@ def register_model(name: str, builder: Callable[..., SpikingNet]) -> None:
 
 for _name, _builder in {
     "vgg13": vgg13, "resnet19": resnet19, "resnet20": resnet20, "resnet18": resnet18, "resnet34": resnet34,
+    "vgg_small": vgg_small,
 }.items():
     register_model(_name, _builder)
 
@@ -45,7 +46,8 @@ def create_model(
     """Build a registered spiking net.
 
     Args:
-        name: one of :func:`list_models` (``vgg13``, ``resnet19``, ``resnet20``, ``resnet18``, ``resnet34``).
+        name: one of :func:`list_models` (``vgg13``, ``resnet19``, ``resnet20``, ``resnet18``, ``resnet34``;
+            ``vgg_small``, a four-layer net for tiny inputs such as the bundled digits).
         num_classes: classifier outputs.
         T: number of time steps.
         neuron: ``"lif"``, ``"adaptive"`` or ``"staa"``.

@@ -1,0 +1,79 @@
+"""Checkpoints that never lose work and cannot run code.
+
+A checkpoint is a plain dict of tensors and Python primitives, written with
+``torch.save`` to a temporary file in the run folder, flushed to disk and
+renamed over the old one, so a crash or ``SIGKILL`` at any moment leaves the
+previous complete file. It is read with ``torch.load(weights_only=True)``:
+no pickled object is ever executed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = "staa-snn-checkpoint-1"
+
+
+def rng_state() -> dict:
+    """torch, CUDA, numpy and Python RNG states as tensors and primitives."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    """Write atomically: temporary file, fsync, rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint safely (``weights_only=True``), with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for foreign or damaged files
+        raise ValueError(f"{path}: not a readable staa-snn checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a staa-snn checkpoint (expected format {FORMAT!r})")
+    return ckpt
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Temporary files left by a process killed mid-write (never a complete checkpoint)."""
+    for tmp in Path(folder).glob(".*.pt.tmp-*"):
+        tmp.unlink(missing_ok=True)

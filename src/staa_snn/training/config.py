@@ -1,0 +1,272 @@
+"""Typed run configuration: YAML files plus ``section.key=value`` overrides.
+
+A config has five sections -- ``data``, ``model``, ``optim``, ``train``,
+``output`` -- each a dataclass whose fields are the valid keys. ``model``
+also takes every option of its neuron kind (``tsrd_p``, ``gc_ratio``, ``tau``,
+...), checked against the neuron's signature. A YAML file may start from
+another with ``base: other.yaml`` (resolved relative to it) and change only
+what differs. Everything is checked by :meth:`Config.validate` before any data
+is read: unknown keys and invalid values name the key and what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..data import SPLIT_MODES, dataset_info, list_datasets
+from ..models import NEURON_KINDS, list_models, neuron_options
+
+
+class ConfigError(ValueError):
+    """A config key or value that is not valid; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    root: str | None = None
+    size: int | None = None  # output height = width; None: the dataset's default
+    split_by: str = "number"  # event datasets: frames of equal event counts ("number") or durations ("time")
+    augment: bool = True  # the recipe's training augmentation (test data is never augmented)
+    batch_size: int = 64  # global batch, split across DDP processes
+    test_batch_size: int | None = None  # None: batch_size
+    workers: int = 0  # DataLoader worker processes
+    cache_dir: str | None = None  # event frames cache; None: <root>/frames_cache
+    mixup: float = 0.0  # Mixup alpha (0: off)
+    cutmix: float = 0.0  # CutMix alpha (0: off)
+    mix_prob: float = 1.0  # probability of mixing a batch when mixup or cutmix is on
+    options: dict = field(default_factory=dict)  # dataset-specific, e.g. {holdout: first, skip_bad_files: true}
+
+
+@dataclass
+class ModelConfig:
+    name: str = "vgg_small"
+    neuron: str = "staa"
+    T: int = 4
+    neuron_options: dict = field(default_factory=dict)  # written flat in YAML: model.tsrd_p, model.gc_ratio, ...
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.1  # peak learning rate, for the global batch
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = False
+    betas: tuple = (0.9, 0.999)  # AdamW
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine | constant
+    warmup_epochs: float = 0.0  # linear warm-up from 0, counted in epochs (fractions allowed)
+    min_lr: float = 0.0  # end of the cosine
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max global gradient norm (0: off)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA if present) | cpu | cuda | cuda:N
+    amp: str = "none"  # none | bf16 | fp16 (fp16: CUDA only, with a gradient scaler)
+    sync_bn: bool = False  # DDP: batch statistics over the global batch
+    max_batches: int | None = None  # cap on training batches per epoch (quick checks); None: all
+    progress: bool = True  # progress bars (rank 0)
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "runs"
+    name: str | None = None  # run folder under dir; None: <data>_<model>_<neuron>_t<T>
+    tensorboard: bool = True  # also log to TensorBoard when it is installed
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig,
+            "output": OutputConfig}
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "constant")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def from_dict(cls, tree: dict) -> Config:
+        if not isinstance(tree, dict):
+            raise ConfigError(f"a config is a mapping of sections {sorted(SECTIONS)}, got {type(tree).__name__}")
+        unknown = sorted(set(tree) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown config section(s) {unknown}; valid sections: {sorted(SECTIONS)}")
+        cfg = cls()
+        for section, values in tree.items():
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise ConfigError(f"{section}: expected a mapping of keys, got {values!r}")
+            for key, value in values.items():
+                cfg.set(f"{section}.{key}", value)
+        return cfg
+
+    def to_dict(self) -> dict:
+        out = {}
+        for section in SECTIONS:
+            d = dataclasses.asdict(getattr(self, section))
+            if section == "model":
+                d.update(d.pop("neuron_options"))
+            if section == "optim":
+                d["betas"] = list(d["betas"])
+            out[section] = d
+        return out
+
+    def set(self, dotted: str, value: Any) -> None:
+        """Set ``section.key`` to ``value``, checking the key and its type."""
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS or not key:
+            raise ConfigError(f"{dotted!r}: expected section.key with a section in {sorted(SECTIONS)}")
+        obj = getattr(self, section)
+        fields = {f.name: f for f in dataclasses.fields(obj)}
+        if section == "model" and key not in fields:
+            self.model.neuron_options[key] = value  # checked against the neuron in validate()
+            return
+        if key not in fields or (section == "model" and key == "neuron_options"):
+            valid = sorted(k for k in fields if k != "neuron_options")
+            extra = " (and the neuron's options, e.g. tsrd_p, gc_ratio)" if section == "model" else ""
+            raise ConfigError(f"unknown key {dotted!r}; valid keys in {section}: {valid}{extra}")
+        setattr(obj, key, _coerce(dotted, value, typing.get_type_hints(type(obj))[key]))
+
+    # -- checks ---------------------------------------------------------------
+    def validate(self) -> Config:
+        """Check every value; raise :class:`ConfigError` naming the first bad key."""
+        d, m, o, t = self.data, self.model, self.optim, self.train
+        _one_of("data.name", d.name, list_datasets())
+        _one_of("model.name", m.name, list_models())
+        _one_of("model.neuron", m.neuron, sorted(NEURON_KINDS))
+        _one_of("data.split_by", d.split_by, SPLIT_MODES)
+        _one_of("optim.name", o.name, OPTIMIZERS)
+        _one_of("optim.schedule", o.schedule, SCHEDULES)
+        _one_of("train.amp", t.amp, AMP_MODES)
+        for key, value in (("model.T", m.T), ("data.batch_size", d.batch_size), ("train.epochs", t.epochs)):
+            if value < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}")
+        for key, value in (("data.test_batch_size", d.test_batch_size), ("train.max_batches", t.max_batches),
+                           ("data.size", d.size)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be >= 1 (or null), got {value}")
+        for key, value in (("optim.lr", o.lr), ("optim.weight_decay", o.weight_decay), ("optim.min_lr", o.min_lr),
+                           ("optim.warmup_epochs", o.warmup_epochs), ("optim.grad_clip", o.grad_clip),
+                           ("data.mixup", d.mixup), ("data.cutmix", d.cutmix), ("data.workers", d.workers)):
+            if value < 0:
+                raise ConfigError(f"{key} must be >= 0, got {value}")
+        if o.lr == 0:
+            raise ConfigError("optim.lr must be > 0, got 0")
+        if not 0 <= o.label_smoothing < 1:
+            raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {o.label_smoothing}")
+        if not 0 <= o.momentum < 1 or len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
+            raise ConfigError(f"optim.momentum and optim.betas must lie in [0, 1), got {o.momentum}, {o.betas}")
+        if not 0 <= d.mix_prob <= 1:
+            raise ConfigError(f"data.mix_prob must be in [0, 1], got {d.mix_prob}")
+        if t.device != "auto" and t.device != "cpu" and not t.device.startswith("cuda"):
+            raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
+        info = dataset_info(d.name)
+        if info.needs_root and not d.root:
+            raise ConfigError(f"data.root is required for data.name={d.name!r}: the folder holding {info.layout}")
+        valid = neuron_options(m.neuron)
+        unknown = sorted(set(m.neuron_options) - set(valid))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {['model.' + k for k in unknown]} for model.neuron={m.neuron!r}; "
+                              f"valid keys in model: {['name', 'neuron', 'T']} and the neuron's options "
+                              f"{sorted(valid)}")
+        tsrd = m.neuron_options.get("tsrd_p")
+        if tsrd is not None and not (isinstance(tsrd, (int, float)) and 0 <= tsrd < 1):
+            raise ConfigError(f"model.tsrd_p must be in [0, 1), got {tsrd!r}")
+        return self
+
+    @property
+    def run_name(self) -> str:
+        return self.output.name or f"{self.data.name}_{self.model.name}_{self.model.neuron}_t{self.model.T}"
+
+
+def _one_of(key: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}: unknown value {value!r}; valid values: {', '.join(map(str, valid))}")
+
+
+def _coerce(key: str, value: Any, hint) -> Any:
+    """Check ``value`` against a field's annotation (``int``, ``float | None``, ...)."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{key} cannot be null")
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+        if kind is dict and isinstance(value, dict):
+            return dict(value)
+        if kind is tuple and isinstance(value, (list, tuple)):
+            return tuple(value)
+    names = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
+    raise ConfigError(f"{key}: expected {names}, got {value!r}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optim.lr=0.05"`` -> ``("optim.lr", 0.05)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or "." not in key:
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. optim.lr=0.05")
+    try:
+        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({e})") from None
+
+
+def _read_yaml(path: Path, seen: tuple = ()) -> dict:
+    if path in seen:
+        raise ConfigError(f"{path}: 'base:' chain loops back to itself")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
+    base = tree.pop("base", None)
+    if base is None:
+        return tree
+    parent = _read_yaml((path.parent / base).resolve(), (*seen, path))
+    return _merge(parent, tree)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Defaults, then the YAML file (with its ``base:`` chain), then the overrides; validated."""
+    tree = _read_yaml(Path(path).resolve()) if path is not None else {}
+    cfg = Config.from_dict(tree)
+    for text in overrides:
+        cfg.set(*parse_override(text))
+    return cfg.validate()

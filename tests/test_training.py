@@ -1,0 +1,247 @@
+"""Training engine: configs, schedule, resume, checkpoints, NaN, seeds, eval, CLI."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from staa_snn import cli
+from staa_snn.training import (Config, ConfigError, TrainingDiverged, evaluate_checkpoint, load_checkpoint,
+                               load_config, lr_factor, train)
+from staa_snn.training import engine
+from staa_snn.training.distributed import GlobalBatchNorm, GlobalBatchSampler
+
+DIGITS = cli.resolve_config("digits")
+TIMING = {"train_samples_per_s", "epoch_time_s"}
+
+
+def tiny(tmp_path, *overrides, name="run"):
+    """The bundled digits config on a tiny budget: 8x8, T = 2, 3 batches per epoch."""
+    return load_config(DIGITS, ["data.size=8", "model.T=2", "data.batch_size=32", "train.epochs=2",
+                                "train.max_batches=3", "train.progress=false", "output.tensorboard=false",
+                                f"output.dir={tmp_path}", f"output.name={name}", *overrides])
+
+
+def strip(history):
+    return [{k: v for k, v in h.items() if k not in TIMING} for h in history]
+
+
+# --- config ------------------------------------------------------------------
+
+def test_bundled_default_config():
+    cfg = load_config(DIGITS)
+    assert (cfg.data.name, cfg.model.name, cfg.model.neuron, cfg.model.T) == ("digits", "vgg_small", "staa", 4)
+    assert cfg.run_name == "digits_vgg_small_staa_t4"
+    assert Config.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()  # round trip
+
+
+def test_overrides_are_typed_and_reach_the_neuron():
+    cfg = load_config(DIGITS, ["optim.lr=0.05", "model.tsrd_p=0", "model.gc_ratio=8", "train.max_batches=null",
+                               "optim.betas=[0.8, 0.9]", "data.options={holdout: first}"])
+    assert cfg.optim.lr == 0.05 and cfg.train.max_batches is None and cfg.optim.betas == (0.8, 0.9)
+    assert cfg.model.neuron_options == {"tsrd_p": 0, "gc_ratio": 8} and cfg.data.options == {"holdout": "first"}
+    net = engine.build_model(cfg)
+    neuron = net.features[2].neuron
+    assert neuron.tsrd_p == 0 and neuron.gc.down.out_features == 32 // 8  # the GC bottleneck of 32 channels
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.T=0", r"model.T must be >= 1, got 0"),
+    ("model.tsrd_p=1", r"model.tsrd_p must be in \[0, 1\), got 1"),
+    ("optim.lr=-0.1", r"optim.lr must be >= 0, got -0.1"),
+    ("model.name=resnet50", r"model.name: unknown value 'resnet50'; valid values: resnet18, .*vgg_small"),
+    ("data.name=mnist", r"data.name: unknown value 'mnist'; valid values: cifar10, .*imagenet"),
+    ("model.neuron=izhikevich", r"model.neuron: unknown value 'izhikevich'; valid values: adaptive, lif, staa"),
+    ("optim.lrr=0.1", r"unknown key 'optim.lrr'; valid keys in optim: \['betas', .*'lr'"),
+    ("model.gc_ration=8", r"unknown key\(s\) \['model.gc_ration'\] for model.neuron='staa'; .*'gc_ratio'"),
+    ("train.epochs=two", r"train.epochs: expected int, got 'two'"),
+    ("optim.name=adam", r"optim.name: unknown value 'adam'; valid values: sgd, adamw"),
+    ("trian.epochs=1", r"expected section.key with a section in \['data', 'model'"),
+    ("data.name=cifar10", r"data.root is required for data.name='cifar10'"),
+])
+def test_bad_config_names_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(DIGITS, [override])
+
+
+def test_lif_options_are_checked_against_lif(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['model.tsrd_p'\] for model.neuron='lif'"):
+        load_config(DIGITS, ["model.neuron=lif", "model.tsrd_p=0.2"])
+
+
+def test_bad_neuron_value_fails_before_any_data_is_read(tmp_path, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the config was checked")
+
+    monkeypatch.setattr(engine, "get_dataset", no_data)
+    with pytest.raises(ConfigError, match="model: .*gc_ratio"):
+        train(tiny(tmp_path, "model.gc_ratio=0"))
+
+
+def test_yaml_base_chain(tmp_path):
+    (tmp_path / "a.yaml").write_text(f"base: {DIGITS}\noptim:\n  lr: 0.3\nmodel:\n  T: 3\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nmodel:\n  neuron: lif\n")
+    cfg = load_config(tmp_path / "b.yaml")
+    assert (cfg.optim.lr, cfg.model.T, cfg.model.neuron, cfg.model.name) == (0.3, 3, "lif", "vgg_small")
+    (tmp_path / "c.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("model:\n  name: [unclosed\n")
+    with pytest.raises(ConfigError, match="d.yaml: not valid YAML"):
+        load_config(tmp_path / "d.yaml")
+
+
+# --- schedule and sampler ------------------------------------------------------
+
+def test_lr_factor_warmup_and_cosine_by_hand():
+    f = [lr_factor(s, total=10, warmup=2, schedule="cosine", floor=0.1) for s in range(11)]
+    assert f[0] == pytest.approx(0.5) and f[1] == pytest.approx(1.0)
+    assert f[2] == pytest.approx(1.0)  # start of the cosine
+    assert f[6] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert f[10] == pytest.approx(0.1)
+    assert lr_factor(7, total=10, warmup=0, schedule="constant", floor=0.0) == 1.0
+
+
+def test_global_batch_sampler_splits_each_global_batch():
+    single = list(GlobalBatchSampler(23, 6, seed=3))
+    ranks = [list(GlobalBatchSampler(23, 6, rank=r, world_size=2, seed=3)) for r in range(2)]
+    assert len(single) == 18 and all(len(r) == 9 for r in ranks)  # the incomplete last batch is dropped
+    for b in range(3):
+        assert single[6 * b:6 * b + 6] == ranks[0][3 * b:3 * b + 3] + ranks[1][3 * b:3 * b + 3]
+    s = GlobalBatchSampler(23, 6, seed=3)
+    s.set_epoch(1)
+    assert list(s) != single  # a new permutation each epoch
+    ev = [list(GlobalBatchSampler(7, 2, rank=r, world_size=2, shuffle=False, drop_last=False)) for r in range(2)]
+    assert sorted(ev[0] + ev[1]) == list(range(7))
+    with pytest.raises(ValueError, match="divisible by the number of processes"):
+        GlobalBatchSampler(10, 5, world_size=2)
+
+
+def test_global_batchnorm_is_batchnorm_outside_a_process_group():
+    bn, ref = GlobalBatchNorm(4), torch.nn.BatchNorm2d(4)
+    x = torch.randn(6, 4, 3, 3)
+    torch.testing.assert_close(bn(x), ref(x))
+    torch.testing.assert_close(bn.running_var, ref.running_var)
+
+
+# --- training runs -------------------------------------------------------------
+
+def test_resume_is_exact(tmp_path):
+    straight = train(tiny(tmp_path, name="straight"))
+    first = train(tiny(tmp_path, name="split"), stop_after=1)
+    assert [h["epoch"] for h in first.history] == [1]
+    path = first.run_dir / "last.pt"
+    resumed = train(tiny(tmp_path, name="split"), resume=path)
+    assert strip(resumed.history) == strip(straight.history)
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    lines = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert strip(lines) == strip(straight.history)
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    a = train(tiny(tmp_path, "train.epochs=1", name="a"))
+    b = train(tiny(tmp_path, "train.epochs=1", name="b"))
+    c = train(tiny(tmp_path, "train.epochs=1", "train.seed=1", name="c"))
+    assert strip(a.history) == strip(b.history)
+    assert a.history[0]["train_loss"] != c.history[0]["train_loss"]
+
+
+def test_run_folder_contents_and_safe_checkpoint(tmp_path):
+    result = train(tiny(tmp_path))
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "last.pt", "meta.json",
+                                                     "metrics.jsonl"]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["staa_snn"] and "git_commit" in meta
+    assert load_config(run / "config.yaml").to_dict() == tiny(tmp_path).to_dict()
+    raw = torch.load(run / "last.pt", weights_only=True)  # a checkpoint holds no code
+    assert raw["epoch"] == 2 and raw["step"] == 6 and set(raw["rng"][0]) >= {"torch", "numpy", "python"}
+    assert {"model", "optimizer", "scheduler", "scaler", "config", "history"} <= set(raw)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(tiny(tmp_path))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable staa-snn checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    assert result.best["test_acc"] == max(h["test_acc"] for h in result.history)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = engine.soft_cross_entropy
+
+    def poisoned(logits, target):
+        calls["n"] += 1
+        loss = real(logits, target)
+        return loss * float("nan") if calls["n"] == 5 else loss  # step 2 of epoch 2
+
+    monkeypatch.setattr(engine, "soft_cross_entropy", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 5; the last good checkpoint"):
+        train(tiny(tmp_path))
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_bf16_mixup_adamw_and_eval_checkpoint(tmp_path):
+    result = train(tiny(tmp_path, "train.amp=bf16", "data.mixup=0.4", "data.cutmix=1.0", "optim.name=adamw",
+                        "optim.lr=0.003", "optim.grad_clip=1.0", "train.epochs=1"))
+    assert math.isfinite(result.final["train_loss"])
+    ev = evaluate_checkpoint(tmp_path / "run" / "last.pt", progress=False)
+    assert len(ev["acc_per_step"]) == 2 and ev["acc"] == ev["acc_per_step"][-1] and ev["samples"] == 355
+    assert ev["acc"] == pytest.approx(result.final["test_acc"]) and ev["loss"] == pytest.approx(result.final["test_loss"])
+
+
+def test_digits_end_to_end_learns(tmp_path):
+    """The one end-to-end run on the bundled data, at a tiny budget."""
+    result = train(load_config(DIGITS, ["data.size=8", "model.T=2", "train.epochs=3", "train.progress=false",
+                                        "output.tensorboard=false",
+                                        f"output.dir={tmp_path}"]))
+    assert result.final["test_acc"] > 0.85
+    assert result.history[0]["test_acc"] < result.final["test_acc"]
+
+
+# --- command line --------------------------------------------------------------
+
+def test_cli_train_and_eval(tmp_path, capsys):
+    args = ["train", "data.size=8", "model.T=2", "train.epochs=1", "train.max_batches=2", "train.progress=false",
+            "output.tensorboard=false", f"output.dir={tmp_path}", "output.name=cli"]
+    assert cli.main(args) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert cli.main(["eval", "--checkpoint", str(tmp_path / "cli" / "best.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "read out after t steps" in out and "accuracy" in out
+    saved = json.loads((tmp_path / "cli" / "best.eval.json").read_text())
+    assert len(saved["acc_per_step"]) == 2
+    # resume auto with a longer budget continues from epoch 1
+    assert cli.main([*args[:3], "train.epochs=2", *args[4:], "--resume", "auto"]) == 0
+    assert load_checkpoint(tmp_path / "cli" / "last.pt")["epoch"] == 2
+    assert cli.main(["train", "model.T=0"]) == 2
+    assert "model.T must be >= 1" in capsys.readouterr().err
+
+
+def test_sigkill_mid_epoch_leaves_a_loadable_checkpoint(tmp_path):
+    cmd = [sys.executable, "-m", "staa_snn.cli", "train", "data.size=8", "model.T=2", "train.epochs=50",
+           "train.progress=false", "output.tensorboard=false", f"output.dir={tmp_path}", "output.name=killed"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if metrics.exists() and metrics.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # inside epoch 2 (checkpoint writes are atomic whenever the kill lands)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    ckpt = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert ckpt["epoch"] >= 1
+    model = engine.build_model(Config.from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt["model"])
