@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="STAA-SNN: spiking neural networks with a spatial-temporal attention aggregator.",
     )
     parser.add_argument("--version", action="version", version=f"staa-snn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,configs}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,profile,ablate,visualize,configs}")
 
     tr = sub.add_parser("train", help="train a model (default: the bundled digits config)",
                         description="Train an SNN from a config. With no arguments: a small STAA-SNN on "
@@ -71,7 +71,54 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", metavar="PATH", help="where to write the JSON (default: <checkpoint>.eval.json)")
 
     sub.add_parser("configs", help="list the bundled configs (one per result row of the paper)")
+
+    pr = sub.add_parser("profile", help="parameters, dense MACs, #AC / #MAC, energy and firing rates",
+                        description="Count the operations of one forward pass per sample, summed over the T steps: "
+                                    "dense MACs, #AC (conv/linear on spike inputs, weighted by their firing rate), "
+                                    "#MAC (on real-valued inputs), energy = e_ac x #AC + e_mac x #MAC, and the "
+                                    "firing rate of every neuron layer. Input: test batches of the config's "
+                                    "dataset, or --random.")
+    _model_source(pr)
+    pr.add_argument("--batches", type=int, default=1, help="number of test batches to average over (default 1)")
+    pr.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
+    pr.add_argument("--random", action="store_true",
+                    help="a random input of the dataset's shape instead of data (counts are exact, firing rates "
+                         "are those of noise); no data.root needed")
+    pr.add_argument("--e-ac", type=float, default=0.9, help="energy per accumulate, pJ (default 0.9, 45 nm)")
+    pr.add_argument("--e-mac", type=float, default=4.6, help="energy per multiply-accumulate, pJ (default 4.6)")
+    pr.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-': JSON to stdout, no table)")
+    pr.add_argument("--no-layers", action="store_true", help="omit the per-layer rows of the table")
+
+    ab = sub.add_parser("ablate", help="the paper's ablations as resumable training sweeps",
+                        description="Train every row of an ablation grid once per seed (runs already finished are "
+                                    "read back, interrupted ones resume), then write results.md (mean +- std over "
+                                    "seeds, difference to the baseline row), results.json and a plot. Grids: "
+                                    "table4 (GC / PE / SA / TSRD, Table 4), tsrd_p, gc_ratio, pe_position, pe_kind.")
+    ab.add_argument("--config", "-c", help=f"YAML file or bundled config name (default: {DEFAULT_CONFIG})")
+    ab.add_argument("--grid", required=True, choices=["table4", "tsrd_p", "gc_ratio", "pe_position", "pe_kind"])
+    ab.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
+    ab.add_argument("--epochs", type=int, required=True, help="epochs per run")
+    ab.add_argument("--out", default="runs/ablate", help="output folder (default runs/ablate; <out>/<grid>/...)")
+    ab.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides for every run")
+
+    vi = sub.add_parser("visualize", help="Grad-CAM, firing rates, SA gates, learned PE and M, N as PNG",
+                        description="Figures for one or more checkpoints on the same test inputs: Grad-CAM of a "
+                                    "neuron layer's spike maps averaged over the time steps (side by side), firing "
+                                    "rate per layer, SA gates per step and layer, learned PE and M, N per layer. "
+                                    'Grad-CAM needs pip install "staa-snn[viz]".')
+    vi.add_argument("--checkpoint", action="append", required=True,
+                    help="a checkpoint written by staa-snn train; repeat to compare (e.g. LIF vs STAA)")
+    vi.add_argument("--layer", help="neuron slot for Grad-CAM, e.g. features.12 (default: the last spatial one)")
+    vi.add_argument("--samples", type=int, default=6, help="test samples to show (default 6)")
+    vi.add_argument("--data-root", help="dataset folder, if not the one the checkpoints were trained on")
+    vi.add_argument("--out", default="figures", help="output folder (default figures/)")
     return parser
+
+
+def _model_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML file or bundled config name (a freshly initialised model)")
+    p.add_argument("--checkpoint", help="a checkpoint written by staa-snn train (the trained model and its config)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides (e.g. data.root=...)")
 
 
 def _train(args) -> int:
@@ -119,10 +166,78 @@ def _eval(args) -> int:
                                  batch_size=args.batch_size)
     print(format_eval(result))
     out = Path(args.json) if args.json else Path(args.checkpoint).with_suffix(".eval.json")
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(out)
+    _write_json(str(out), result)
     print(f"JSON: {out}")
+    return 0
+
+
+def _write_json(path: str, payload: dict) -> None:
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(out)
+
+
+def _profile(args) -> int:
+    from .analysis import profile_model
+    from .analysis.loading import dataset_batches, model_from, random_batch
+    from .training import ConfigError
+
+    if args.config is not None and args.checkpoint is not None:
+        raise ConfigError("give --config or --checkpoint, not both")
+    config = resolve_config(args.config) if args.checkpoint is None else None
+    cfg, model, _ = model_from(config, args.overrides, args.checkpoint, require_root=not args.random)
+    if args.batches < 1 or args.batch_size < 1:
+        raise ConfigError(f"--batches and --batch-size must be >= 1, got {args.batches}, {args.batch_size}")
+    inputs = [random_batch(cfg, args.batch_size)] if args.random else \
+        dataset_batches(cfg, args.batches, args.batch_size)[0]
+    report = profile_model(model, inputs, e_ac_pj=args.e_ac, e_mac_pj=args.e_mac)
+    payload = {"config": cfg.to_dict(), "checkpoint": args.checkpoint, "input": "random" if args.random else
+               f"{report.samples} test samples", **report.to_dict()}
+    if args.json == "-":
+        print(json.dumps(payload, indent=1))
+        return 0
+    source = args.checkpoint or f"{cfg.model.name}, neuron={cfg.model.neuron}, T={cfg.model.T} (untrained)"
+    print(f"{source} on {payload['input']} of {cfg.data.name}")
+    print(report.table(layers=not args.no_layers))
+    if args.json:
+        _write_json(args.json, payload)
+        print(f"JSON: {args.json}")
+    return 0
+
+
+def _ablate(args, argv: list[str]) -> int:
+    from .analysis.ablate import command_line, run_grid, to_markdown
+    from .training import load_config
+
+    base = load_config(resolve_config(args.config), args.overrides)
+    summary = run_grid(base, args.grid, seeds=args.seeds, epochs=args.epochs, out=args.out,
+                       command=command_line(argv))
+    print(to_markdown(summary))
+    print(f"written: {Path(args.out) / args.grid}/results.md, results.json, {args.grid}.png")
+    return 0
+
+
+def _visualize(args) -> int:
+    from .analysis.loading import dataset_batches, model_from
+    from .analysis.visualize import visualize
+    from .training import ConfigError
+
+    overrides = [f"data.root={args.data_root}"] if args.data_root else []
+    models, cfgs = {}, []
+    for path in args.checkpoint:
+        cfg, model, _ = model_from(None, overrides, path)
+        name = f"{cfg.model.neuron}: {Path(path).parent.name}/{Path(path).name}"
+        models[name] = model
+        cfgs.append(cfg)
+    if len({(c.data.name, c.model.T) for c in cfgs}) > 1:
+        raise ConfigError("the checkpoints must share the dataset and T to be compared on the same inputs, got "
+                               + ", ".join(f"{c.data.name} T={c.model.T}" for c in cfgs))
+    if args.samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {args.samples}")
+    xs, ys = dataset_batches(cfgs[0], 1, args.samples)
+    files = visualize(models, xs[0], ys[0], args.out, layer=args.layer)
+    print("\n".join(str(f) for f in files))
     return 0
 
 
@@ -138,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     from .data import CorruptFileError
     from .training import ConfigError, TrainingDiverged
 
+    handlers = {"train": _train, "eval": _eval, "profile": _profile,
+                "ablate": lambda a: _ablate(a, sys.argv[1:] if argv is None else list(argv)),
+                "visualize": _visualize}
     try:
-        return _train(args) if args.command == "train" else _eval(args)
+        return handlers[args.command](args)
     except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError) as e:
         print(f"staa-snn {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -147,8 +147,9 @@ class Config:
         setattr(obj, key, _coerce(dotted, value, typing.get_type_hints(type(obj))[key]))
 
     # -- checks ---------------------------------------------------------------
-    def validate(self) -> Config:
-        """Check every value; raise :class:`ConfigError` naming the first bad key."""
+    def validate(self, *, require_root: bool = True) -> Config:
+        """Check every value; raise :class:`ConfigError` naming the first bad key.
+        ``require_root=False``: a missing ``data.root`` is fine (nothing will be read)."""
         d, m, o, t = self.data, self.model, self.optim, self.train
         _one_of("data.name", d.name, list_datasets())
         _one_of("model.name", m.name, list_models())
@@ -180,7 +181,7 @@ class Config:
         if t.device != "auto" and t.device != "cpu" and not t.device.startswith("cuda"):
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
         info = dataset_info(d.name)
-        if info.needs_root and not d.root:
+        if require_root and info.needs_root and not d.root:
             raise ConfigError(f"data.root is required for data.name={d.name!r}: the folder holding {info.layout}")
         valid = neuron_options(m.neuron)
         unknown = sorted(set(m.neuron_options) - set(valid))
@@ -263,10 +264,10 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] = (), *, require_root: bool = True) -> Config:
     """Defaults, then the YAML file (with its ``base:`` chain), then the overrides; validated."""
     tree = _read_yaml(Path(path).resolve()) if path is not None else {}
     cfg = Config.from_dict(tree)
     for text in overrides:
         cfg.set(*parse_override(text))
-    return cfg.validate()
+    return cfg.validate(require_root=require_root)

@@ -1,0 +1,164 @@
+"""The paper's ablations (Sec. 4.3) as resumable sweeps of training runs.
+
+Each grid is a list of rows, each row a set of config overrides; every row is
+trained once per seed with :func:`staa_snn.training.train`, in its own run
+folder. A run that finished is read back, not repeated; one that was
+interrupted resumes from its ``last.pt``. The summary (mean +- sample std over
+seeds of the final-epoch test accuracy, and the difference to the grid's
+baseline row) is written as markdown and JSON, with a plot.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..training import Config, load_checkpoint, parse_override, train
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    overrides: tuple[str, ...]
+    value: float | str | None = None  # x position of the sweep plot
+
+
+OFF = ("model.neuron=staa", "model.gc=false", "model.pe=none", "model.sa=false", "model.tsrd_p=0")
+
+GRIDS: dict[str, tuple[str, list[Row]]] = {
+    # Table 4: the baseline is STAA-LIF with every block off (= the adaptive LIF).
+    "table4": ("baseline", [
+        Row("baseline", OFF),
+        Row("+GC", (*OFF, "model.gc=true")),
+        Row("+GC+PE", (*OFF, "model.gc=true", "model.pe=learnable")),
+        Row("+GC+PE+TSRD", (*OFF, "model.gc=true", "model.pe=learnable", "model.tsrd_p=0.1")),
+        Row("+GC+PE+SA", (*OFF, "model.gc=true", "model.pe=learnable", "model.sa=true")),
+        Row("+GC+PE+SA+TSRD", ("model.neuron=staa", "model.gc=true", "model.pe=learnable", "model.sa=true",
+                               "model.tsrd_p=0.1")),
+    ]),
+    # TSRD p (p = 1 would drop every step; the config accepts [0, 1)).
+    "tsrd_p": ("p=0.1", [Row(f"p={p:g}", ("model.neuron=staa", f"model.tsrd_p={p}"), p)
+                         for p in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)]),
+    "gc_ratio": ("r=4", [Row(f"r={r}", ("model.neuron=staa", f"model.gc_ratio={r}"), r) for r in (2, 4, 8, 16)]),
+    "pe_position": ("input", [Row(p, ("model.neuron=staa", f"model.pe_position={p}"), p)
+                              for p in ("input", "post_gc", "membrane", "both")]),
+    "pe_kind": ("learnable", [Row(k, ("model.neuron=staa", f"model.pe={k}"), k) for k in ("learnable", "fixed")]),
+}
+
+
+def grid_rows(grid: str) -> tuple[str, list[Row]]:
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; valid grids: {', '.join(GRIDS)}")
+    return GRIDS[grid]
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace("+", "plus_")).strip("_")
+
+
+def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path,
+             command: str | None = None, progress: bool = True) -> dict:
+    """Train every row x seed (skipping finished runs), then summarise."""
+    if seeds < 1 or epochs < 1:
+        raise ValueError(f"seeds and epochs must be >= 1, got {seeds}, {epochs}")
+    baseline, rows = grid_rows(grid)
+    folder = Path(out) / grid
+    configs = []
+    for row in rows:  # every config is checked before the first run starts
+        for seed in range(seeds):
+            cfg = Config.from_dict(base.to_dict())
+            for text in (*row.overrides, f"train.seed={seed}", f"train.epochs={epochs}",
+                         f"output.dir={folder}", f"output.name={_slug(row.label)}_seed{seed}",
+                         f"train.progress={str(progress).lower()}"):
+                cfg.set(*parse_override(text))
+            configs.append((row, seed, cfg.validate()))
+    results: dict[str, list[float]] = {row.label: [] for row in rows}
+    for i, (row, seed, cfg) in enumerate(configs, 1):
+        run = folder / cfg.run_name
+        last = run / "last.pt"
+        done = last.exists() and load_checkpoint(last)["epoch"] >= epochs
+        if progress:
+            state = "done, reading" if done else ("resuming" if last.exists() else "training")
+            print(f"[{i}/{len(configs)}] {grid}: {row.label}, seed {seed} ({state})", file=sys.stderr)
+        if done:
+            history = load_checkpoint(last)["history"]
+        else:
+            history = train(cfg, resume=last if last.exists() else None).history
+        results[row.label].append(history[-1]["test_acc"])
+    summary = summarise(grid, rows, baseline, results, base, seeds=seeds, epochs=epochs, command=command)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(folder / "results.json", json.dumps(summary, indent=1) + "\n")
+    _write(folder / "results.md", to_markdown(summary))
+    plot(summary, folder / f"{grid}.png")
+    return summary
+
+
+def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, command) -> dict:
+    base_mean = statistics.fmean(results[baseline])
+    table = []
+    for row in rows:
+        accs = results[row.label]
+        mean = statistics.fmean(accs)
+        table.append({"row": row.label, "overrides": list(row.overrides), "value": row.value, "accs": accs,
+                      "mean": mean, "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                      "delta": mean - base_mean})
+    return {"grid": grid, "baseline": baseline, "seeds": seeds, "epochs": epochs, "command": command,
+            "dataset": base.data.name, "model": base.model.name, "T": base.model.T, "rows": table,
+            "metric": "test accuracy after the last epoch"}
+
+
+def to_markdown(s: dict) -> str:
+    lines = [f"# Ablation `{s['grid']}`: {s['dataset']}, {s['model']}, T = {s['T']}", "",
+             f"{s['metric'].capitalize()}, mean ± sample std over {s['seeds']} seed(s), {s['epochs']} epochs; "
+             f"difference to the baseline row `{s['baseline']}`.", ""]
+    if s.get("command"):
+        lines += ["Command:", "", "```bash", s["command"], "```", ""]
+    lines += ["| row | accuracy (%) | Δ vs baseline (pp) | per seed (%) |", "|---|---|---|---|"]
+    for r in s["rows"]:
+        per = ", ".join(f"{a * 100:.2f}" for a in r["accs"])
+        delta = "—" if r["row"] == s["baseline"] else f"{r['delta'] * 100:+.2f}"
+        lines.append(f"| {r['row']} | {r['mean'] * 100:.2f} ± {r['std'] * 100:.2f} | {delta} | {per} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(s: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = s["rows"]
+    means = [r["mean"] * 100 for r in rows]
+    stds = [r["std"] * 100 for r in rows]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows)), 3.2))
+    numeric = all(isinstance(r["value"], (int, float)) for r in rows)
+    if numeric:
+        xs = [r["value"] for r in rows]
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3)
+        ax.set_xlabel(s["grid"])
+    else:
+        ax.bar(range(len(rows)), means, yerr=stds, capsize=3, color="#4c72b0")
+        ax.set_xticks(range(len(rows)), [r["row"] for r in rows], rotation=20, ha="right")
+        low = min(m - d for m, d in zip(means, stds, strict=True))
+        ax.set_ylim(max(0.0, low - 2), min(100.0, max(m + d for m, d in zip(means, stds, strict=True)) + 1))
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']} ({s['seeds']} seeds)")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def command_line(argv: list[str]) -> str:
+    return "staa-snn " + " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,252 @@
+"""Operation counts, firing rates and energy of a spiking net (paper, Sec. 4.5).
+
+Counted by intercepting every aten operation of one forward pass
+(``TorchDispatchMode``), not from a table of layer sizes, so the counts follow
+the nets as they change. Each multiply-accumulate operation (convolution,
+``mm``/``addmm``/``bmm``/``baddbmm``: every conv and linear layer, and the
+attention blocks' own matrix products) is classified by its operands:
+
+- an activation operand (not a parameter) that is binary (every value 0 or
+  1: a spike tensor) makes it accumulate-only: ``#AC += firing rate of that operand x MACs`` (a zero spike
+  costs nothing, a one is an addition);
+- otherwise (the encoding layer on real pixels, the GC and SA layers on real
+  membrane inputs, a classifier on pooled spike counts) ``#MAC += MACs``.
+
+``dense_macs`` is the sum of all MACs, as if every input were dense (the
+paper's "FLOPs"). Everything is per sample, summed over the ``T`` steps.
+Energy, 45 nm CMOS (Horowitz, 2014): ``E = 0.9 pJ x #AC + 4.6 pJ x #MAC``.
+Element-wise arithmetic (membrane updates, gating, PE addition, pooling) is
+not counted, as in the SNN energy literature.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+aten = torch.ops.aten
+
+E_AC_PJ = 0.9
+E_MAC_PJ = 4.6
+
+
+def binary_rate(t) -> float | None:
+    """Mean of ``t`` if every element is 0 or 1 (a spike tensor), else ``None``."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+        return None
+    if not bool(((t == 0) | (t == 1)).all()):
+        return None
+    return float(t.float().mean())
+
+
+def _conv(args, out):
+    x, w = args[0], args[1]
+    # weight [C_out, C_in/groups, k...]; transposed: [C_in, C_out/groups, k...]
+    transposed = bool(args[6]) if len(args) > 6 else False
+    per_element = w.shape[1] * math.prod(w.shape[2:])
+    return (x.numel() if transposed else out.numel()) * per_element, (x,)
+
+
+def _mm(args, out):
+    a, b = args[0], args[1]
+    return a.shape[0] * a.shape[1] * b.shape[1], (a, b)
+
+
+def _addmm(args, out):
+    return _mm(args[1:], out)
+
+
+def _bmm(args, out):
+    a, b = args[0], args[1]
+    return a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2], (a, b)
+
+
+def _baddbmm(args, out):
+    return _bmm(args[1:], out)
+
+
+_COUNTERS = {
+    aten.convolution: _conv, aten._convolution: _conv,
+    aten.mm: _mm, aten.addmm: _addmm, aten.bmm: _bmm, aten.baddbmm: _baddbmm,
+}
+
+
+@dataclass
+class OpRecord:
+    module: str
+    op: str
+    macs: int
+    rate: float | None  # firing rate of the binary operand; None: real-valued operands
+
+
+def _storage(t: torch.Tensor) -> int:
+    try:
+        return t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return -1
+
+
+class _Counter(TorchDispatchMode):
+    def __init__(self, where: list[str], weights: set[int]):
+        super().__init__()
+        self.where = where
+        self.weights = weights  # storages of parameters and buffers: never a spike operand
+        self.records: list[OpRecord] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        count = _COUNTERS.get(func.overloadpacket)
+        if count is not None:
+            macs, operands = count(args, out)
+            activations = [t for t in operands if _storage(t) not in self.weights]
+            rates = [r for r in (binary_rate(t) for t in activations) if r is not None]
+            self.records.append(OpRecord(self.where[-1] if self.where else "", func.overloadpacket.__name__,
+                                         int(macs), min(rates) if rates else None))
+        return out
+
+
+@dataclass
+class ProfileReport:
+    """Per-sample counts over the ``T`` steps (see the module docstring)."""
+
+    params: int
+    dense_macs: float
+    ac: float
+    mac: float
+    energy_mj: float
+    firing_rates: dict[str, float]
+    samples: int
+    layers: list[dict] = field(default_factory=list)  # per (module, op, kind): dense macs, counted, input rate
+    e_ac_pj: float = E_AC_PJ
+    e_mac_pj: float = E_MAC_PJ
+
+    def to_dict(self) -> dict:
+        return {"params": self.params, "dense_macs": self.dense_macs, "ac": self.ac, "mac": self.mac,
+                "energy_mj": self.energy_mj, "e_ac_pj": self.e_ac_pj, "e_mac_pj": self.e_mac_pj,
+                "samples": self.samples, "firing_rates": self.firing_rates, "layers": self.layers}
+
+    def table(self, layers: bool = True) -> str:
+        g = 1e9
+        lines = [f"parameters           {self.params / 1e6:10.3f} M",
+                 f"dense MACs (T steps) {self.dense_macs / g:10.4f} G",
+                 f"#AC  (spike inputs)  {self.ac / g:10.4f} G  x {self.e_ac_pj} pJ",
+                 f"#MAC (real inputs)   {self.mac / g:10.4f} G  x {self.e_mac_pj} pJ",
+                 f"energy               {self.energy_mj:10.4f} mJ per sample",
+                 f"mean firing rate     {_mean(self.firing_rates.values()):10.4f}  over {len(self.firing_rates)} "
+                 f"neuron layers"]
+        if layers and self.layers:
+            lines += ["", f"{'layer':<40} {'op':<12} {'kind':<4} {'dense MACs':>12} {'in rate':>8} {'counted':>12}"]
+            for r in self.layers:
+                rate = "-" if r["rate"] is None else f"{r['rate']:.4f}"
+                lines.append(f"{r['module'][:40]:<40} {r['op']:<12} {r['kind']:<4} {r['macs']:>12,.0f} "
+                             f"{rate:>8} {r['counted']:>12,.0f}")
+        if self.firing_rates:
+            lines += ["", f"{'neuron layer':<40} {'firing rate':>11}"]
+            lines += [f"{k[:40]:<40} {v:>11.4f}" for k, v in self.firing_rates.items()]
+        return "\n".join(lines)
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _firing_rates(model: nn.Module) -> dict[str, float]:
+    rates = OrderedDict()
+    for name, m in model.named_modules():
+        rate = getattr(m, "last_firing_rate", None)
+        if isinstance(rate, torch.Tensor):
+            rates[name] = float(rate)
+    return rates
+
+
+def _batch_size(inputs: torch.Tensor, time_first: bool) -> int:
+    if inputs.dim() == 5 and time_first:
+        return inputs.shape[1]
+    return inputs.shape[0]
+
+
+@torch.no_grad()
+def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool = False
+                     ) -> tuple[list[OpRecord], dict[str, float]]:
+    """Run one forward of ``model`` in eval mode, recording every multiply-accumulate
+    operation (with the module it ran in) and every neuron layer's firing rate."""
+    where: list[str] = []
+
+    def enter(name):
+        def hook(module, args):
+            where.append(name)
+        return hook
+
+    def leave(module, args, out):
+        where.pop()
+
+    hooks = []
+    for name, m in model.named_modules():
+        hooks.append(m.register_forward_pre_hook(enter(name)))
+        hooks.append(m.register_forward_hook(leave))
+    was_training = model.training
+    model.eval()
+    try:
+        weights = {_storage(t) for t in (*model.parameters(), *model.buffers())}
+        with _Counter(where, weights) as counter:
+            if time_first:
+                model(inputs, time_first=True)
+            else:
+                model(inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return counter.records, _firing_rates(model)
+
+
+def profile_model(model: nn.Module, inputs, *, time_first: bool = False, e_ac_pj: float = E_AC_PJ,
+                  e_mac_pj: float = E_MAC_PJ) -> ProfileReport:
+    """Parameters, dense MACs, #AC, #MAC, energy and firing rates per sample.
+
+    ``inputs``: one batch the model accepts, or an iterable of batches
+    (counts are then summed and divided by the total number of samples;
+    firing rates are sample-weighted means).
+
+    >>> from staa_snn.models import create_model
+    >>> net = create_model("vgg_small", num_classes=10, T=2, in_channels=1)
+    >>> r = profile_model(net, torch.rand(4, 1, 8, 8))
+    >>> r.params == sum(p.numel() for p in net.parameters()), r.ac + r.mac <= r.dense_macs
+    (True, True)
+    """
+    batches = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    if not batches:
+        raise ValueError("profile_model needs at least one input batch")
+    per_layer: OrderedDict[tuple[str, str, bool], dict] = OrderedDict()
+    rate_sums: OrderedDict[str, float] = OrderedDict()
+    samples = 0
+    for x in batches:
+        b = _batch_size(x, time_first)
+        records, rates = count_operations(model, x, time_first=time_first)
+        for r in records:
+            spike = r.rate is not None
+            entry = per_layer.setdefault((r.module, r.op, spike), {
+                "module": r.module, "op": r.op, "kind": "AC" if spike else "MAC", "macs": 0.0, "counted": 0.0})
+            entry["macs"] += r.macs
+            entry["counted"] += r.rate * r.macs if spike else r.macs
+        for k, v in rates.items():
+            rate_sums[k] = rate_sums.get(k, 0.0) + v * b
+        samples += b
+    layers = []
+    for e in per_layer.values():
+        rate = e["counted"] / e["macs"] if e["kind"] == "AC" and e["macs"] else None
+        layers.append({**e, "macs": e["macs"] / samples, "counted": e["counted"] / samples, "rate": rate})
+    dense = sum(e["macs"] for e in layers)
+    ac = sum(e["counted"] for e in layers if e["kind"] == "AC")
+    mac = sum(e["counted"] for e in layers if e["kind"] == "MAC")
+    return ProfileReport(
+        params=sum(p.numel() for p in model.parameters()),
+        dense_macs=dense, ac=ac, mac=mac, energy_mj=(e_ac_pj * ac + e_mac_pj * mac) * 1e-9,
+        firing_rates={k: v / samples for k, v in rate_sums.items()}, samples=samples, layers=layers,
+        e_ac_pj=e_ac_pj, e_mac_pj=e_mac_pj)

@@ -1,0 +1,182 @@
+"""Analysis: operation counting, energy, Grad-CAM and figures, ablation sweeps."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from staa_snn import cli
+from staa_snn.analysis import binary_rate, profile_model
+from staa_snn.analysis import ablate as ablate_mod
+from staa_snn.analysis.visualize import gradcam, neuron_slots, visualize
+from staa_snn.models import create_model
+from staa_snn.training import load_config, train
+
+
+def test_resnet20_counts_match_the_paper():
+    net = create_model("resnet20", num_classes=100, T=4, neuron="staa")
+    r = profile_model(net, torch.rand(2, 3, 32, 32))
+    assert 0.86e9 <= r.dense_macs <= 0.88e9  # the paper's 0.87 G "FLOPs"
+    assert r.params == pytest.approx(12.69e6, rel=0.01)
+    assert r.energy_mj == pytest.approx((0.9 * r.ac + 4.6 * r.mac) * 1e-9)
+    assert set(r.firing_rates) == {n + ".neuron" for n in neuron_slots(net)}
+
+
+class HandSpikes(nn.Module):
+    """Real conv (MAC) -> spikes set by hand -> conv (AC) -> real-valued linear (MAC)."""
+
+    def __init__(self, spikes: torch.Tensor):
+        super().__init__()
+        self.spikes = spikes
+        self.enc = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+        self.conv = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        y = self.enc(x)
+        s = self.spikes + 0 * y  # the hand-set spikes, as an activation
+        return self.fc(torch.flatten(self.conv(s) * 1.5, 1))
+
+
+def test_ac_is_the_firing_rate_weighted_count_on_hand_set_spikes():
+    spikes = torch.zeros(5, 2, 6, 6)
+    spikes[:, 0, :3, :] = 1  # 18 of 72 positions per sample fire: rate 0.25
+    model = HandSpikes(spikes)
+    r = profile_model(model, torch.randn(5, 1, 6, 6))
+    enc_macs = 2 * 36 * 9  # per sample: outputs x (C_in x k x k)
+    conv_macs = 4 * 36 * 2 * 9
+    fc_macs = 144 * 3
+    assert r.dense_macs == enc_macs + conv_macs + fc_macs
+    assert r.ac == pytest.approx(0.25 * conv_macs)
+    assert r.mac == enc_macs + fc_macs  # real inputs, counted in full
+    assert r.energy_mj == pytest.approx((0.9 * 0.25 * conv_macs + 4.6 * (enc_macs + fc_macs)) * 1e-9)
+    kinds = {(l["module"], l["kind"]) for l in r.layers}
+    assert kinds == {("enc", "MAC"), ("conv", "AC"), ("fc", "MAC")}
+    custom = profile_model(model, torch.randn(5, 1, 6, 6), e_ac_pj=1.0, e_mac_pj=2.0)
+    assert custom.energy_mj == pytest.approx((custom.ac + 2 * custom.mac) * 1e-9)
+
+
+def test_counts_average_over_batches_and_ignore_zero_weights():
+    spikes = torch.zeros(2, 2, 6, 6)
+    spikes[0] = 1  # sample 0 all ones, sample 1 silent: rate 0.5 over the batch
+    model = HandSpikes(spikes)
+    nn.init.zeros_(model.conv.weight)  # an all-zero weight is binary, but it is a weight, not a spike operand
+    one = profile_model(model, torch.randn(2, 1, 6, 6))
+    two = profile_model(model, [torch.randn(2, 1, 6, 6), torch.randn(2, 1, 6, 6)])
+    assert one.ac == pytest.approx(0.5 * 4 * 36 * 2 * 9) and two.ac == pytest.approx(one.ac)
+    assert two.samples == 4
+
+
+def test_binary_rate():
+    assert binary_rate(torch.tensor([0.0, 1.0, 1.0, 0.0])) == 0.5
+    assert binary_rate(torch.tensor([0.0, 0.5])) is None
+    assert binary_rate(torch.tensor([1, 0])) is None  # integer tensors are not activations
+
+
+def test_profile_firing_rates_are_the_neurons():
+    net = create_model("vgg_small", num_classes=10, T=2, neuron="lif", in_channels=1)
+    x = torch.rand(3, 1, 8, 8) * 4
+    r = profile_model(net, x)
+    with torch.no_grad():
+        net.eval()
+        net(x)
+    assert r.firing_rates == {n + ".neuron": float(net.get_submodule(n).neuron.last_firing_rate)
+                              for n in neuron_slots(net)}
+
+
+def test_gradcam_equals_a_hand_computation_on_the_first_layer():
+    torch.manual_seed(0)
+    net = create_model("vgg_small", num_classes=10, T=2, neuron="lif", in_channels=1).eval()
+    x = torch.rand(2, 1, 8, 8) * 3
+    targets = [3, 7]
+    maps = gradcam(net, x, "features.2", targets)  # before any pooling: feature map = input size
+    acts = {}
+    net.get_submodule("features.2").register_forward_hook(lambda m, a, out: acts.setdefault("a", out))
+    acts_out = net(x)
+    a = acts["a"]  # [T*B, C, H, W]
+    grads = torch.autograd.grad(acts_out[range(2), targets].sum(), a)[0]
+    A, G = a.unflatten(0, (2, -1)).mean(0), grads.unflatten(0, (2, -1)).mean(0)
+    cam = torch.relu((G.mean((2, 3), keepdim=True) * A).sum(1)).detach().numpy()
+    cam = cam - cam.min(axis=(1, 2), keepdims=True)
+    cam = cam / (1e-7 + cam.max(axis=(1, 2), keepdims=True))
+    np.testing.assert_allclose(maps, cam, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpts")
+    paths = []
+    for neuron in ("lif", "staa"):
+        cfg = load_config(cli.resolve_config("digits"), [
+            "data.size=8", "model.T=2", f"model.neuron={neuron}", "train.epochs=1", "train.max_batches=3",
+            "train.progress=false", "output.tensorboard=false", f"output.dir={out}"])
+        paths.append(train(cfg).run_dir / "last.pt")
+    return paths
+
+
+def test_visualize_writes_the_figures(two_checkpoints, tmp_path, capsys):
+    args = ["visualize", "--checkpoint", str(two_checkpoints[0]), "--checkpoint", str(two_checkpoints[1]),
+            "--samples", "3", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["firing_rates.png", "gradcam.png", "pe_mn.png", "sa_gates.png"]
+    for p in tmp_path.glob("*.png"):
+        with Image.open(p) as im:
+            assert im.size[0] > 100 and im.size[1] > 100
+
+
+def test_visualize_api_without_sa(two_checkpoints, tmp_path):
+    from staa_snn.analysis.loading import dataset_batches, model_from
+
+    cfg, model, _ = model_from(None, [], two_checkpoints[0])
+    xs, ys = dataset_batches(cfg, 1, 2)
+    files = visualize({"lif": model}, xs[0], ys[0], tmp_path)
+    assert sorted(f.name for f in files) == ["firing_rates.png", "gradcam.png"]  # LIF: no SA gates, PE, M, N
+
+
+def test_profile_command(two_checkpoints, tmp_path, capsys):
+    assert cli.main(["profile", "--checkpoint", str(two_checkpoints[1]), "--batches", "2", "--batch-size", "4",
+                     "--json", str(tmp_path / "p.json")]) == 0
+    out = capsys.readouterr().out
+    assert "dense MACs" in out and "energy" in out and "features.2.neuron" in out
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["samples"] == 8 and {"params", "dense_macs", "ac", "mac", "energy_mj", "firing_rates"} <= set(report)
+    assert cli.main(["profile", "--config", "cifar100_resnet20_t4", "--random", "--json", "-"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert 0.86e9 <= r["dense_macs"] <= 0.88e9
+    assert cli.main(["profile", "--config", "cifar100_resnet20_t4"]) == 2  # data needed without --random
+    assert "data.root is required" in capsys.readouterr().err
+
+
+def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
+    args = ["ablate", "--grid", "pe_kind", "--seeds", "2", "--epochs", "1", "--out", str(tmp_path),
+            "data.size=8", "model.T=2", "train.max_batches=2", "output.tensorboard=false"]
+    assert cli.main(args) == 0
+    folder = tmp_path / "pe_kind"
+    summary = json.loads((folder / "results.json").read_text())
+    assert [r["row"] for r in summary["rows"]] == ["learnable", "fixed"] and summary["seeds"] == 2
+    for r in summary["rows"]:
+        assert len(r["accs"]) == 2 and r["mean"] == pytest.approx(sum(r["accs"]) / 2)
+    assert summary["rows"][1]["delta"] == pytest.approx(summary["rows"][1]["mean"] - summary["rows"][0]["mean"])
+    md = (folder / "results.md").read_text()
+    assert "staa-snn ablate --grid pe_kind" in md and "| fixed |" in md
+    assert (folder / "pe_kind.png").is_file()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ablate_mod, "train", no_training)
+    assert cli.main(args) == 0  # everything finished: read back, nothing retrained
+    assert json.loads((folder / "results.json").read_text())["rows"] == summary["rows"]
+
+
+def test_table4_grid_rows():
+    baseline, rows = ablate_mod.grid_rows("table4")
+    assert [r.label for r in rows] == ["baseline", "+GC", "+GC+PE", "+GC+PE+TSRD", "+GC+PE+SA", "+GC+PE+SA+TSRD"]
+    cfg = load_config(cli.resolve_config("digits"), list(rows[0].overrides))
+    assert cfg.model.neuron_options == {"gc": False, "pe": "none", "sa": False, "tsrd_p": 0}
+    with pytest.raises(ValueError, match="unknown grid 'foo'; valid grids: table4"):
+        ablate_mod.grid_rows("foo")
