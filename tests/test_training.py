@@ -245,3 +245,27 @@ def test_sigkill_mid_epoch_leaves_a_loadable_checkpoint(tmp_path):
     assert ckpt["epoch"] >= 1
     model = engine.build_model(Config.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
+
+
+def test_image_folder_run_counts_classes_and_logs_tensorboard(tmp_path):
+    import numpy as np
+
+    from staa_snn.data import writers
+
+    rng = np.random.default_rng(0)
+    imgs = {c: [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(3)] for c in ("cat", "dog", "owl")}
+    writers.write_image_folder(tmp_path / "data", {"train": imgs, "val": imgs}, ext="png")
+    cfg = load_config(DIGITS, ["data.name=imagefolder", f"data.root={tmp_path / 'data'}", "data.size=16",
+                               "data.batch_size=3", "model.T=2", "train.epochs=1", "train.progress=false",
+                               f"output.dir={tmp_path}", "output.name=folder"])
+    result = train(cfg)
+    assert result.model.classifier.out_features == 3 and result.final["step"] == 3
+    assert list((tmp_path / "folder" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_unavailable_device_is_a_config_error(tmp_path):
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available here"):
+            train(tiny(tmp_path, "train.device=cuda"))
+    with pytest.raises(ConfigError, match="not a device"):
+        train(tiny(tmp_path, "train.device=cudax"))

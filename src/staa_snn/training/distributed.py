@@ -35,9 +35,14 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cuda":
         spec = f"cuda:{local_rank}"
-    device = torch.device(spec)
+    from .config import ConfigError
+
+    try:
+        device = torch.device(spec)
+    except RuntimeError as e:
+        raise ConfigError(f"train.device: {spec!r} is not a device ({e}); use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={spec!r} but CUDA is not available here; use train.device=cpu")
+        raise ConfigError(f"train.device={spec!r} but CUDA is not available here; use train.device=cpu (or auto)")
     return device
 
 
