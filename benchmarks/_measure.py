@@ -88,6 +88,16 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def reset_peak_rss() -> None:
+    """Start the peak (VmHWM) afresh from the current resident size (Linux
+    ``/proc/self/clear_refs``; a no-op where that is not available)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def child_peak_rss_growth(script: str, args: list[str]) -> dict:
     """Run ``python script --child ...args`` and parse the JSON line it prints last."""
     # A fixed mmap threshold makes glibc return large freed buffers to the OS at once; with its

@@ -2,8 +2,10 @@
 
     python benchmarks/model_bench.py [--model resnet20] [--T 4] [--batch 32] [--reps 5]
 
-Variants: ANN, LIF, STAA (defaults), STAA-keep (``recompute=False``: every
-intermediate of the SA step loop kept for backward). The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
+Variants: ANN, LIF, STAA (defaults), LIF-compiled / STAA-compiled
+(``backend="compiled"``: the neuron loops through torch.compile, compiled
+before measuring), STAA-keep (``recompute=False``: every intermediate of the SA
+step loop kept for backward). The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
 (the convolution floor: the same number of conv activations as the SNN).
 A training step is forward + cross-entropy + backward + SGD step. Times are
 medians of the variants measured alternately in one process; memory is the
@@ -14,6 +16,7 @@ over 3 training steps in a fresh process per variant. Run by hand.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -22,11 +25,13 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _measure import child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, saved_tensor_bytes  # noqa: E402
+from _measure import (  # noqa: E402
+    child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, reset_peak_rss, saved_tensor_bytes,
+)
 
 from staa_snn.models import SpikingNeuron, create_model  # noqa: E402
 
-VARIANTS = ("ANN", "LIF", "STAA", "STAA-keep")
+VARIANTS = ("ANN", "LIF", "LIF-compiled", "STAA", "STAA-compiled", "STAA-keep")
 
 
 def build(variant: str, args):
@@ -39,7 +44,8 @@ def build(variant: str, args):
                 m.neuron = nn.ReLU()
         batch = args.batch * args.T
     else:
-        options = {"recompute": False} if variant == "STAA-keep" else {}
+        options = {"STAA-keep": {"recompute": False}, "LIF-compiled": {"backend": "compiled"},
+                   "STAA-compiled": {"backend": "compiled"}}.get(variant, {})
         neuron = variant.split("-")[0].lower()
         model = create_model(args.model, num_classes=args.classes, T=args.T, neuron=neuron, **options)
         batch = args.batch
@@ -60,6 +66,14 @@ def make_step(model, x, y):
 
 
 def child(variant: str, args) -> None:
+    if variant.endswith("-compiled"):
+        # Compile the kernels on a throwaway copy first: neither the compiler's memory nor that
+        # copy's gradients count; the measured model then starts like every other variant.
+        warm, x, y = build(variant, args)
+        make_step(warm, x[:2], y[:2])()
+        del warm
+        gc.collect()
+        reset_peak_rss()
     model, x, y = build(variant, args)
     step = make_step(model, x, y)
     base = peak_rss_kib()
@@ -76,24 +90,30 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--classes", type=int, default=100)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                    help="variants to measure (ANN is always included, as the reference)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child, args)
         return
 
-    built = {v: build(v, args) for v in VARIANTS}
-    saved = {v: saved_tensor_bytes(lambda v=v: built[v][0](built[v][1])) for v in VARIANTS}
-    times = interleaved_medians({v: make_step(*built[v]) for v in VARIANTS}, reps=args.reps, warmup=1)
+    variants = ["ANN", *(v for v in args.variants if v != "ANN")]
+    built = {v: build(v, args) for v in variants}
+    for v in variants:  # compile the compiled variants before timing (once per process)
+        if v.endswith("-compiled"):
+            make_step(built[v][0], built[v][1][:2], built[v][2][:2])()
+    saved = {v: saved_tensor_bytes(lambda v=v: built[v][0](built[v][1])) for v in variants}
+    times = interleaved_medians({v: make_step(*built[v]) for v in variants}, reps=args.reps, warmup=1)
     passthrough = ["--model", args.model, "--T", str(args.T), "--batch", str(args.batch),
                    "--size", str(args.size), "--classes", str(args.classes)]
-    rss = {v: child_peak_rss_growth(__file__, [v, *passthrough])["peak_rss_growth_bytes"] for v in VARIANTS}
+    rss = {v: child_peak_rss_growth(__file__, [v, *passthrough])["peak_rss_growth_bytes"] for v in variants}
 
     print(f"{args.model}, T={args.T}, batch {args.batch} (ANN: {args.batch * args.T}), {args.size}x{args.size}, "
           f"{args.classes} classes; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"median of {args.reps} interleaved training steps")
     print(f"{'variant':<15} {'step ms':>9} {'x ANN':>6} {'saved MiB':>10} {'x ANN':>6} {'peak RSS MiB':>13} {'x ANN':>6}")
-    for v in VARIANTS:
+    for v in variants:
         print(f"{v:<15} {times[v] * 1e3:9.0f} {times[v] / times['ANN']:6.2f} {mib(saved[v]):>10} "
               f"{saved[v] / saved['ANN']:6.2f} {mib(rss[v]):>13} {rss[v] / rss['ANN']:6.2f}")
 

@@ -43,6 +43,26 @@ def test_fused_lif_matches_reference(shape, kind, surrogate, v_reset, detach_res
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("shape, kind, surrogate, v_reset, detach_reset", [
+    ((4, 2, 3, 4, 4), "float", "rectangle", 0.0, False),   # the LIF
+    ((5, 6, 8), "channel", "sigmoid", -0.3, True),          # an adaptive LIF, the other branches
+])
+def test_compiled_lif_matches_reference(shape, kind, surrogate, v_reset, detach_reset):
+    """backend="compiled": the same loops through torch.compile (a few compiles, so two cases)."""
+    x = (torch.randn(shape, **D64) * 1.5 + 0.5).requires_grad_(True)
+    m, n = _params(kind, shape)
+    kw = dict(v_threshold=1.0, v_reset=v_reset, surrogate=get_surrogate(surrogate), detach_reset=detach_reset)
+    ref, _ = lif_multistep(x, m, n, **kw)
+    out = lif_multistep_fused(x, m, n, compiled=True, **kw)
+    assert torch.equal(out, ref) and 0.02 < ref.mean() < 0.8
+    w = torch.randn(shape, **D64)
+    inputs = [x] + [p for p in (m, n) if isinstance(p, torch.Tensor)]
+    g_ref = torch.autograd.grad((ref * w).sum(), inputs)
+    g_out = torch.autograd.grad((out * w).sum(), inputs)
+    for a, b in zip(g_out, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
 def test_fused_lif_saves_one_tensor():
     x = torch.randn(4, 8, 16, 6, 6, requires_grad=True)
     m = torch.full((16, 1, 1), 0.5, requires_grad=True)
@@ -72,6 +92,31 @@ def test_staa_without_sa_fast_path_matches_reference(tsrd_mode):
         gb = torch.autograd.grad(b.sum(), list(ref.parameters()))
         for u, v in zip(ga, gb, strict=True):
             torch.testing.assert_close(u, v)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(tsrd_p=0.4),  # the defaults: SA on, PE at the input, TSRD per batch
+    dict(tsrd_p=0.4, tsrd_mode="sample", pe_position="both", v_reset=-0.2, surrogate="sigmoid", detach_reset=True),
+], ids=["defaults", "sample-membrane-pe-vreset"])
+def test_compiled_staa_matches_reference(kw):
+    fast, ref = STAALIF(6, T=5, backend="compiled", **kw).double(), STAALIF(6, T=5, backend="reference", **kw).double()
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ref.load_state_dict(fast.state_dict())
+    for train in (False, True):
+        x = (torch.randn(5, 3, 6, 4, 4, **D64) * 2).requires_grad_(True)
+        fast.train(train), ref.train(train)
+        torch.manual_seed(7)
+        a = fast(x)
+        torch.manual_seed(7)
+        b = ref(x)
+        assert torch.equal(a, b) and 0.05 < b.mean() < 0.8
+        torch.testing.assert_close(fast.last_sa_gates, ref.last_sa_gates, rtol=1e-12, atol=1e-12)  # fused rounding
+        ga = torch.autograd.grad((a * x.detach()).sum(), [x, *fast.parameters()])
+        gb = torch.autograd.grad((b * x.detach()).sum(), [x, *ref.parameters()])
+        for u, v in zip(ga, gb, strict=True):
+            torch.testing.assert_close(u, v, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("neuron", ["lif", "staa"])

@@ -57,7 +57,9 @@ def grid_rows(grid: str) -> tuple[str, list[Row]]:
 
 
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label.replace("+", "plus_")).strip("_")
+    """Run-folder name of a row: ``+GC+PE`` -> ``gc_pe``, ``p=0.1`` -> ``p0.1``."""
+    text = label.lower().strip("+").replace("+", "_").replace("=", "")
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path,

@@ -42,52 +42,83 @@ def _reset(h: Tensor, v_threshold: float, v_reset: float) -> Tensor:
     return torch.where(h >= v_threshold, torch.full_like(h, v_reset), h) if v_reset != 0.0 else h * (h < v_threshold)
 
 
+def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float) -> tuple[Tensor, Tensor]:
+    """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest."""
+    H = torch.empty_like(x)
+    v = torch.full_like(x[0], v_reset)
+    for t in range(x.shape[0]):
+        h = charge(v, x[t], m, n, v_reset)
+        H[t] = h
+        v = _reset(h, v_threshold, v_reset)
+    return H, (H >= v_threshold).to(x.dtype)
+
+
+def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset: float, surrogate: Surrogate,
+                   detach_reset: bool, need_x: bool, need_m: bool, need_n: bool):
+    """Backward through time from ``dL/dS`` (see the module docstring)."""
+    vth, vr, sg = v_threshold, v_reset, surrogate
+    grad_x = torch.empty_like(H) if need_x else None
+    grad_m = torch.zeros_like(m) if need_m else None
+    grad_n = torch.zeros_like(n) if need_n else None
+    grad_v = None  # dL/dV[t], carried backwards
+    for t in range(H.shape[0] - 1, -1, -1):
+        h = H[t]
+        surrogate_grad = sg.grad(h - vth)
+        grad_h = grad_s[t] * surrogate_grad
+        if grad_v is not None:
+            not_fired = (h < vth).to(h.dtype)
+            dv_dh = not_fired if detach_reset else not_fired + (vr - h) * surrogate_grad
+            grad_h = grad_h + grad_v * dv_dh
+        if need_x:
+            grad_x[t] = grad_h * n
+        if need_m or need_n:
+            v_prev = _reset(H[t - 1], vth, vr) if t > 0 else torch.full_like(h, vr)
+            hist = v_prev - vr if vr != 0.0 else v_prev
+            if need_m:
+                grad_m += _sum_to(grad_h * hist, m)
+            if need_n:
+                x_term = h - vr - m * hist if vr != 0.0 else h - m * hist  # N X[t]
+                grad_n += _sum_to(grad_h * x_term, n) / n
+        grad_v = grad_h * m
+    return grad_x, grad_m, grad_n
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _loops(compiled: bool):
+    """The eager loops, or their ``torch.compile``d versions (one fused kernel per
+    direction; compiled once per process, shapes dynamic)."""
+    if not compiled:
+        return _forward_loop, _backward_loop
+    if not _COMPILED:
+        _COMPILED["fwd"] = torch.compile(_forward_loop, dynamic=True)
+        _COMPILED["bwd"] = torch.compile(_backward_loop, dynamic=True)
+    return _COMPILED["fwd"], _COMPILED["bwd"]
+
+
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, m, n, v_threshold, v_reset, surrogate, detach_reset):  # type: ignore[override]
-        H = torch.empty_like(x)
-        v = torch.full_like(x[0], v_reset)
-        for t in range(x.shape[0]):
-            h = charge(v, x[t], m, n, v_reset)
-            H[t] = h
-            v = _reset(h, v_threshold, v_reset)
+    def forward(ctx, x, m, n, v_threshold, v_reset, surrogate, detach_reset, compiled):  # type: ignore[override]
+        forward_loop, _ = _loops(compiled)
+        H, spikes = forward_loop(x, m, n, v_threshold, v_reset)
         ctx.save_for_backward(H, *(p for p in (m, n) if isinstance(p, Tensor)))
         ctx.m_is_tensor, ctx.n_is_tensor = isinstance(m, Tensor), isinstance(n, Tensor)
         ctx.m, ctx.n = (None if ctx.m_is_tensor else m), (None if ctx.n_is_tensor else n)
         ctx.v_threshold, ctx.v_reset, ctx.surrogate, ctx.detach_reset = v_threshold, v_reset, surrogate, detach_reset
-        return (H >= v_threshold).to(x.dtype)
+        ctx.compiled = compiled
+        return spikes
 
     @staticmethod
     def backward(ctx, grad_s):  # type: ignore[override]
         H, *params = ctx.saved_tensors
         m = params.pop(0) if ctx.m_is_tensor else ctx.m
         n = params.pop(0) if ctx.n_is_tensor else ctx.n
-        vth, vr, sg = ctx.v_threshold, ctx.v_reset, ctx.surrogate
-        need_x, need_m, need_n = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        grad_x = torch.empty_like(H) if need_x else None
-        grad_m = torch.zeros_like(m) if need_m else None
-        grad_n = torch.zeros_like(n) if need_n else None
-        grad_v = None  # dL/dV[t], carried backwards
-        for t in range(H.shape[0] - 1, -1, -1):
-            h = H[t]
-            surrogate_grad = sg.grad(h - vth)
-            grad_h = grad_s[t] * surrogate_grad
-            if grad_v is not None:
-                not_fired = (h < vth).to(h.dtype)
-                dv_dh = not_fired if ctx.detach_reset else not_fired + (vr - h) * surrogate_grad
-                grad_h = grad_h + grad_v * dv_dh
-            if need_x:
-                grad_x[t] = grad_h * n
-            if need_m or need_n:
-                v_prev = _reset(H[t - 1], vth, vr) if t > 0 else torch.full_like(h, vr)
-                hist = v_prev - vr if vr != 0.0 else v_prev
-                if need_m:
-                    grad_m += _sum_to(grad_h * hist, m)
-                if need_n:
-                    x_term = h - vr - m * hist if vr != 0.0 else h - m * hist  # N X[t]
-                    grad_n += _sum_to(grad_h * x_term, n) / n
-            grad_v = grad_h * m
-        return grad_x, grad_m, grad_n, None, None, None, None
+        _, backward_loop = _loops(ctx.compiled)
+        need_x, need_m, need_n = ctx.needs_input_grad[:3]
+        grad_x, grad_m, grad_n = backward_loop(H, grad_s.contiguous(), m, n, ctx.v_threshold, ctx.v_reset,
+                                               ctx.surrogate, ctx.detach_reset, need_x, need_m, need_n)
+        return grad_x, grad_m, grad_n, None, None, None, None, None
 
 
 def lif_multistep_fused(
@@ -99,7 +130,10 @@ def lif_multistep_fused(
     v_reset: float,
     surrogate: Surrogate,
     detach_reset: bool = False,
+    compiled: bool = False,
 ) -> Tensor:
     """Spikes ``[T, B, ...]`` of the (adaptive) LIF from rest; same numbers as
-    :func:`staa_snn.functional.lif_multistep`, with far less memory saved for backward."""
-    return _FusedLIF.apply(x_seq, m, n, v_threshold, v_reset, surrogate, detach_reset)
+    :func:`staa_snn.functional.lif_multistep`, with far less memory saved for backward.
+    ``compiled=True`` runs the forward and backward loops as ``torch.compile``d
+    kernels (several times faster once compiled; the first call compiles)."""
+    return _FusedLIF.apply(x_seq, m, n, v_threshold, v_reset, surrogate, detach_reset, compiled)

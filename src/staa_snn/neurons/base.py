@@ -19,7 +19,7 @@ from ..kernels.lif_fused import lif_multistep_fused
 
 __all__ = ["MultiStepNeuron", "BACKENDS"]
 
-BACKENDS = ("fused", "reference")
+BACKENDS = ("fused", "compiled", "reference")
 
 
 def _check_finite(name: str, value: float) -> float:
@@ -70,8 +70,8 @@ class MultiStepNeuron(nn.Module):
         kwargs = dict(
             v_threshold=self.v_threshold, v_reset=self.v_reset, surrogate=self.surrogate, detach_reset=self.detach_reset
         )
-        if self.backend == "fused":
-            return lif_multistep_fused(x, m, n, **kwargs)
+        if self.backend in ("fused", "compiled"):
+            return lif_multistep_fused(x, m, n, compiled=self.backend == "compiled", **kwargs)
         return lif_multistep(x, m, n, **kwargs)[0]
 
     def _record(self, spikes: Tensor) -> None:

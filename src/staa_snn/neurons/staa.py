@@ -12,6 +12,7 @@ from .._validation import check_positive_int
 from ..functional.staa import staa_lif_multistep
 from ..functional.surrogate import Surrogate
 from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
+from ..kernels.staa_compiled import staa_lif_multistep_compiled
 from .adaptive import AdaptiveLIF
 from .blocks import PE_KINDS, GlobalContext, PositionEncoding, StepAttention
 
@@ -51,7 +52,12 @@ class STAALIF(AdaptiveLIF):
         recompute: with SA on, keep only the loop's inputs for backward and run the step loop
             again there (activation checkpointing; default). Same numbers; on resnet20 it halves
             the activation memory for about 2% more step time. ``False`` keeps every intermediate.
-        mn_shape, spatial_shape, tau, v_threshold, v_reset, surrogate, detach_reset, backend:
+            Not used with ``backend="compiled"`` (activation checkpointing around a compiled
+            graph can recompute with a different graph), where AOTAutograd's partitioner
+            decides what to keep.
+        backend: ``"fused"`` (default), ``"compiled"`` (the SA step loop, and the LIF node
+            when SA is off, through ``torch.compile``) or ``"reference"``; see :class:`LIF`.
+        mn_shape, spatial_shape, tau, v_threshold, v_reset, surrogate, detach_reset:
             as in :class:`AdaptiveLIF`.
 
     Attributes:
@@ -145,7 +151,7 @@ class STAALIF(AdaptiveLIF):
         if self.training and self.tsrd_p > 0:
             drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
         x_hat = self.augment(x)
-        if self.sa is None and self.pe_membrane is None and self.backend == "fused":
+        if self.sa is None and self.pe_membrane is None and self.backend != "reference":
             # Without SA the update is the adaptive LIF on X^ (on X at TSRD-dropped steps).
             if drop is not None:
                 x_hat = torch.where(drop.view(drop.shape + (1,) * (x.dim() - 2)), x, x_hat)
@@ -161,7 +167,9 @@ class STAALIF(AdaptiveLIF):
                 drop=drop,
                 detach_reset=self.detach_reset,
             )
-            if self.recompute and torch.is_grad_enabled():
+            if self.backend == "compiled":  # fused kernels; the compiler picks what to recompute
+                spikes, _, gates = staa_lif_multistep_compiled(x, x_hat, m, n, **loop.keywords)
+            elif self.recompute and torch.is_grad_enabled():
                 spikes, _, gates = checkpoint(loop, x, x_hat, m, n, use_reentrant=False)
             else:
                 spikes, _, gates = loop(x, x_hat, m, n)

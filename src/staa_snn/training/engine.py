@@ -111,7 +111,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, *, amp: str = "none
     steps (``acc_per_step[t-1]``: the mean of the first ``t`` steps' logits)."""
     ctx = ctx or ddp.DistContext(device=device)
     model.eval()
-    loss_sum, n, correct_steps = 0.0, 0, None
+    loss_sum, n = 0.0, 0
+    correct_steps = torch.zeros(model.T, dtype=torch.float64)  # same length on every rank, even an idle one
     for x, y in _bar(loader, "eval", progress and ctx.is_main):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device, amp):
@@ -119,10 +120,9 @@ def evaluate(model: nn.Module, loader, device: torch.device, *, amp: str = "none
         T = steps.shape[0]
         running = steps.cumsum(0) / torch.arange(1, T + 1, device=device).view(T, 1, 1)
         loss_sum += F.cross_entropy(running[-1], y, reduction="sum").item()
-        hits = (running.argmax(-1) == y).sum(1).double().cpu()
-        correct_steps = hits if correct_steps is None else correct_steps + hits
+        correct_steps += (running.argmax(-1) == y).sum(1).double().cpu()
         n += len(y)
-    totals = ddp.all_reduce_sum([loss_sum, n, *(correct_steps.tolist() if correct_steps is not None else [])], ctx)
+    totals = ddp.all_reduce_sum([loss_sum, n, *correct_steps.tolist()], ctx)
     loss_sum, n, per = totals[0], totals[1], totals[2:]
     if n == 0:
         raise ValueError("the test set is empty")

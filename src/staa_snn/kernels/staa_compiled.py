@@ -1,0 +1,77 @@
+"""The STAA-LIF step loop with SA, through ``torch.compile`` (``backend="compiled"``).
+
+The same recurrence as :func:`staa_snn.functional.staa_lif_multistep`, written
+so that one graph covers every case, which ``torch.compile`` turns into fused
+forward and backward kernels (AOTAutograd's partitioner chooses what to keep
+for backward and recomputes the rest):
+
+* TSRD steps are selected with ``torch.where`` for both mask layouts
+  (``[T, 1]`` and ``[T, B]``) instead of a host-side branch, so the drop
+  pattern does not cause recompilation;
+* the spike is the straight-through form ``heaviside(z) + (p(z) - p(z).detach())``
+  with ``p`` the surrogate's primitive: the forward value is exactly the
+  Heaviside step and the gradient is ``p'(z)``, the surrogate gradient, with no
+  custom autograd node for the compiler to trace through.
+
+Tested against the functional reference, forward and backward, in
+``tests/test_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..functional.sa import step_attention
+from ..functional.surrogate import Surrogate
+
+__all__ = ["staa_lif_multistep_compiled"]
+
+
+def _loop(x_seq: Tensor, x_hat_seq: Tensor, m, n, sa_gates, membrane_pe, drop, v_threshold: float,
+          v_reset: float, surrogate: Surrogate, detach_reset: bool):
+    T = x_seq.shape[0]
+    v = torch.full_like(x_seq[0], v_reset)
+    spikes, gates = [], []
+    for t in range(T):
+        h = m * (v - v_reset) if v_reset != 0.0 else m * v
+        u = n * x_hat_seq[t]
+        if sa_gates is not None:
+            g_h, g_u = sa_gates(h, u)
+            H = step_attention(h, u, g_h, g_u)
+        else:
+            H = h + u
+        if membrane_pe is not None:
+            H = H + membrane_pe[t]
+        if drop is not None:  # [T, 1] or [T, B]: basic steps where True
+            sel = drop[t].view((-1,) + (1,) * (H.dim() - 1))
+            H = torch.where(sel, h + n * x_seq[t], H)
+            if sa_gates is not None:
+                one = torch.ones((), dtype=g_h.dtype, device=g_h.device)
+                g_h = torch.where(drop[t].view(-1, 1), one, g_h)
+                g_u = torch.where(drop[t].view(-1, 1), one, g_u)
+        if v_reset != 0.0:
+            H = H + v_reset
+        if sa_gates is not None:
+            gates.append(torch.stack([g_h, g_u], dim=1).detach())
+        z = H - v_threshold
+        p = surrogate.primitive(z)
+        s = (z >= 0).to(z.dtype) + (p - p.detach())
+        r = s.detach() if detach_reset else s
+        v = H * (1.0 - r) if v_reset == 0.0 else H * (1.0 - r) + v_reset * r
+        spikes.append(s)
+    return torch.stack(spikes), v, (torch.stack(gates) if gates else None)
+
+
+_COMPILED = {}
+
+
+def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_threshold: float, v_reset: float,
+                                surrogate: Surrogate, sa_gates=None, membrane_pe: Tensor | None = None,
+                                drop: Tensor | None = None, detach_reset: bool = False):
+    """Same arguments and results as :func:`staa_snn.functional.staa_lif_multistep`
+    (``sa_gates`` an ``nn.Module`` or ``None``); compiled once per process."""
+    if "loop" not in _COMPILED:
+        _COMPILED["loop"] = torch.compile(_loop, dynamic=True)
+    return _COMPILED["loop"](x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
+                             surrogate, detach_reset)
