@@ -11,13 +11,19 @@ for backward and recomputes the rest):
 * the spike is the straight-through form ``heaviside(z) + (p(z) - p(z).detach())``
   with ``p`` the surrogate's primitive: the forward value is exactly the
   Heaviside step and the gradient is ``p'(z)``, the surrogate gradient, with no
-  custom autograd node for the compiler to trace through.
+  custom autograd node for the compiler to trace through;
+* AOTAutograd's partitioner runs with an activation-memory budget of 0.5, so it
+  recomputes the cheap element-wise ops in backward instead of keeping them: on
+  a ``[4, 32, 64, 16, 16]`` layer this keeps 24.5 MiB for backward where the
+  default would keep 40 MiB (and the eager path with checkpointing 32 MiB).
 
 Tested against the functional reference, forward and backward, in
 ``tests/test_kernels.py``.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor
@@ -64,6 +70,18 @@ def _loop(x_seq: Tensor, x_hat_seq: Tensor, m, n, sa_gates, membrane_pe, drop, v
 
 
 _COMPILED = {}
+ACTIVATION_MEMORY_BUDGET = 0.5
+
+
+def _memory_budget():
+    """The partitioner's memory budget (a torch._functorch setting; absent in old torch)."""
+    try:
+        import torch._functorch.config as functorch_config
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+    if not hasattr(functorch_config, "activation_memory_budget"):  # pragma: no cover
+        return nullcontext()
+    return functorch_config.patch(activation_memory_budget=ACTIVATION_MEMORY_BUDGET)
 
 
 def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_threshold: float, v_reset: float,
@@ -73,5 +91,6 @@ def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_thr
     (``sa_gates`` an ``nn.Module`` or ``None``); compiled once per process."""
     if "loop" not in _COMPILED:
         _COMPILED["loop"] = torch.compile(_loop, dynamic=True)
-    return _COMPILED["loop"](x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
-                             surrogate, detach_reset)
+    with _memory_budget():  # in force whenever a (re)compile happens
+        return _COMPILED["loop"](x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
+                                 surrogate, detach_reset)
