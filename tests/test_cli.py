@@ -47,3 +47,14 @@ def test_config_by_path_or_name(tmp_path):
     assert resolve_config(str(own)) == own
     with pytest.raises(ConfigError, match="neither a file nor a bundled config; bundled: cifar100_resnet19_t1"):
         resolve_config("nope")
+
+
+def test_interrupt_is_reported_with_the_resume_hint(monkeypatch, capsys):
+    import staa_snn.training as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    assert main(["train", "train.epochs=1"]) == 130
+    assert "interrupted (the last complete checkpoint is kept: continue with --resume auto)" in capsys.readouterr().err

@@ -264,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"staa-snn {args.command}: stopped: {e}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        hint = " (the last complete checkpoint is kept: continue with --resume auto)" \
+            if args.command in ("train", "ablate") else ""
+        print(f"staa-snn {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
