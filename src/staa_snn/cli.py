@@ -122,7 +122,7 @@ def _model_source(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args) -> int:
-    from .training import Config, load_checkpoint, load_config, parse_override, train
+    from .training import checkpoint_config, load_checkpoint, load_config, train
 
     if args.resume is None:
         cfg = load_config(resolve_config(args.config), args.overrides)
@@ -133,10 +133,7 @@ def _train(args) -> int:
             path = Path(first.output.dir) / first.run_name / "last.pt"
         else:
             path = Path(args.resume)
-        cfg = Config.from_dict(load_checkpoint(path)["config"])
-        for text in args.overrides:
-            cfg.set(*parse_override(text))
-        cfg.validate()
+        cfg = checkpoint_config(load_checkpoint(path), args.overrides)
     result = train(cfg, resume=path, stop_after=args.stop_after)
     if result.history and _is_main():
         last, best = result.final, result.best
@@ -172,10 +169,9 @@ def _eval(args) -> int:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    tmp.replace(out)
+    from ._io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(payload, indent=1) + "\n")
 
 
 def _profile(args) -> int:
@@ -223,7 +219,7 @@ def _visualize(args) -> int:
     from .analysis.visualize import visualize
     from .training import ConfigError
 
-    overrides = [f"data.root={args.data_root}"] if args.data_root else []
+    overrides = [f"data.root={json.dumps(args.data_root)}"] if args.data_root else []
     models, cfgs = {}, []
     for path in args.checkpoint:
         cfg, model, _ = model_from(None, overrides, path)

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._io import atomic_path, write_text_atomic
 from ..training import Config, load_checkpoint, parse_override, train
 
 
@@ -93,8 +94,8 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
         results[row.label].append(history[-1]["test_acc"])
     summary = summarise(grid, rows, baseline, results, base, seeds=seeds, epochs=epochs, command=command)
     folder.mkdir(parents=True, exist_ok=True)
-    _write(folder / "results.json", json.dumps(summary, indent=1) + "\n")
-    _write(folder / "results.md", to_markdown(summary))
+    write_text_atomic(folder / "results.json", json.dumps(summary, indent=1) + "\n")
+    write_text_atomic(folder / "results.md", to_markdown(summary))
     plot(summary, folder / f"{grid}.png")
     return summary
 
@@ -150,16 +151,9 @@ def plot(s: dict, path: Path) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']} ({s['seeds']} seeds)")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def command_line(argv: list[str]) -> str:

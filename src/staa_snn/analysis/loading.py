@@ -8,26 +8,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..data import dataset_info
-from ..training import Config, build_datasets, build_model, load_checkpoint, load_config, parse_override
+from ..training import Config, build_datasets, build_model, load_config, load_trained
 
 
 def model_from(config=None, overrides=(), checkpoint=None, *, require_root: bool = True):
     """``(cfg, model, ckpt)``: a trained model from ``checkpoint`` (its config,
     then ``overrides``), or a freshly initialised one from ``config``."""
     if checkpoint is not None:
-        ckpt = load_checkpoint(checkpoint)
-        cfg = Config.from_dict(ckpt["config"])
-        for text in overrides:
-            cfg.set(*parse_override(text))
-        cfg.validate(require_root=require_root)
-        model = build_model(cfg, num_classes=ckpt["num_classes"])
-        model.load_state_dict(ckpt["model"])
-    else:
-        cfg = load_config(config, overrides, require_root=require_root)
-        torch.manual_seed(cfg.train.seed)
-        model = build_model(cfg)
-        ckpt = None
-    return cfg, model.eval(), ckpt
+        return load_trained(checkpoint, overrides, require_root=require_root)
+    cfg = load_config(config, overrides, require_root=require_root)
+    torch.manual_seed(cfg.train.seed)
+    return cfg, build_model(cfg).eval(), None
 
 
 def random_batch(cfg: Config, batch_size: int, seed: int = 0) -> torch.Tensor:

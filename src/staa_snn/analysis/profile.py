@@ -156,7 +156,8 @@ def _mean(values) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def _firing_rates(model: nn.Module) -> dict[str, float]:
+def firing_rates(model: nn.Module) -> dict[str, float]:
+    """Each neuron layer's ``last_firing_rate`` from the last forward, by module name."""
     rates = OrderedDict()
     for name, m in model.named_modules():
         rate = getattr(m, "last_firing_rate", None)
@@ -203,7 +204,7 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return counter.records, _firing_rates(model)
+    return counter.records, firing_rates(model)
 
 
 def profile_model(model: nn.Module, inputs, *, time_first: bool = False, e_ac_pj: float = E_AC_PJ,

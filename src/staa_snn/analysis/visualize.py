@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._io import atomic_path
 from ..models.layers import SpikingNeuron
+from .profile import firing_rates
 
 
 def neuron_slots(model: nn.Module) -> list[str]:
@@ -83,10 +85,9 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     _plt().close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -212,8 +213,6 @@ def sa_gate_table(model: nn.Module) -> dict[str, np.ndarray]:
 def visualize(models: dict[str, nn.Module], inputs: torch.Tensor, labels: torch.Tensor, out: str | Path,
               layer: str | None = None) -> list[Path]:
     """Write the four figures for one or more models on the same inputs; returns the files."""
-    from .profile import _firing_rates
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first = next(iter(models.values()))
@@ -224,7 +223,7 @@ def visualize(models: dict[str, nn.Module], inputs: torch.Tensor, labels: torch.
         model.eval()
         with torch.no_grad():
             model(inputs)
-        rates[name] = _firing_rates(model)
+        rates[name] = firing_rates(model)
         if sa := sa_gate_table(model):
             gates[name] = sa
         if lp := learned_parameters(model):

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
+from .._io import atomic_path, write_text_atomic
 from .aedat import CorruptFileError, read_aedat2, read_aedat3
 from .events import SPLIT_MODES, events_to_frames
 
@@ -60,18 +62,6 @@ class Source:
     windows: tuple[tuple[int, int], ...] | None = None
 
 
-def save_atomic(path: str, array: np.ndarray) -> None:
-    """``np.save`` to a temporary file in the same folder, then rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _compact(frames: np.ndarray) -> np.ndarray:
     top = int(frames.max()) if frames.size else 0
     for dtype in (np.uint8, np.uint16, np.uint32):
@@ -93,15 +83,8 @@ def convert_source(source: Source, T: int, split_by: str, size: int) -> None:
     for piece, out in zip(pieces, source.outputs, strict=True):
         frames = events_to_frames(piece["t"], piece["x"], piece["y"], piece["p"], T,
                                   split_by=split_by, sensor=SENSOR, size=size)
-        save_atomic(out, _compact(frames))
-
-
-def _progress(iterable, total: int, desc: str):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, unit="file")
+        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            np.save(f, _compact(frames))
 
 
 class EventFrames(Dataset):
@@ -155,11 +138,9 @@ class EventFrames(Dataset):
                           f"pass cache_dir= to put it somewhere writable") from e
         meta = self.cache / "cache.json"
         if not meta.exists():
-            tmp = meta.with_name(f"cache.json.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps({"dataset": self.name, "T": self.T, "split_by": self.split_by,
-                                       "size": self.size, "sensor": SENSOR, "version": CACHE_VERSION,
-                                       "layout": "[T, 2 (OFF, ON), size, size] event counts"}, indent=1))
-            os.replace(tmp, meta)
+            write_text_atomic(meta, json.dumps({"dataset": self.name, "T": self.T, "split_by": self.split_by,
+                                                "size": self.size, "sensor": SENSOR, "version": CACHE_VERSION,
+                                                "layout": "[T, 2 (OFF, ON), size, size] event counts"}, indent=1))
 
     def _convert(self, sources: list[Source], workers: int | None, skip_bad: bool) -> set[str]:
         todo = [s for s in sources if not all(os.path.exists(o) for o in s.outputs)]
@@ -177,7 +158,7 @@ class EventFrames(Dataset):
             bad.add(src.path)
 
         if workers <= 1:
-            for src in _progress(todo, len(todo), desc):
+            for src in tqdm(todo, total=len(todo), desc=desc, unit="file"):
                 try:
                     convert_source(src, self.T, self.split_by, self.size)
                 except CorruptFileError as e:
@@ -186,7 +167,7 @@ class EventFrames(Dataset):
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(convert_source, s, self.T, self.split_by, self.size): s for s in todo}
             try:
-                for fut in _progress(as_completed(futures), len(futures), desc):
+                for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="file"):
                     try:
                         fut.result()
                     except CorruptFileError as e:

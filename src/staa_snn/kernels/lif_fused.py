@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..functional.lif import charge
 from ..functional.surrogate import Surrogate
+from ._compile import compiled
 
 __all__ = ["lif_multistep_fused"]
 
@@ -83,18 +84,11 @@ def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset:
     return grad_x, grad_m, grad_n
 
 
-_COMPILED: dict[str, object] = {}
-
-
-def _loops(compiled: bool):
-    """The eager loops, or their ``torch.compile``d versions (one fused kernel per
-    direction; compiled once per process, shapes dynamic)."""
-    if not compiled:
+def _loops(use_compiled: bool):
+    """The eager loops, or their ``torch.compile``d versions (one fused kernel per direction)."""
+    if not use_compiled:
         return _forward_loop, _backward_loop
-    if not _COMPILED:
-        _COMPILED["fwd"] = torch.compile(_forward_loop, dynamic=True)
-        _COMPILED["bwd"] = torch.compile(_backward_loop, dynamic=True)
-    return _COMPILED["fwd"], _COMPILED["bwd"]
+    return compiled(_forward_loop), compiled(_backward_loop)
 
 
 class _FusedLIF(torch.autograd.Function):

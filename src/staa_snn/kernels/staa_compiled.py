@@ -28,8 +28,10 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
+from ..functional.lif import hard_reset
 from ..functional.sa import step_attention
 from ..functional.surrogate import Surrogate
+from ._compile import compiled
 
 __all__ = ["staa_lif_multistep_compiled"]
 
@@ -63,13 +65,11 @@ def _loop(x_seq: Tensor, x_hat_seq: Tensor, m, n, sa_gates, membrane_pe, drop, v
         z = H - v_threshold
         p = surrogate.primitive(z)
         s = (z >= 0).to(z.dtype) + (p - p.detach())
-        r = s.detach() if detach_reset else s
-        v = H * (1.0 - r) if v_reset == 0.0 else H * (1.0 - r) + v_reset * r
+        v = hard_reset(H, s, v_reset, detach_reset)
         spikes.append(s)
     return torch.stack(spikes), v, (torch.stack(gates) if gates else None)
 
 
-_COMPILED = {}
 ACTIVATION_MEMORY_BUDGET = 0.5
 
 
@@ -89,8 +89,6 @@ def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_thr
                                 drop: Tensor | None = None, detach_reset: bool = False):
     """Same arguments and results as :func:`staa_snn.functional.staa_lif_multistep`
     (``sa_gates`` an ``nn.Module`` or ``None``); compiled once per process."""
-    if "loop" not in _COMPILED:
-        _COMPILED["loop"] = torch.compile(_loop, dynamic=True)
     with _memory_budget():  # in force whenever a (re)compile happens
-        return _COMPILED["loop"](x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
+        return compiled(_loop)(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
                                  surrogate, detach_reset)

@@ -6,11 +6,11 @@
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, ConfigError, load_config, parse_override
-from .engine import (TrainingDiverged, TrainResult, build_datasets, build_model, evaluate, evaluate_checkpoint,
-                     lr_factor, train)
+from .engine import (TrainingDiverged, TrainResult, build_datasets, build_model, checkpoint_config, evaluate,
+                     evaluate_checkpoint, load_trained, lr_factor, train)
 
 __all__ = [
-    "Config", "ConfigError", "TrainResult", "TrainingDiverged", "build_datasets", "build_model", "evaluate",
-    "evaluate_checkpoint", "load_checkpoint", "load_config", "lr_factor", "parse_override", "save_checkpoint",
-    "train",
+    "Config", "ConfigError", "TrainResult", "TrainingDiverged", "build_datasets", "build_model",
+    "checkpoint_config", "evaluate", "evaluate_checkpoint", "load_checkpoint", "load_config", "load_trained",
+    "lr_factor", "parse_override", "save_checkpoint", "train",
 ]

@@ -9,12 +9,13 @@ no pickled object is ever executed.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .._io import atomic_path, is_temporary
 
 FORMAT = "staa-snn-checkpoint-1"
 
@@ -46,17 +47,8 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
     """Write atomically: temporary file, fsync, rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -75,5 +67,6 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 def remove_stale_temporaries(folder: str | Path) -> None:
     """Temporary files left by a process killed mid-write (never a complete checkpoint)."""
-    for tmp in Path(folder).glob(".*.pt.tmp-*"):
-        tmp.unlink(missing_ok=True)
+    for tmp in Path(folder).iterdir():
+        if is_temporary(tmp):
+            tmp.unlink(missing_ok=True)

@@ -87,7 +87,7 @@ class GlobalBatchSampler(Sampler[int]):
 
     def __init__(self, n: int, batch_size: int, *, rank: int = 0, world_size: int = 1, seed: int = 0,
                  shuffle: bool = True, drop_last: bool = True):
-        if batch_size % world_size:
+        if drop_last and batch_size % world_size:
             raise ValueError(f"data.batch_size={batch_size} must be divisible by the number of processes "
                              f"({world_size})")
         self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world_size

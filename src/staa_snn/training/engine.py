@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -26,11 +25,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .. import __version__
+from .._io import write_text_atomic
 from ..data import MixupCutmix, dataset_info, get_dataset
 from ..models import SpikingNet, create_model
 from . import distributed as ddp
 from .checkpoint import load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError
+from .config import Config, ConfigError, parse_override
 
 
 class TrainingDiverged(RuntimeError):
@@ -155,12 +155,6 @@ def _git_commit() -> str | None:
         return None
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # -- the job -------------------------------------------------------------------
 
 def train(cfg: Config, *, resume: str | Path | None = None, stop_after: int | None = None) -> TrainResult:
@@ -203,7 +197,7 @@ def _train(cfg: Config, ctx: ddp.DistContext, resume, stop_after) -> TrainResult
     if model is None:
         torch.manual_seed(t.seed)
         model = build_model(cfg, num_classes=len(train_set.classes))
-    num_classes = model.classifier.out_features
+    num_classes = model.num_classes
     if cfg.train.sync_bn and ctx.distributed:
         model = ddp.convert_sync_batchnorm(model, device)
     model.to(device)
@@ -216,7 +210,7 @@ def _train(cfg: Config, ctx: ddp.DistContext, resume, stop_after) -> TrainResult
     loader_opts = dict(num_workers=d.workers, pin_memory=device.type == "cuda", persistent_workers=d.workers > 0)
     train_loader = DataLoader(train_set, batch_size=d.batch_size // world, sampler=sampler, **loader_opts)
     test_loader = DataLoader(test_set, batch_size=max(test_bs // world, 1), **loader_opts,
-                             sampler=ddp.GlobalBatchSampler(len(test_set), world, rank=ctx.rank, world_size=world,
+                             sampler=ddp.GlobalBatchSampler(len(test_set), test_bs, rank=ctx.rank, world_size=world,
                                                             shuffle=False, drop_last=False))
     steps_per_epoch = min(len(sampler) * world // d.batch_size, t.max_batches or 10**18)
     if steps_per_epoch == 0:
@@ -247,12 +241,12 @@ def _train(cfg: Config, ctx: ddp.DistContext, resume, stop_after) -> TrainResult
 
     writer = None
     if ctx.is_main:
-        _write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         meta = {"staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
                 "command": sys.argv, "world_size": world, "device": str(device),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": start_epoch or None}
-        _write_text_atomic(run_dir / "meta.json", json.dumps(meta, indent=1))
-        _write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+        write_text_atomic(run_dir / "meta.json", json.dumps(meta, indent=1))
+        write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         if cfg.output.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -337,19 +331,31 @@ def _train(cfg: Config, ctx: ddp.DistContext, resume, stop_after) -> TrainResult
     return TrainResult(model, history, run_dir)
 
 
+def checkpoint_config(ckpt: dict, overrides=(), *, require_root: bool = True) -> Config:
+    """The config a checkpoint was trained with, then ``section.key=value`` overrides; validated."""
+    cfg = Config.from_dict(ckpt["config"])
+    for text in overrides:
+        cfg.set(*parse_override(text))
+    return cfg.validate(require_root=require_root)
+
+
+def load_trained(path: str | Path, overrides=(), *, require_root: bool = True) -> tuple[Config, SpikingNet, dict]:
+    """``(config, model in eval mode, checkpoint)`` from a checkpoint written by :func:`train`."""
+    ckpt = load_checkpoint(path)
+    cfg = checkpoint_config(ckpt, overrides, require_root=require_root)
+    model = build_model(cfg, num_classes=ckpt["num_classes"])
+    model.load_state_dict(ckpt["model"])
+    return cfg, model.eval(), ckpt
+
+
 def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None, device: str = "auto",
                         batch_size: int | None = None, progress: bool = True) -> dict:
     """Load a checkpoint (safely) and evaluate it on its dataset's test split."""
-    ckpt = load_checkpoint(path)
-    cfg = Config.from_dict(ckpt["config"])
-    if data_root is not None:
-        cfg.data.root = data_root
+    overrides = [f"data.root={json.dumps(str(data_root))}"] if data_root is not None else []
     if batch_size is not None:
-        cfg.data.test_batch_size = batch_size
-    cfg.validate()
+        overrides.append(f"data.test_batch_size={batch_size}")
+    cfg, model, ckpt = load_trained(path, overrides)
     dev = ddp.resolve_device(device)
-    model = build_model(cfg, num_classes=ckpt["num_classes"])
-    model.load_state_dict(ckpt["model"])
     model.to(dev)
     _, test_set = build_datasets(cfg)
     loader = DataLoader(test_set, batch_size=cfg.data.test_batch_size or cfg.data.batch_size,
