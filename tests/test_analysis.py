@@ -180,3 +180,23 @@ def test_table4_grid_rows():
     assert cfg.model.neuron_options == {"gc": False, "pe": "none", "sa": False, "tsrd_p": 0}
     with pytest.raises(ValueError, match="unknown grid 'foo'; valid grids: table4"):
         ablate_mod.grid_rows("foo")
+
+
+def test_figure_data_are_the_models_numbers(two_checkpoints):
+    from staa_snn.analysis.loading import dataset_batches, model_from
+    from staa_snn.analysis.visualize import learned_parameters, sa_gate_table
+
+    cfg, model, _ = model_from(None, [], two_checkpoints[1])  # the STAA net
+    xs, _ = dataset_batches(cfg, 1, 4)
+    with torch.no_grad():
+        model(xs[0])
+    params, gates = learned_parameters(model), sa_gate_table(model)
+    assert list(params) == list(gates) == neuron_slots(model)
+    for name in neuron_slots(model):
+        neuron = model.get_submodule(name).neuron
+        np.testing.assert_array_equal(params[name]["m"], neuron.m.detach().flatten().numpy())
+        np.testing.assert_array_equal(params[name]["n"], neuron.n.detach().flatten().numpy())
+        np.testing.assert_allclose(params[name]["pe"], neuron.pe.p.detach().flatten(1).mean(1).numpy())
+        assert gates[name].shape == (cfg.model.T, 2)
+        np.testing.assert_allclose(gates[name], neuron.last_sa_gates.mean(dim=(1, 3)).numpy())
+        assert not np.allclose(gates[name], 1.0)  # trained SA: the gates moved away from their initial 1
