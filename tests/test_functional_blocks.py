@@ -9,6 +9,8 @@ from torch import nn
 
 from staa_snn.functional import (
     add_position_encoding,
+    gc_context,
+    gc_value,
     global_context,
     sinusoidal_position_encoding,
     step_attention,
@@ -47,6 +49,17 @@ def test_gc_matches_conv_reference():
     gc = _randomise(GlobalContext(8, ratio=4)).double()
     x = torch.randn(6, 8, 5, 7, dtype=torch.float64)
     torch.testing.assert_close(gc(x), _gcnet_reference(x, gc))
+
+
+def test_gc_context_of_a_channel_shift_is_shifted():
+    """The identity the fused STAA path relies on: GC(X + P) = X + P + value(context(X) + P)."""
+    gc = _randomise(GlobalContext(8, ratio=4)).double()
+    x = torch.randn(6, 8, 5, 7, dtype=torch.float64)
+    p = torch.randn(8, dtype=torch.float64)
+    c = gc_context(x, gc.key.weight, gc.key.bias)
+    torch.testing.assert_close(gc_context(x + p.view(8, 1, 1), gc.key.weight, gc.key.bias), c + p)
+    v = gc_value(c + p, gc.down.weight, gc.down.bias, gc.norm.weight, gc.norm.bias, gc.up.weight, gc.up.bias)
+    torch.testing.assert_close(gc(x + p.view(8, 1, 1)), x + (p + v).view(6, 8, 1, 1))
 
 
 def test_gc_is_identity_at_init_and_has_expected_parameter_count():

@@ -157,25 +157,83 @@ def test_binary_storage_packs_marked_tensors_only_while_alive():
     assert _marks.get() is None  # the context cleaned up
 
 
+def _perturbed_pair(kw, fast_backend="fused", **fast_kw):
+    """A fast-backend STAALIF and a reference one with the same, non-trivial parameters."""
+    fast = STAALIF(6, T=5, backend=fast_backend, **kw, **fast_kw).double()
+    ref = STAALIF(6, T=5, backend="reference", **kw).double()
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ref.load_state_dict(fast.state_dict())
+    return fast, ref
+
+
+@pytest.mark.parametrize("kw", [
+    dict(tsrd_p=0.4),
+    dict(tsrd_p=0.4, tsrd_mode="sample", sa_gate="softmax", v_reset=0.3, surrogate="triangle"),
+    dict(tsrd_p=0.0, pe_position="post_gc", v_reset=-0.2, surrogate="sigmoid", detach_reset=True),
+    dict(tsrd_p=0.4, pe="fixed", mn_shape="scalar", recompute=False),
+    dict(tsrd_p=0.4, gc=False, tsrd_mode="sample", surrogate="atan"),
+    dict(tsrd_p=0.4, pe=None, recompute=False),
+    dict(tsrd_p=0.0, pe=None, gc=False),
+], ids=["defaults", "sample-softmax-vreset", "post_gc-sigmoid-detach", "fixed-pe-scalar-keep", "no-gc-sample",
+        "no-pe-keep", "sa-only"])
+@pytest.mark.parametrize("rank", [5, 3])
+def test_fused_staa_matches_reference(kw, rank):
+    """The fused STAA kernel (X^ = X + b, hand-written backward) against the functional loop."""
+    torch.manual_seed(0)
+    fast, ref = _perturbed_pair(kw)
+    assert fast.input_is_shifted
+    shape = (5, 3, 6, 4, 4) if rank == 5 else (5, 3, 6)
+    for train in (False, True):
+        x = (torch.randn(shape, **D64) * 2).requires_grad_(True)
+        fast.train(train), ref.train(train)
+        torch.manual_seed(7)
+        a = fast(x)
+        torch.manual_seed(7)
+        b = ref(x)
+        assert a.grad_fn.name() == "ViewBackward0" and a.grad_fn.next_functions[0][0].name() == "_FusedSTAABackward"
+        assert torch.equal(a, b) and 0.03 < b.mean() < 0.8
+        torch.testing.assert_close(fast.last_sa_gates, ref.last_sa_gates)
+        w = torch.randn_like(a)
+        ga = torch.autograd.grad((a * w).sum(), [x, *fast.parameters()])
+        gb = torch.autograd.grad((b * w).sum(), [x, *ref.parameters()])
+        for (name, _), u, v in zip([("x", x), *fast.named_parameters()], ga, gb, strict=True):
+            torch.testing.assert_close(u, v, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_staa_fused_path_only_where_it_applies():
+    """Full-shaped PE or M/N, GC "scale" and PE at the membrane take the general path, and still match."""
+    for kw in (dict(pe_shape="full", spatial_shape=(4, 4)), dict(mn_shape="full", spatial_shape=(4, 4)),
+               dict(gc_fusion="scale"), dict(pe_position="both")):
+        fast, ref = _perturbed_pair(dict(tsrd_p=0.0, **kw))
+        x = torch.randn(5, 3, 6, 4, 4, **D64) * 2
+        out = fast(x)
+        assert "_FusedSTAA" not in str(out.grad_fn.next_functions), kw
+        assert torch.equal(out, ref(x)), kw
+
+
 def test_staa_recompute_matches_and_saves_less():
     kw = dict(tsrd_p=0.0)
-    plain, recomputed = STAALIF(6, T=4, recompute=False, **kw).double(), STAALIF(6, T=4, **kw).double()
-    with torch.no_grad():
-        for p in plain.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
+    torch.manual_seed(0)
+    plain, _ = _perturbed_pair(kw, recompute=False)
+    recomputed = STAALIF(6, T=5, **kw).double()
     recomputed.load_state_dict(plain.state_dict())
-    x = (torch.randn(4, 3, 6, 5, 5, **D64) * 2).requires_grad_(True)
+    x = (torch.randn(5, 3, 6, 5, 5, **D64) * 2).requires_grad_(True)
 
     def run(neuron):
-        saved = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        saved = {}
+        with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: saved.setdefault(t.untyped_storage().data_ptr(), t.numel()) and t, lambda t: t
+        ):
             out = neuron(x)
         grads = torch.autograd.grad((out * torch.arange(out.numel(), **D64).view_as(out)).sum(), [x, *neuron.parameters()])
-        return out, grads, sum(saved)
+        return out, grads, sorted(n for n in saved.values() if n >= x.numel())
 
-    a, ga, saved_plain = run(plain)
-    b, gb, saved_recomputed = run(recomputed)
+    a, ga, big_plain = run(plain)
+    b, gb, big_recomputed = run(recomputed)
     assert torch.equal(a, b)
     for u, v in zip(ga, gb, strict=True):
         torch.testing.assert_close(u, v)
-    assert saved_recomputed < saved_plain / 2
+    assert big_plain == [x.numel(), x.numel()]  # the input and H
+    assert big_recomputed == [x.numel()]        # the input only (shared with GC)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from staa_snn.functional import SURROGATES, Rectangle, get_surrogate, heaviside
+from staa_snn.functional import SURROGATES, Rectangle, get_surrogate, heaviside, indicator
 
 
 def _grid():
@@ -49,3 +49,13 @@ def test_heaviside_dtype_and_unknown_name():
         get_surrogate("gauss")
     with pytest.raises(ValueError, match="alpha must be a positive"):
         get_surrogate("sigmoid", -1.0)
+
+
+def test_indicator_writes_floats_and_keeps_autograd_working():
+    x = torch.tensor([-1.0, 0.0, 0.5, 2.0], dtype=torch.float64)
+    assert indicator(torch.ge, x, 0.5).tolist() == [0.0, 0.0, 1.0, 1.0]
+    out = torch.full_like(x, 7.0)
+    assert indicator(torch.lt, x, 0.5, out=out) is out and out.tolist() == [1.0, 1.0, 0.0, 0.0]
+    leaf = x.clone().requires_grad_(True)  # with autograd recording, no out= kernel (it would refuse)
+    y = indicator(torch.ge, leaf, 0.0)
+    assert y.dtype == torch.float64 and y.tolist() == [0.0, 1.0, 1.0, 1.0] and not y.requires_grad

@@ -5,18 +5,20 @@ parameters and call them. Fast paths (``staa_snn.kernels``) are tested against
 these.
 """
 
-from .gc import GC_FUSIONS, global_context
+from .gc import GC_FUSIONS, gc_context, gc_value, global_context
 from .lif import charge, fire, hard_reset, lif_coefficients, lif_multistep, lif_step
 from .pe import add_position_encoding, sinusoidal_position_encoding
 from .sa import SA_GATES, step_attention, step_attention_gates
 from .staa import staa_lif_multistep
-from .surrogate import SURROGATES, ATan, Rectangle, Sigmoid, Surrogate, Triangle, get_surrogate, heaviside
+from .surrogate import (
+    SURROGATES, ATan, Rectangle, Sigmoid, Surrogate, Triangle, get_surrogate, heaviside, indicator,
+)
 from .tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
 
 __all__ = [
     "ATan", "GC_FUSIONS", "Rectangle", "SA_GATES", "SURROGATES", "Sigmoid", "Surrogate", "TSRD_MODES",
-    "Triangle", "add_position_encoding", "charge", "check_tsrd_p", "fire", "get_surrogate",
-    "global_context", "hard_reset", "heaviside", "lif_coefficients", "lif_multistep", "lif_step",
+    "Triangle", "add_position_encoding", "charge", "check_tsrd_p", "fire", "gc_context", "gc_value", "get_surrogate",
+    "global_context", "hard_reset", "heaviside", "indicator", "lif_coefficients", "lif_multistep", "lif_step",
     "sinusoidal_position_encoding", "staa_lif_multistep", "step_attention", "step_attention_gates",
     "tsrd_drop_mask",
 ]

@@ -23,12 +23,26 @@ __all__ = [
     "SURROGATES",
     "get_surrogate",
     "heaviside",
+    "indicator",
 ]
+
+
+def indicator(compare, x: Tensor, value: float, out: Tensor | None = None) -> Tensor:
+    """``compare(x, value)`` (``torch.ge``, ``torch.lt``, ...) as 0/1 in the dtype of ``x``
+    (written into ``out`` when given).
+
+    Outside autograd and compilation the comparison writes straight into a float
+    tensor: on the CPU a ``bool`` result and its conversion cost about three times as much.
+    """
+    if (x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+        result = compare(x, value).to(x.dtype)
+        return result if out is None else out.copy_(result)
+    return compare(x, value, out=torch.empty_like(x) if out is None else out)
 
 
 def heaviside(x: Tensor) -> Tensor:
     """``1`` where ``x >= 0``, else ``0``, in the dtype of ``x``."""
-    return (x >= 0).to(x.dtype)
+    return indicator(torch.ge, x, 0.0)
 
 
 class _SpikeFunction(torch.autograd.Function):
@@ -97,7 +111,8 @@ class Rectangle(Surrogate):
         return torch.clamp(x / self.alpha + 0.5, 0.0, 1.0)
 
     def grad(self, x: Tensor) -> Tensor:
-        return (x.abs() < self.alpha / 2).to(x.dtype) / self.alpha
+        inside = indicator(torch.lt, x.abs(), self.alpha / 2)
+        return inside if self.alpha == 1.0 else inside.div_(self.alpha)
 
 
 class Sigmoid(Surrogate):

@@ -4,5 +4,9 @@ deleting this package would leave the reference path working."""
 from .lif_fused import lif_multistep_fused
 from .spike_storage import binary_saved_tensors, mark_binary
 from .staa_compiled import staa_lif_multistep_compiled
+from .staa_fused import staa_lif_multistep_fused
 
-__all__ = ["binary_saved_tensors", "lif_multistep_fused", "mark_binary", "staa_lif_multistep_compiled"]
+__all__ = [
+    "binary_saved_tensors", "lif_multistep_fused", "mark_binary", "staa_lif_multistep_compiled",
+    "staa_lif_multistep_fused",
+]

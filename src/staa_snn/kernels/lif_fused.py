@@ -24,8 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..functional.lif import charge
-from ..functional.surrogate import Surrogate
+from ..functional.surrogate import Surrogate, indicator
 from ._compile import compiled
 
 __all__ = ["lif_multistep_fused"]
@@ -39,19 +38,27 @@ def _sum_to(grad: Tensor, like: Tensor) -> Tensor:
     return grad.sum(dims, keepdim=True) if dims else grad
 
 
-def _reset(h: Tensor, v_threshold: float, v_reset: float) -> Tensor:
-    return torch.where(h >= v_threshold, torch.full_like(h, v_reset), h) if v_reset != 0.0 else h * (h < v_threshold)
+def after_reset(h: Tensor, s: Tensor, v_reset: float, out: Tensor | None = None) -> Tensor:
+    """``V - V_reset`` after the hard reset, from ``H`` and its spikes ``s`` (0/1 floats):
+    ``(H - V_reset)(1 - s)``, written as ``a - a s`` (exact; no ``bool`` tensor, which is slow on the CPU)."""
+    a = h - v_reset if v_reset != 0.0 else h
+    return torch.addcmul(a, a, s, value=-1.0, out=out)
 
 
 def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float) -> tuple[Tensor, Tensor]:
     """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest."""
-    H = torch.empty_like(x)
-    v = torch.full_like(x[0], v_reset)
+    # Written in place into H and S: on the CPU every activation-sized temporary costs a pass
+    # (and [T, ...]-sized ones page faults as well).
+    H, S = torch.empty_like(x), torch.empty_like(x)
+    hv = None                                               # V[t-1] - V_reset (None at rest)
     for t in range(x.shape[0]):
-        h = charge(v, x[t], m, n, v_reset)
-        H[t] = h
-        v = _reset(h, v_threshold, v_reset)
-    return H, (H >= v_threshold).to(x.dtype)
+        h = torch.mul(x[t], n, out=H[t])
+        if v_reset != 0.0:
+            h.add_(v_reset)
+        if hv is not None:
+            h.addcmul_(m, hv) if isinstance(m, Tensor) else h.add_(hv, alpha=m)
+        hv = after_reset(h, indicator(torch.ge, h, v_threshold, out=S[t]), v_reset)
+    return H, S
 
 
 def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset: float, surrogate: Surrogate,
@@ -67,20 +74,26 @@ def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset:
         surrogate_grad = sg.grad(h - vth)
         grad_h = grad_s[t] * surrogate_grad
         if grad_v is not None:
-            not_fired = (h < vth).to(h.dtype)
-            dv_dh = not_fired if detach_reset else not_fired + (vr - h) * surrogate_grad
-            grad_h = grad_h + grad_v * dv_dh
+            dv_dh = indicator(torch.lt, h, vth)                       # 1 - S
+            if not detach_reset:
+                dv_dh.addcmul_(surrogate_grad, h - vr if vr != 0.0 else h, value=-1.0)  # + (V_reset - H) sigma'
+            if isinstance(m, Tensor):
+                grad_h.addcmul_(grad_v.mul_(m), dv_dh)
+            else:
+                grad_h.addcmul_(grad_v, dv_dh, value=m)
         if need_x:
-            grad_x[t] = grad_h * n
+            torch.mul(grad_h, n, out=grad_x[t])
         if need_m or need_n:
-            v_prev = _reset(H[t - 1], vth, vr) if t > 0 else torch.full_like(h, vr)
-            hist = v_prev - vr if vr != 0.0 else v_prev
+            if t > 0:
+                hist = after_reset(H[t - 1], indicator(torch.ge, H[t - 1], vth), vr)   # V[t-1] - V_reset
+            else:
+                hist = torch.zeros_like(h)
             if need_m:
                 grad_m += _sum_to(grad_h * hist, m)
             if need_n:
                 x_term = h - vr - m * hist if vr != 0.0 else h - m * hist  # N X[t]
                 grad_n += _sum_to(grad_h * x_term, n) / n
-        grad_v = grad_h * m
+        grad_v = grad_h  # dL/dV[t-1] = M dL/dH[t]: M is applied at the next step
     return grad_x, grad_m, grad_n
 
 

@@ -9,11 +9,13 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from .._validation import check_positive_int
+from ..functional.gc import gc_context, gc_value
 from ..functional.staa import staa_lif_multistep
 from ..functional.surrogate import Surrogate
 from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
 from ..kernels.staa_compiled import staa_lif_multistep_compiled
-from .adaptive import AdaptiveLIF
+from ..kernels.staa_fused import staa_lif_multistep_fused
+from .adaptive import AdaptiveLIF, _check_spatial
 from .blocks import PE_KINDS, GlobalContext, PositionEncoding, StepAttention
 
 __all__ = ["STAALIF", "PE_POSITIONS"]
@@ -31,7 +33,12 @@ class STAALIF(AdaptiveLIF):
     exactly the :class:`AdaptiveLIF`, which computes exactly the :class:`LIF`.
 
     PE and GC run on all ``T`` steps in one batched call on ``[T*B, C, ...]``;
-    only SA and the membrane update run inside the loop over steps.
+    only SA and the membrane update run inside the loop over steps. With the
+    default shapes (channel-shaped PE and ``M, N``, GC fusion ``"add"``, no PE at
+    the membrane) the augmented input is ``X + b`` with ``b`` one value per (step,
+    sample, channel), and the ``"fused"`` backend runs the step loop as one autograd
+    node with a hand-written backward (:mod:`staa_snn.kernels.staa_fused`) that
+    never forms ``X + P`` or ``X^``; other shapes take the general path.
 
     Args:
         channels: ``C`` (dim 2 of the input).
@@ -50,11 +57,12 @@ class STAALIF(AdaptiveLIF):
         pe_shape: ``"channel"`` (``[T, C, 1, 1]``, default) or ``"full"`` (``[T, C, H, W]``).
         tsrd_mode: ``"batch"`` (one draw per layer and step, default) or ``"sample"``.
         recompute: with SA on, keep only the loop's inputs for backward and run the step loop
-            again there (activation checkpointing; default). Same numbers; on resnet20 it halves
-            the activation memory for about 2% more step time. ``False`` keeps every intermediate.
-            Not used with ``backend="compiled"`` (activation checkpointing around a compiled
-            graph can recompute with a different graph), where AOTAutograd's partitioner
-            decides what to keep.
+            again there (default). Same numbers. On the fused path ``False`` keeps the membrane
+            potentials ``H`` as well (one more activation-sized tensor per layer, a few percent
+            faster); on the general path it is activation checkpointing (``False`` keeps every
+            intermediate). Not used with ``backend="compiled"`` (activation checkpointing around
+            a compiled graph can recompute with a different graph), where AOTAutograd's
+            partitioner decides what to keep.
         backend: ``"fused"`` (default), ``"compiled"`` (the SA step loop, and the LIF node
             when SA is off, through ``torch.compile``) or ``"reference"``; see :class:`LIF`.
         mn_shape, spatial_shape, tau, v_threshold, v_reset, surrogate, detach_reset:
@@ -109,8 +117,8 @@ class STAALIF(AdaptiveLIF):
             v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
             backend=backend,
         )
-        if pe_full and self.spatial_shape is None:
-            raise ValueError("pe_shape='full' needs spatial_shape=(H, W)")
+        if pe_full:  # the input's spatial shape is fixed by the PE table as well
+            self.spatial_shape = _check_spatial(spatial_shape, True, "pe_shape")
         self.T = T
         self.tsrd_p = check_tsrd_p(tsrd_p)
         self.tsrd_mode = tsrd_mode
@@ -144,12 +152,51 @@ class STAALIF(AdaptiveLIF):
             x_hat = self.pe(x_hat)
         return x_hat
 
+    @property
+    def input_is_shifted(self) -> bool:
+        """Whether ``X^ = X + b`` with one value per (step, sample, channel): channel-shaped PE
+        before or after GC, GC fusion ``"add"``, no PE at the membrane (the default)."""
+        return (
+            self.pe_membrane is None
+            and (self.pe is None or self.pe.shape == "channel")
+            and (self.gc is None or self.gc.fusion == "add")
+        )
+
+    def input_shift(self, x: Tensor) -> Tensor:
+        """``b [T, B, C]`` with ``X^ = GC(X + P) = X + b`` (see :attr:`input_is_shifted`).
+
+        The context of ``X + P`` is the context of ``X`` plus ``P`` (``functional.gc.gc_context``),
+        so ``X + P`` is never formed.
+        """
+        T, B, C = x.shape[:3]
+        p = self.pe.p.view(T, 1, C) if self.pe is not None else None
+        if self.gc is None:
+            return p.expand(T, B, C) if p is not None else x.new_zeros(T, B, C)
+        gc = self.gc
+        context = gc_context(x.flatten(0, 1), gc.key.weight, gc.key.bias).view(T, B, C)
+        if p is not None and self.pe_position == "input":
+            context = context + p
+        value = gc_value(context, gc.down.weight, gc.down.bias, gc.norm.weight, gc.norm.bias, gc.up.weight,
+                         gc.up.bias, gc.norm.eps)
+        return value + p if p is not None else value
+
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         m, n = self.coefficients(x)
         drop = None
         if self.training and self.tsrd_p > 0:
             drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
+        if self.backend == "fused" and self.sa is not None and self.mn_shape != "full" and self.input_is_shifted:
+            sa = self.sa
+            spikes, gates = staa_lif_multistep_fused(
+                x, self.input_shift(x), m, n, sa.fc1.weight, sa.fc1.bias, sa.fc2.weight, sa.fc2.bias,
+                sa_lambda=sa.sa_lambda, gate=sa.gate, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                surrogate=self.surrogate, drop=drop, detach_reset=self.detach_reset,
+                recompute=self.recompute and torch.is_grad_enabled(),
+            )
+            self._record(spikes)
+            self.last_sa_gates = gates
+            return spikes
         x_hat = self.augment(x)
         if self.sa is None and self.pe_membrane is None and self.backend != "reference":
             # Without SA the update is the adaptive LIF on X^ (on X at TSRD-dropped steps).

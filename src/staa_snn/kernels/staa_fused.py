@@ -1,0 +1,222 @@
+"""Fused STAA-LIF step loop with SA: one autograd node with a hand-written backward through time.
+
+The loop of :func:`staa_snn.functional.staa_lif_multistep` for the default
+configuration (channel-shaped ``M``, ``N`` and PE, GC fusion ``"add"``), where the
+augmented input is the raw input plus one value per (step, sample, channel)::
+
+    X^[t] = X[t] + b[t]          b = P + GC value   ([T, B, C]; see ``functional.gc.gc_context``)
+
+so ``X^`` is never materialised, and each step is::
+
+    hv     = V[t-1] - V_reset                             [B, C, S]
+    z      = [ M GAP(hv),  N (GAP(X[t]) + b[t]) ]         [B, 2C]      GAP(X) for all steps at once
+    g      = gates(z)  (SA MLP; 1 at steps TSRD drops)    [B, 2C]  -> g_h, g_u
+    H[t]   = (g_h M) hv + (g_u N) X[t] + (g_u N b'[t] + V_reset)      b' = 0 at dropped steps
+    S[t]   = 1(H[t] >= V_th),   V[t] = H[t] where S = 0, V_reset where S = 1
+
+Only three activation-sized passes per step touch ``[B, C, S]`` tensors (the
+``H`` update, the reset and one GAP); the SA gates are ``[B, 2C]``. Backward
+walks the steps in reverse with the carried ``dL/dV[t]``::
+
+    dH      = dL/dS sigma'(H - V_th) + dL/dV[t] ((1 - S) + (V_reset - H) sigma')   ((1 - S) with detach_reset)
+    dL/dX[t] = (g_u N) dH + (dz_u N) / S,     dL/dV[t-1] = (g_h M) dH + (dz_h M) / S
+    dg_h    = M sum_S(dH hv),   dg_u = N (sum_S(dH X[t]) + b' sum_S dH)   -> through the gate MLP -> dz
+
+and the parameter gradients from the same ``[B, C]`` sums. With ``recompute``
+only the inputs are saved and ``H`` is rebuilt by one more forward loop in
+backward; otherwise ``H`` (one activation-sized tensor) is saved.
+
+Tested against the reference, forward and backward, in ``tests/test_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..functional.surrogate import Surrogate, indicator
+from .lif_fused import after_reset
+
+__all__ = ["staa_lif_multistep_fused"]
+
+
+def _gates(z: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, sa_lambda: float, gate: str):
+    """The SA MLP on ``z [B, 2C]``: ``(pre-activation, hidden, gates [B, 2C])``."""
+    pre = F.linear(z, w1, b1)
+    hidden = pre.clamp_min(0)
+    logits = F.linear(hidden, w2, b2)
+    if gate == "sigmoid":
+        return pre, hidden, sa_lambda * torch.sigmoid(logits)
+    return pre, hidden, sa_lambda * torch.softmax(logits.view(z.shape[0], 2, -1), dim=1).flatten(1)
+
+
+def _masked(g: Tensor, keep: Tensor | None, t: int) -> Tensor:
+    """The gates applied at step ``t``: 1 for the samples whose step TSRD drops."""
+    return g if keep is None else torch.where(keep[t, :, None], g, torch.ones((), dtype=g.dtype, device=g.device))
+
+
+def _bias(bias: Tensor, keep: Tensor | None, t: int) -> Tensor:
+    return bias[t] if keep is None else bias[t] * keep[t, :, None]
+
+
+def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_threshold, v_reset, *, spikes: bool):
+    """From rest: ``H [T, B, C, S]``; the spikes (``spikes=True``) or the histories
+    ``V[t-1] - V_reset`` (``False``, for backward), ``[T, B, C, S]``; ``GAP(X)`` and
+    ``GAP(V[t-1] - V_reset)``, ``[T, B, C]``; the SA MLP's ``z, pre, hidden, raw gates``, ``[T, B, *]``.
+
+    Written in place into preallocated outputs: on the CPU every activation-sized temporary costs a pass.
+    """
+    T, B, C, S = x.shape
+    gap_x = x.mean(-1)
+    H, out = torch.empty_like(x), torch.empty_like(x)
+    if not spikes:
+        out[0].zero_()
+    gap_v = x.new_zeros(T, B, C)
+    zs, pres, hiddens, gs = [], [], [], []
+    hv = None  # V[t-1] - V_reset; None at rest
+    for t in range(T):
+        if hv is not None:
+            gap_v[t] = hv.mean(-1)
+        z = torch.cat([mc * gap_v[t], nc * (gap_x[t] + bias[t])], dim=1)
+        pre, hidden, g = _gates(z, w1, b1, w2, b2, sa_lambda, gate)
+        zs.append(z), pres.append(pre), hiddens.append(hidden), gs.append(g)
+        g = _masked(g, keep, t)
+        a, c = g[:, :C] * mc, g[:, C:] * nc
+        d = c * _bias(bias, keep, t)
+        h = torch.addcmul((d + v_reset).unsqueeze(-1), c.unsqueeze(-1), x[t], out=H[t])
+        if hv is not None:
+            h.addcmul_(a.unsqueeze(-1), hv)
+        if spikes:
+            hv = after_reset(h, indicator(torch.ge, h, v_threshold, out=out[t]), v_reset)
+        elif t + 1 < T:
+            hv = after_reset(h, indicator(torch.ge, h, v_threshold), v_reset, out=out[t + 1])
+    return H, out, gap_x, gap_v, torch.stack(zs), torch.stack(pres), torch.stack(hiddens), torch.stack(gs)
+
+
+def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap_v, zs, pres, hiddens, gs,
+                   sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
+    """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``."""
+    T, B, C, S = x.shape
+    grad_x = torch.empty_like(x) if need_x else None
+    grad_bias = torch.empty_like(bias)
+    grad_mc, grad_nc = torch.zeros_like(mc), torch.zeros_like(nc)
+    grad_w1, grad_w2 = torch.zeros_like(w1), torch.zeros_like(w2)
+    grad_b1, grad_b2 = x.new_zeros(w1.shape[0]), x.new_zeros(w2.shape[0])
+    grad_v = None  # dL/dV[t], carried backwards
+    for t in range(T - 1, -1, -1):
+        h = H[t]
+        sg = surrogate.grad(h - v_threshold)
+        dh = grad_s[t] * sg
+        if grad_v is not None:
+            dv_dh = indicator(torch.lt, h, v_threshold)                                 # 1 - S
+            if not detach_reset:
+                dv_dh.addcmul_(sg, h - v_reset if v_reset != 0.0 else h, value=-1.0)  # + (V_reset - H) sigma'
+            dh.addcmul_(grad_v, dv_dh)
+        g_raw = gs[t]
+        g = _masked(g_raw, keep, t)
+        g_h, g_u = g[:, :C], g[:, C:]
+        c = g_u * nc
+        sum_dh = dh.sum(-1)
+        grad_c = torch.linalg.vecdot(dh, x[t]).add_(_bias(bias, keep, t) * sum_dh)   # dL/d(g_u N)
+        grad_nc += (grad_c * g_u).sum(0)
+        if t > 0:
+            grad_a = torch.linalg.vecdot(dh, history[t])                                # dL/d(g_h M)
+            grad_mc += (grad_a * g_h).sum(0)
+            grad_g = torch.cat([grad_a * mc, grad_c * nc], dim=1)
+        else:  # V[-1] = V_reset: the history gate has no effect
+            grad_g = torch.cat([torch.zeros_like(grad_c), grad_c * nc], dim=1)
+        if keep is not None:
+            grad_g = grad_g * keep[t, :, None]
+        # back through the SA MLP
+        if gate == "sigmoid":
+            grad_logits = grad_g * g_raw * (1.0 - g_raw / sa_lambda)
+        else:
+            p, dp = (g_raw / sa_lambda).view(B, 2, C), (sa_lambda * grad_g).view(B, 2, C)
+            grad_logits = (p * (dp - (p * dp).sum(1, keepdim=True))).flatten(1)
+        grad_w2 += grad_logits.t() @ hiddens[t]
+        grad_b2 += grad_logits.sum(0)
+        grad_pre = (grad_logits @ w2) * (pres[t] > 0)
+        grad_w1 += grad_pre.t() @ zs[t]
+        grad_b1 += grad_pre.sum(0)
+        grad_z = grad_pre @ w1
+        grad_gap_h, grad_gap_u = grad_z[:, :C], grad_z[:, C:]
+        grad_nc += (grad_gap_u * (gap_x[t] + bias[t])).sum(0)
+        grad_gap_x = grad_gap_u * nc
+        grad_bias[t] = torch.addcmul(grad_gap_x, sum_dh, c if keep is None else c * keep[t, :, None])
+        if need_x:
+            torch.addcmul((grad_gap_x / S).unsqueeze(-1), c.unsqueeze(-1), dh, out=grad_x[t])
+        if t > 0:
+            grad_mc += (grad_gap_h * gap_v[t]).sum(0)
+            grad_v = torch.addcmul((grad_gap_h * mc / S).unsqueeze(-1), (g_h * mc).unsqueeze(-1), dh)
+    return grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2
+
+
+class _FusedSTAA(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_threshold, v_reset,  # type: ignore[override]
+                surrogate, detach_reset, recompute):
+        args = (sa_lambda, gate, v_threshold, v_reset)
+        H, spikes, *small = _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args, spikes=True)
+        gs = small[-1]
+        g = gs if keep is None else torch.stack([_masked(gs[t], keep, t) for t in range(gs.shape[0])])
+        gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
+        ctx.mark_non_differentiable(gates)
+        ctx.save_for_backward(x, bias, mc, nc, w1, b1, w2, b2, keep, *(() if recompute else (H, *small)))
+        ctx.args, ctx.surrogate, ctx.detach_reset, ctx.recompute = args, surrogate, detach_reset, recompute
+        return spikes, gates
+
+    @staticmethod
+    def backward(ctx, grad_s, _grad_gates):  # type: ignore[override]
+        x, bias, mc, nc, w1, b1, w2, b2, keep, *kept = ctx.saved_tensors
+        if ctx.recompute:
+            H, history, *small = _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args, spikes=False)
+        else:
+            (H, *small), (v_threshold, v_reset) = kept, ctx.args[2:]
+            history = torch.empty_like(H)
+            history[0].zero_()
+            for t in range(1, H.shape[0]):
+                after_reset(H[t - 1], indicator(torch.ge, H[t - 1], v_threshold), v_reset, out=history[t])
+        grads = _backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, H, history, *small, *ctx.args,
+                               ctx.surrogate, ctx.detach_reset, ctx.needs_input_grad[0])
+        grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2 = grads
+        return (grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1 if b1 is not None else None, grad_w2,
+                grad_b2 if b2 is not None else None) + (None,) * 8
+
+
+def staa_lif_multistep_fused(
+    x_seq: Tensor,
+    bias: Tensor,
+    m: Tensor,
+    n: Tensor,
+    w1: Tensor,
+    b1: Tensor | None,
+    w2: Tensor,
+    b2: Tensor | None,
+    *,
+    sa_lambda: float,
+    gate: str,
+    v_threshold: float,
+    v_reset: float,
+    surrogate: Surrogate,
+    drop: Tensor | None = None,
+    detach_reset: bool = False,
+    recompute: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """Spikes ``[T, B, C, *spatial]`` and SA gates ``[T, B, 2, C]`` of the STAA-LIF with SA.
+
+    Args:
+        x_seq: the raw input ``X``.
+        bias: ``[T, B, C]``, the augmented input is ``X^ = X + bias`` (PE and GC value).
+        m, n: per-channel coefficients, any shape with ``C`` (or 1) elements.
+        w1, b1, w2, b2: the SA MLP (``nn.Linear`` shapes).
+        drop: TSRD mask ``[T, 1]`` or ``[T, B]``, ``True`` at basic steps.
+        recompute: keep only the inputs for backward and rebuild ``H`` there.
+    """
+    T, B, C = x_seq.shape[:3]
+    x = x_seq.reshape(T, B, C, -1)
+    mc, nc = m.reshape(-1).expand(C), n.reshape(-1).expand(C)
+    keep = None if drop is None else (~drop).expand(T, B).contiguous()
+    spikes, gates = _FusedSTAA.apply(x, bias, mc, nc, w1, b1, w2, b2, keep, float(sa_lambda), gate,
+                                     float(v_threshold), float(v_reset), surrogate, bool(detach_reset), bool(recompute))
+    return spikes.view_as(x_seq), gates
