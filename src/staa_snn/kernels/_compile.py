@@ -1,12 +1,45 @@
-"""One ``torch.compile`` per function and process (shapes dynamic), made on first use."""
+"""``torch.compile`` helpers: one compile per function and process, and per-step outputs
+written the way each mode wants them."""
 
 from __future__ import annotations
 
 import functools
 
 import torch
+from torch import Tensor
 
 
 @functools.cache
 def compiled(fn):
+    """``fn`` through ``torch.compile`` (shapes dynamic), made on first use and cached."""
     return torch.compile(fn, dynamic=True)
+
+
+class StepOutput:
+    """A ``[T, ...]`` result filled one step at a time.
+
+    Eager: each step is written in place (``out=``) into one preallocated tensor, so there
+    is no per-step temporary and no final copy. Under ``torch.compile`` the steps are
+    collected and stacked at the end: a write into a slice of a graph buffer is
+    functionalised into a copy of the whole buffer at every step.
+    """
+
+    def __init__(self, like: Tensor) -> None:
+        self.compiling = torch.compiler.is_compiling()
+        self.buffer = None if self.compiling else torch.empty_like(like)
+        self.steps: list[Tensor | None] = [None] * like.shape[0]
+
+    def out(self, t: int) -> Tensor | None:
+        """The ``out=`` argument for step ``t`` (``None`` under compilation)."""
+        return None if self.buffer is None else self.buffer[t]
+
+    def put(self, t: int, value: Tensor) -> Tensor:
+        """Record step ``t`` (already written in place when ``out(t)`` was used) and return it."""
+        if self.buffer is None:
+            self.steps[t] = value
+        elif value.data_ptr() != self.buffer[t].data_ptr():
+            self.buffer[t].copy_(value)
+        return value
+
+    def result(self) -> Tensor:
+        return self.buffer if self.buffer is not None else torch.stack(self.steps)  # type: ignore[arg-type]

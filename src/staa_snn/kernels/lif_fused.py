@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..functional.surrogate import Surrogate, indicator
-from ._compile import compiled
+from ._compile import StepOutput, compiled
 
 __all__ = ["lif_multistep_fused"]
 
@@ -47,25 +47,25 @@ def after_reset(h: Tensor, s: Tensor, v_reset: float, out: Tensor | None = None)
 
 def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float) -> tuple[Tensor, Tensor]:
     """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest."""
-    # Written in place into H and S: on the CPU every activation-sized temporary costs a pass
-    # (and [T, ...]-sized ones page faults as well).
-    H, S = torch.empty_like(x), torch.empty_like(x)
+    # Eager, steps are written in place into H and S: on the CPU every activation-sized
+    # temporary costs a pass (and [T, ...]-sized ones page faults as well).
+    H, S = StepOutput(x), StepOutput(x)
     hv = None                                               # V[t-1] - V_reset (None at rest)
     for t in range(x.shape[0]):
-        h = torch.mul(x[t], n, out=H[t])
+        h = H.put(t, torch.mul(x[t], n, out=H.out(t)))
         if v_reset != 0.0:
             h.add_(v_reset)
         if hv is not None:
             h.addcmul_(m, hv) if isinstance(m, Tensor) else h.add_(hv, alpha=m)
-        hv = after_reset(h, indicator(torch.ge, h, v_threshold, out=S[t]), v_reset)
-    return H, S
+        hv = after_reset(h, S.put(t, indicator(torch.ge, h, v_threshold, out=S.out(t))), v_reset)
+    return H.result(), S.result()
 
 
 def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset: float, surrogate: Surrogate,
                    detach_reset: bool, need_x: bool, need_m: bool, need_n: bool):
     """Backward through time from ``dL/dS`` (see the module docstring)."""
     vth, vr, sg = v_threshold, v_reset, surrogate
-    grad_x = torch.empty_like(H) if need_x else None
+    grad_x = StepOutput(H) if need_x else None
     grad_m = torch.zeros_like(m) if need_m else None
     grad_n = torch.zeros_like(n) if need_n else None
     grad_v = None  # dL/dV[t], carried backwards
@@ -82,7 +82,7 @@ def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset:
             else:
                 grad_h.addcmul_(grad_v, dv_dh, value=m)
         if need_x:
-            torch.mul(grad_h, n, out=grad_x[t])
+            grad_x.put(t, torch.mul(grad_h, n, out=grad_x.out(t)))
         if need_m or need_n:
             if t > 0:
                 hist = after_reset(H[t - 1], indicator(torch.ge, H[t - 1], vth), vr)   # V[t-1] - V_reset
@@ -94,7 +94,7 @@ def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset:
                 x_term = h - vr - m * hist if vr != 0.0 else h - m * hist  # N X[t]
                 grad_n += _sum_to(grad_h * x_term, n) / n
         grad_v = grad_h  # dL/dV[t-1] = M dL/dH[t]: M is applied at the next step
-    return grad_x, grad_m, grad_n
+    return (grad_x.result() if need_x else None), grad_m, grad_n
 
 
 def _loops(use_compiled: bool):

@@ -1,4 +1,6 @@
-"""The STAA-LIF step loop with SA, through ``torch.compile`` (``backend="compiled"``).
+"""The STAA-LIF step loop with SA, through ``torch.compile`` (``backend="compiled"``), for
+the shapes the fused kernel (:mod:`staa_snn.kernels.staa_fused`) does not cover: full-shaped
+PE or ``M, N``, GC fusion ``"scale"``, PE at the membrane.
 
 The same recurrence as :func:`staa_snn.functional.staa_lif_multistep`, written
 so that one graph covers every case, which ``torch.compile`` turns into fused

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..functional.surrogate import Surrogate, indicator
+from ._compile import StepOutput, compiled
 from .lif_fused import after_reset
 
 __all__ = ["staa_lif_multistep_fused"]
@@ -69,37 +70,37 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_thre
     """
     T, B, C, S = x.shape
     gap_x = x.mean(-1)
-    H, out = torch.empty_like(x), torch.empty_like(x)
+    H, out = StepOutput(x), StepOutput(x)
     if not spikes:
-        out[0].zero_()
-    gap_v = x.new_zeros(T, B, C)
-    zs, pres, hiddens, gs = [], [], [], []
+        out.put(0, torch.zeros_like(x[0]))
+    gap_v, zs, pres, hiddens, gs = [torch.zeros_like(gap_x[0])], [], [], [], []
     hv = None  # V[t-1] - V_reset; None at rest
     for t in range(T):
         if hv is not None:
-            gap_v[t] = hv.mean(-1)
+            gap_v.append(hv.mean(-1))
         z = torch.cat([mc * gap_v[t], nc * (gap_x[t] + bias[t])], dim=1)
         pre, hidden, g = _gates(z, w1, b1, w2, b2, sa_lambda, gate)
         zs.append(z), pres.append(pre), hiddens.append(hidden), gs.append(g)
         g = _masked(g, keep, t)
         a, c = g[:, :C] * mc, g[:, C:] * nc
         d = c * _bias(bias, keep, t)
-        h = torch.addcmul((d + v_reset).unsqueeze(-1), c.unsqueeze(-1), x[t], out=H[t])
+        h = H.put(t, torch.addcmul((d + v_reset).unsqueeze(-1), c.unsqueeze(-1), x[t], out=H.out(t)))
         if hv is not None:
             h.addcmul_(a.unsqueeze(-1), hv)
         if spikes:
-            hv = after_reset(h, indicator(torch.ge, h, v_threshold, out=out[t]), v_reset)
+            hv = after_reset(h, out.put(t, indicator(torch.ge, h, v_threshold, out=out.out(t))), v_reset)
         elif t + 1 < T:
-            hv = after_reset(h, indicator(torch.ge, h, v_threshold), v_reset, out=out[t + 1])
-    return H, out, gap_x, gap_v, torch.stack(zs), torch.stack(pres), torch.stack(hiddens), torch.stack(gs)
+            hv = out.put(t + 1, after_reset(h, indicator(torch.ge, h, v_threshold), v_reset, out=out.out(t + 1)))
+    return (H.result(), out.result(), gap_x, torch.stack(gap_v), torch.stack(zs), torch.stack(pres),
+            torch.stack(hiddens), torch.stack(gs))
 
 
 def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap_v, zs, pres, hiddens, gs,
                    sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
     """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``."""
     T, B, C, S = x.shape
-    grad_x = torch.empty_like(x) if need_x else None
-    grad_bias = torch.empty_like(bias)
+    grad_x = StepOutput(x) if need_x else None
+    grad_bias = StepOutput(bias)
     grad_mc, grad_nc = torch.zeros_like(mc), torch.zeros_like(nc)
     grad_w1, grad_w2 = torch.zeros_like(w1), torch.zeros_like(w2)
     grad_b1, grad_b2 = x.new_zeros(w1.shape[0]), x.new_zeros(w2.shape[0])
@@ -143,45 +144,51 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap
         grad_gap_h, grad_gap_u = grad_z[:, :C], grad_z[:, C:]
         grad_nc += (grad_gap_u * (gap_x[t] + bias[t])).sum(0)
         grad_gap_x = grad_gap_u * nc
-        grad_bias[t] = torch.addcmul(grad_gap_x, sum_dh, c if keep is None else c * keep[t, :, None])
+        grad_bias.put(t, torch.addcmul(grad_gap_x, sum_dh, c if keep is None else c * keep[t, :, None]))
         if need_x:
-            torch.addcmul((grad_gap_x / S).unsqueeze(-1), c.unsqueeze(-1), dh, out=grad_x[t])
+            grad_x.put(t, torch.addcmul((grad_gap_x / S).unsqueeze(-1), c.unsqueeze(-1), dh, out=grad_x.out(t)))
         if t > 0:
             grad_mc += (grad_gap_h * gap_v[t]).sum(0)
             grad_v = torch.addcmul((grad_gap_h * mc / S).unsqueeze(-1), (g_h * mc).unsqueeze(-1), dh)
-    return grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2
+    return ((grad_x.result() if need_x else None), grad_bias.result(), grad_mc, grad_nc, grad_w1, grad_b1, grad_w2,
+            grad_b2)
 
 
 class _FusedSTAA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_threshold, v_reset,  # type: ignore[override]
-                surrogate, detach_reset, recompute):
+                surrogate, detach_reset, recompute, use_compiled):
         args = (sa_lambda, gate, v_threshold, v_reset)
-        H, spikes, *small = _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args, spikes=True)
+        forward_loop = compiled(_forward_loop) if use_compiled else _forward_loop
+        H, spikes, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args, spikes=True)
         gs = small[-1]
         g = gs if keep is None else torch.stack([_masked(gs[t], keep, t) for t in range(gs.shape[0])])
         gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
         ctx.mark_non_differentiable(gates)
         ctx.save_for_backward(x, bias, mc, nc, w1, b1, w2, b2, keep, *(() if recompute else (H, *small)))
         ctx.args, ctx.surrogate, ctx.detach_reset, ctx.recompute = args, surrogate, detach_reset, recompute
+        ctx.use_compiled = use_compiled
         return spikes, gates
 
     @staticmethod
     def backward(ctx, grad_s, _grad_gates):  # type: ignore[override]
         x, bias, mc, nc, w1, b1, w2, b2, keep, *kept = ctx.saved_tensors
+        forward_loop, backward_loop = _forward_loop, _backward_loop
+        if ctx.use_compiled:
+            forward_loop, backward_loop = compiled(_forward_loop), compiled(_backward_loop)
         if ctx.recompute:
-            H, history, *small = _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args, spikes=False)
+            H, history, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args, spikes=False)
         else:
             (H, *small), (v_threshold, v_reset) = kept, ctx.args[2:]
             history = torch.empty_like(H)
             history[0].zero_()
             for t in range(1, H.shape[0]):
                 after_reset(H[t - 1], indicator(torch.ge, H[t - 1], v_threshold), v_reset, out=history[t])
-        grads = _backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, H, history, *small, *ctx.args,
+        grads = backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, H, history, *small, *ctx.args,
                                ctx.surrogate, ctx.detach_reset, ctx.needs_input_grad[0])
         grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2 = grads
         return (grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1 if b1 is not None else None, grad_w2,
-                grad_b2 if b2 is not None else None) + (None,) * 8
+                grad_b2 if b2 is not None else None) + (None,) * 9
 
 
 def staa_lif_multistep_fused(
@@ -202,6 +209,7 @@ def staa_lif_multistep_fused(
     drop: Tensor | None = None,
     detach_reset: bool = False,
     recompute: bool = True,
+    compiled: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Spikes ``[T, B, C, *spatial]`` and SA gates ``[T, B, 2, C]`` of the STAA-LIF with SA.
 
@@ -212,11 +220,13 @@ def staa_lif_multistep_fused(
         w1, b1, w2, b2: the SA MLP (``nn.Linear`` shapes).
         drop: TSRD mask ``[T, 1]`` or ``[T, B]``, ``True`` at basic steps.
         recompute: keep only the inputs for backward and rebuild ``H`` there.
+        compiled: run the forward and backward loops through ``torch.compile`` (the first call compiles).
     """
     T, B, C = x_seq.shape[:3]
     x = x_seq.reshape(T, B, C, -1)
     mc, nc = m.reshape(-1).expand(C), n.reshape(-1).expand(C)
     keep = None if drop is None else (~drop).expand(T, B).contiguous()
     spikes, gates = _FusedSTAA.apply(x, bias, mc, nc, w1, b1, w2, b2, keep, float(sa_lambda), gate,
-                                     float(v_threshold), float(v_reset), surrogate, bool(detach_reset), bool(recompute))
+                                     float(v_threshold), float(v_reset), surrogate, bool(detach_reset), bool(recompute),
+                                     bool(compiled))
     return spikes.view_as(x_seq), gates

@@ -63,8 +63,8 @@ class STAALIF(AdaptiveLIF):
             intermediate). Not used with ``backend="compiled"`` (activation checkpointing around
             a compiled graph can recompute with a different graph), where AOTAutograd's
             partitioner decides what to keep.
-        backend: ``"fused"`` (default), ``"compiled"`` (the SA step loop, and the LIF node
-            when SA is off, through ``torch.compile``) or ``"reference"``; see :class:`LIF`.
+        backend: ``"fused"`` (default), ``"compiled"`` (the fused loops through ``torch.compile``;
+            for the other shapes, the whole SA step loop) or ``"reference"``; see :class:`LIF`.
         mn_shape, spatial_shape, tau, v_threshold, v_reset, surrogate, detach_reset:
             as in :class:`AdaptiveLIF`.
 
@@ -186,13 +186,14 @@ class STAALIF(AdaptiveLIF):
         drop = None
         if self.training and self.tsrd_p > 0:
             drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
-        if self.backend == "fused" and self.sa is not None and self.mn_shape != "full" and self.input_is_shifted:
+        fast = self.backend in ("fused", "compiled") and self.mn_shape != "full" and self.input_is_shifted
+        if fast and self.sa is not None:
             sa = self.sa
             spikes, gates = staa_lif_multistep_fused(
                 x, self.input_shift(x), m, n, sa.fc1.weight, sa.fc1.bias, sa.fc2.weight, sa.fc2.bias,
                 sa_lambda=sa.sa_lambda, gate=sa.gate, v_threshold=self.v_threshold, v_reset=self.v_reset,
                 surrogate=self.surrogate, drop=drop, detach_reset=self.detach_reset,
-                recompute=self.recompute and torch.is_grad_enabled(),
+                recompute=self.recompute and torch.is_grad_enabled(), compiled=self.backend == "compiled",
             )
             self._record(spikes)
             self.last_sa_gates = gates
