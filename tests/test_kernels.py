@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from staa_snn.functional import get_surrogate, lif_multistep
-from staa_snn.kernels import binary_saved_tensors, lif_multistep_fused, mark_binary
+from staa_snn.functional import gc_context
+from staa_snn.kernels import binary_saved_tensors, gc_context_fused, lif_multistep_fused, mark_binary
 from staa_snn.models import create_model
 from staa_snn.neurons import STAALIF
 
@@ -155,6 +156,22 @@ def test_binary_storage_packs_marked_tensors_only_while_alive():
     y.backward()
     assert torch.equal(w.grad, spikes)
     assert _marks.get() is None  # the context cleaned up
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 4, 3), (6, 5)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_gc_context_matches_reference(shape, bias):
+    torch.manual_seed(0)
+    x = torch.randn(shape, **D64, requires_grad=True)
+    w = torch.randn(1, shape[1], **D64, requires_grad=True)
+    b = torch.randn(1, **D64, requires_grad=True) if bias else None
+    inputs = [x, w] + ([b] if bias else [])
+    a, r = gc_context_fused(x, w, b), gc_context(x, w, b)
+    torch.testing.assert_close(a, r)
+    g = torch.randn_like(a)
+    for u, v in zip(torch.autograd.grad((a * g).sum(), inputs), torch.autograd.grad((r * g).sum(), inputs), strict=True):
+        torch.testing.assert_close(u, v)
+    assert torch.autograd.gradcheck(lambda *i: gc_context_fused(i[0], i[1], i[2] if bias else None), inputs)
 
 
 def _perturbed_pair(kw, fast_backend="fused", **fast_kw):

@@ -97,7 +97,8 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_thre
 
 def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap_v, zs, pres, hiddens, gs,
                    sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
-    """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``."""
+    """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``
+    (``None``: rebuilt from ``H``)."""
     T, B, C, S = x.shape
     grad_x = StepOutput(x) if need_x else None
     grad_bias = StepOutput(bias)
@@ -122,7 +123,9 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap
         grad_c = torch.linalg.vecdot(dh, x[t]).add_(_bias(bias, keep, t) * sum_dh)   # dL/d(g_u N)
         grad_nc += (grad_c * g_u).sum(0)
         if t > 0:
-            grad_a = torch.linalg.vecdot(dh, history[t])                                # dL/d(g_h M)
+            hv = history[t] if history is not None else after_reset(
+                H[t - 1], indicator(torch.ge, H[t - 1], v_threshold), v_reset)
+            grad_a = torch.linalg.vecdot(dh, hv)                                        # dL/d(g_h M)
             grad_mc += (grad_a * g_h).sum(0)
             grad_g = torch.cat([grad_a * mc, grad_c * nc], dim=1)
         else:  # V[-1] = V_reset: the history gate has no effect
@@ -178,12 +181,8 @@ class _FusedSTAA(torch.autograd.Function):
             forward_loop, backward_loop = compiled(_forward_loop), compiled(_backward_loop)
         if ctx.recompute:
             H, history, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args, spikes=False)
-        else:
-            (H, *small), (v_threshold, v_reset) = kept, ctx.args[2:]
-            history = torch.empty_like(H)
-            history[0].zero_()
-            for t in range(1, H.shape[0]):
-                after_reset(H[t - 1], indicator(torch.ge, H[t - 1], v_threshold), v_reset, out=history[t])
+        else:  # the histories are rebuilt from H inside the backward loop
+            (H, *small), history = kept, None
         grads = backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, H, history, *small, *ctx.args,
                                ctx.surrogate, ctx.detach_reset, ctx.needs_input_grad[0])
         grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2 = grads

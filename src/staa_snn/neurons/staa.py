@@ -13,6 +13,7 @@ from ..functional.gc import gc_context, gc_value
 from ..functional.staa import staa_lif_multistep
 from ..functional.surrogate import Surrogate
 from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
+from ..kernels.gc_fused import gc_context_fused
 from ..kernels.staa_compiled import staa_lif_multistep_compiled
 from ..kernels.staa_fused import staa_lif_multistep_fused
 from .adaptive import AdaptiveLIF, _check_spatial
@@ -173,7 +174,8 @@ class STAALIF(AdaptiveLIF):
         if self.gc is None:
             return p.expand(T, B, C) if p is not None else x.new_zeros(T, B, C)
         gc = self.gc
-        context = gc_context(x.flatten(0, 1), gc.key.weight, gc.key.bias).view(T, B, C)
+        context_fn = gc_context if self.backend == "reference" else gc_context_fused
+        context = context_fn(x.flatten(0, 1), gc.key.weight, gc.key.bias).view(T, B, C)
         if p is not None and self.pe_position == "input":
             context = context + p
         value = gc_value(context, gc.down.weight, gc.down.bias, gc.norm.weight, gc.norm.bias, gc.up.weight,
