@@ -254,3 +254,24 @@ def test_staa_recompute_matches_and_saves_less():
         torch.testing.assert_close(u, v)
     assert big_plain == [x.numel(), x.numel()]  # the input and H
     assert big_recomputed == [x.numel()]        # the input only (shared with GC)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "adaptive", "staa"])
+def test_fused_kernels_under_bf16_autocast_follow_the_reference(neuron):
+    """Autocast hands bf16 activations to float32 parameters: the kernels compute in the promoted
+    dtype, as the reference's element-wise ops do, and backward sees no mixed dtypes."""
+    options = {"tsrd_p": 0.0} if neuron == "staa" else {}
+    torch.manual_seed(0)
+    fast = create_model("vgg_small", num_classes=10, T=2, neuron=neuron, in_channels=1, **options)
+    ref = create_model("vgg_small", num_classes=10, T=2, neuron=neuron, in_channels=1, backend="reference", **options)
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(4, 1, 16, 16)
+    outs, grads = [], []
+    for model in (fast, ref):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        out.float().square().sum().backward()
+        outs.append(out)
+        grads.append(torch.cat([p.grad.float().flatten() for p in model.parameters()]))
+    assert outs[0].dtype == torch.bfloat16 and torch.equal(outs[0], outs[1])
+    torch.testing.assert_close(grads[0], grads[1], rtol=0.02, atol=1e-3)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._dtypes import autocast_off, cast, common_dtype
+
 __all__ = ["gc_context_fused"]
 
 
@@ -50,4 +52,6 @@ class _GCContext(torch.autograd.Function):
 
 def gc_context_fused(x: Tensor, key_weight: Tensor, key_bias: Tensor | None) -> Tensor:
     """The context ``c [N, C]`` of ``x [N, C, *spatial]``, as :func:`staa_snn.functional.gc_context`."""
-    return _GCContext.apply(x, key_weight, key_bias)
+    dtype = common_dtype(x, key_weight, key_bias)
+    with autocast_off(x.device):
+        return _GCContext.apply(cast(x, dtype), cast(key_weight, dtype), cast(key_bias, dtype))

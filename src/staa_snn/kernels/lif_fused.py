@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..functional.surrogate import Surrogate, indicator
 from ._compile import StepOutput, compiled
+from ._dtypes import autocast_off, cast, common_dtype
 
 __all__ = ["lif_multistep_fused"]
 
@@ -143,4 +144,7 @@ def lif_multistep_fused(
     :func:`staa_snn.functional.lif_multistep`, with far less memory saved for backward.
     ``compiled=True`` runs the forward and backward loops as ``torch.compile``d
     kernels (several times faster once compiled; the first call compiles)."""
-    return _FusedLIF.apply(x_seq, m, n, v_threshold, v_reset, surrogate, detach_reset, compiled)
+    dtype = common_dtype(x_seq, m, n)
+    with autocast_off(x_seq.device):
+        return _FusedLIF.apply(cast(x_seq, dtype), cast(m, dtype), cast(n, dtype), v_threshold, v_reset, surrogate,
+                               detach_reset, compiled)

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from ..functional.surrogate import Surrogate, indicator
 from ._compile import StepOutput, compiled
+from ._dtypes import autocast_off, cast, common_dtype
 from .lif_fused import after_reset
 
 __all__ = ["staa_lif_multistep_fused"]
@@ -222,10 +223,13 @@ def staa_lif_multistep_fused(
         compiled: run the forward and backward loops through ``torch.compile`` (the first call compiles).
     """
     T, B, C = x_seq.shape[:3]
+    dtype = common_dtype(x_seq, bias, m, n, w1, b1, w2, b2)
+    x_seq, bias, m, n, w1, b1, w2, b2 = (cast(v, dtype) for v in (x_seq, bias, m, n, w1, b1, w2, b2))
     x = x_seq.reshape(T, B, C, -1)
     mc, nc = m.reshape(-1).expand(C), n.reshape(-1).expand(C)
     keep = None if drop is None else (~drop).expand(T, B).contiguous()
-    spikes, gates = _FusedSTAA.apply(x, bias, mc, nc, w1, b1, w2, b2, keep, float(sa_lambda), gate,
-                                     float(v_threshold), float(v_reset), surrogate, bool(detach_reset), bool(recompute),
-                                     bool(compiled))
+    with autocast_off(x.device):
+        spikes, gates = _FusedSTAA.apply(x, bias, mc, nc, w1, b1, w2, b2, keep, float(sa_lambda), gate,
+                                         float(v_threshold), float(v_reset), surrogate, bool(detach_reset),
+                                         bool(recompute), bool(compiled))
     return spikes.view_as(x_seq), gates
