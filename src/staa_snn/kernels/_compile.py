@@ -9,9 +9,21 @@ import torch
 from torch import Tensor
 
 
+# Graphs per kernel: one per distinct layer shape (the channel count and spatial size of a
+# net's stages get specialised) and per variant (spikes or histories, with or without TSRD),
+# so a net reaches torch's default limit of 8 and would silently fall back to eager.
+RECOMPILE_LIMIT = 64
+
+
 @functools.cache
 def compiled(fn):
-    """``fn`` through ``torch.compile`` (shapes dynamic), made on first use and cached."""
+    """``fn`` through ``torch.compile`` (shapes dynamic), made on first use and cached.
+
+    Raises ``torch._dynamo.config.recompile_limit`` to at least :data:`RECOMPILE_LIMIT`.
+    """
+    config = torch._dynamo.config
+    if getattr(config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
+        config.recompile_limit = RECOMPILE_LIMIT
     return torch.compile(fn, dynamic=True)
 
 

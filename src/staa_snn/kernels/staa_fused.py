@@ -14,17 +14,19 @@ so ``X^`` is never materialised, and each step is::
     H[t]   = (g_h M) hv + (g_u N) X[t] + (g_u N b'[t] + V_reset)      b' = 0 at dropped steps
     S[t]   = 1(H[t] >= V_th),   V[t] = H[t] where S = 0, V_reset where S = 1
 
-Only three activation-sized passes per step touch ``[B, C, S]`` tensors (the
-``H`` update, the reset and one GAP); the SA gates are ``[B, 2C]``. Backward
-walks the steps in reverse with the carried ``dL/dV[t]``::
+Five activation-sized passes per step touch ``[B, C, S]`` tensors (two for the
+``H`` update, the spike, the reset, one GAP); the SA gates are ``[B, 2C]``.
+Backward walks the steps in reverse with the carried ``dL/dV[t]``::
 
     dH      = dL/dS sigma'(H - V_th) + dL/dV[t] ((1 - S) + (V_reset - H) sigma')   ((1 - S) with detach_reset)
     dL/dX[t] = (g_u N) dH + (dz_u N) / S,     dL/dV[t-1] = (g_h M) dH + (dz_h M) / S
     dg_h    = M sum_S(dH hv),   dg_u = N (sum_S(dH X[t]) + b' sum_S dH)   -> through the gate MLP -> dz
 
 and the parameter gradients from the same ``[B, C]`` sums. With ``recompute``
-only the inputs are saved and ``H`` is rebuilt by one more forward loop in
-backward; otherwise ``H`` (one activation-sized tensor) is saved.
+only the inputs are saved and ``H`` (with the histories ``V[t-1]``) is rebuilt
+by one more forward loop in backward; otherwise ``H`` (one activation-sized
+tensor per layer) is saved. ``compiled=True`` runs both loops through
+``torch.compile``, which fuses each step's element-wise passes into one kernel.
 
 Tested against the reference, forward and backward, in ``tests/test_kernels.py``.
 """
@@ -99,13 +101,14 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_thre
 def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap_v, zs, pres, hiddens, gs,
                    sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
     """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``
-    (``None``: rebuilt from ``H``)."""
+    (``None``: rebuilt from ``H``). The loop carries only what is sequential; the parameter
+    gradients are reduced once, from the per-step ``[B, *]`` terms, after it."""
     T, B, C, S = x.shape
     grad_x = StepOutput(x) if need_x else None
-    grad_bias = StepOutput(bias)
-    grad_mc, grad_nc = torch.zeros_like(mc), torch.zeros_like(nc)
-    grad_w1, grad_w2 = torch.zeros_like(w1), torch.zeros_like(w2)
-    grad_b1, grad_b2 = x.new_zeros(w1.shape[0]), x.new_zeros(w2.shape[0])
+    g_all = gs if keep is None else torch.where(keep[..., None], gs, torch.ones((), dtype=gs.dtype, device=gs.device))
+    bias_eff = bias if keep is None else bias * keep[..., None]
+    # per step: sum_S dH, dL/d(g_h M), dL/d(g_u N), dL/dlogits, dL/dpre, dL/dz
+    sums, grad_a, grad_c, grad_logits, grad_pre, grad_z = ([None] * T for _ in range(6))
     grad_v = None  # dL/dV[t], carried backwards
     for t in range(T - 1, -1, -1):
         h = H[t]
@@ -116,46 +119,43 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap
             if not detach_reset:
                 dv_dh.addcmul_(sg, h - v_reset if v_reset != 0.0 else h, value=-1.0)  # + (V_reset - H) sigma'
             dh.addcmul_(grad_v, dv_dh)
-        g_raw = gs[t]
-        g = _masked(g_raw, keep, t)
-        g_h, g_u = g[:, :C], g[:, C:]
-        c = g_u * nc
-        sum_dh = dh.sum(-1)
-        grad_c = torch.linalg.vecdot(dh, x[t]).add_(_bias(bias, keep, t) * sum_dh)   # dL/d(g_u N)
-        grad_nc += (grad_c * g_u).sum(0)
+        sums[t] = dh.sum(-1)
+        grad_c[t] = torch.linalg.vecdot(dh, x[t]).add_(bias_eff[t] * sums[t])
         if t > 0:
             hv = history[t] if history is not None else after_reset(
                 H[t - 1], indicator(torch.ge, H[t - 1], v_threshold), v_reset)
-            grad_a = torch.linalg.vecdot(dh, hv)                                        # dL/d(g_h M)
-            grad_mc += (grad_a * g_h).sum(0)
-            grad_g = torch.cat([grad_a * mc, grad_c * nc], dim=1)
+            grad_a[t] = torch.linalg.vecdot(dh, hv)
         else:  # V[-1] = V_reset: the history gate has no effect
-            grad_g = torch.cat([torch.zeros_like(grad_c), grad_c * nc], dim=1)
+            grad_a[t] = torch.zeros_like(grad_c[t])
+        grad_g = torch.cat([grad_a[t] * mc, grad_c[t] * nc], dim=1)
         if keep is not None:
             grad_g = grad_g * keep[t, :, None]
         # back through the SA MLP
+        g_raw = gs[t]
         if gate == "sigmoid":
-            grad_logits = grad_g * g_raw * (1.0 - g_raw / sa_lambda)
+            grad_logits[t] = grad_g * g_raw * (1.0 - g_raw / sa_lambda)
         else:
             p, dp = (g_raw / sa_lambda).view(B, 2, C), (sa_lambda * grad_g).view(B, 2, C)
-            grad_logits = (p * (dp - (p * dp).sum(1, keepdim=True))).flatten(1)
-        grad_w2 += grad_logits.t() @ hiddens[t]
-        grad_b2 += grad_logits.sum(0)
-        grad_pre = (grad_logits @ w2) * (pres[t] > 0)
-        grad_w1 += grad_pre.t() @ zs[t]
-        grad_b1 += grad_pre.sum(0)
-        grad_z = grad_pre @ w1
-        grad_gap_h, grad_gap_u = grad_z[:, :C], grad_z[:, C:]
-        grad_nc += (grad_gap_u * (gap_x[t] + bias[t])).sum(0)
-        grad_gap_x = grad_gap_u * nc
-        grad_bias.put(t, torch.addcmul(grad_gap_x, sum_dh, c if keep is None else c * keep[t, :, None]))
+            grad_logits[t] = (p * (dp - (p * dp).sum(1, keepdim=True))).flatten(1)
+        grad_pre[t] = (grad_logits[t] @ w2) * (pres[t] > 0)
+        grad_z[t] = grad_pre[t] @ w1                                    # [dL/dGAP(h) | dL/dGAP(u)]
         if need_x:
-            grad_x.put(t, torch.addcmul((grad_gap_x / S).unsqueeze(-1), c.unsqueeze(-1), dh, out=grad_x.out(t)))
+            c = g_all[t, :, C:] * nc
+            e = grad_z[t][:, C:] * (nc / S)                             # through GAP(X[t])
+            grad_x.put(t, torch.addcmul(e.unsqueeze(-1), c.unsqueeze(-1), dh, out=grad_x.out(t)))
         if t > 0:
-            grad_mc += (grad_gap_h * gap_v[t]).sum(0)
-            grad_v = torch.addcmul((grad_gap_h * mc / S).unsqueeze(-1), (g_h * mc).unsqueeze(-1), dh)
-    return ((grad_x.result() if need_x else None), grad_bias.result(), grad_mc, grad_nc, grad_w1, grad_b1, grad_w2,
-            grad_b2)
+            e = grad_z[t][:, :C] * (mc / S)                             # through GAP(V[t-1])
+            grad_v = torch.addcmul(e.unsqueeze(-1), (g_all[t, :, :C] * mc).unsqueeze(-1), dh)
+    sums, grad_a, grad_c, grad_logits, grad_pre, grad_z = map(torch.stack, (sums, grad_a, grad_c, grad_logits,
+                                                                          grad_pre, grad_z))
+    g_h, g_u = g_all[..., :C], g_all[..., C:]
+    grad_gap_h, grad_gap_u = grad_z[..., :C], grad_z[..., C:]
+    grad_bias = grad_gap_u * nc + sums * g_u * nc * (1.0 if keep is None else keep[..., None])
+    grad_mc = (grad_a * g_h + grad_gap_h * gap_v).sum((0, 1))
+    grad_nc = (grad_c * g_u + grad_gap_u * (gap_x + bias)).sum((0, 1))
+    grad_w2, grad_b2 = grad_logits.flatten(0, 1).t() @ hiddens.flatten(0, 1), grad_logits.sum((0, 1))
+    grad_w1, grad_b1 = grad_pre.flatten(0, 1).t() @ zs.flatten(0, 1), grad_pre.sum((0, 1))
+    return (grad_x.result() if need_x else None), grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2
 
 
 class _FusedSTAA(torch.autograd.Function):
@@ -164,6 +164,8 @@ class _FusedSTAA(torch.autograd.Function):
                 surrogate, detach_reset, recompute, use_compiled):
         args = (sa_lambda, gate, v_threshold, v_reset)
         forward_loop = compiled(_forward_loop) if use_compiled else _forward_loop
+        # plain tensors, as backward gets them (a Parameter would be a different compiled variant)
+        x, bias, mc, nc, w1, b1, w2, b2 = (v if v is None else v.detach() for v in (x, bias, mc, nc, w1, b1, w2, b2))
         H, spikes, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args, spikes=True)
         gs = small[-1]
         g = gs if keep is None else torch.stack([_masked(gs[t], keep, t) for t in range(gs.shape[0])])
