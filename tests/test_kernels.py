@@ -67,8 +67,9 @@ def test_fused_lif_saves_one_tensor():
 
 
 @pytest.mark.parametrize("tsrd_mode", ["batch", "sample"])
-def test_staa_without_sa_fast_path_matches_reference(tsrd_mode):
-    kw = dict(sa=False, tsrd_p=0.4, tsrd_mode=tsrd_mode)
+@pytest.mark.parametrize("shape_kw", [{}, dict(pe_shape="full", spatial_shape=(4, 4))], ids=["shifted", "full-pe"])
+def test_staa_without_sa_fast_path_matches_reference(tsrd_mode, shape_kw):
+    kw = dict(sa=False, tsrd_p=0.4, tsrd_mode=tsrd_mode, **shape_kw)
     fast, ref = STAALIF(6, T=5, **kw).double(), STAALIF(6, T=5, backend="reference", **kw).double()
     with torch.no_grad():
         for p in fast.parameters():

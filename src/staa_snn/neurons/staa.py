@@ -200,13 +200,20 @@ class STAALIF(AdaptiveLIF):
             self._record(spikes)
             self.last_sa_gates = gates
             return spikes
-        x_hat = self.augment(x)
         if self.sa is None and self.pe_membrane is None and self.backend != "reference":
             # Without SA the update is the adaptive LIF on X^ (on X at TSRD-dropped steps).
-            if drop is not None:
-                x_hat = torch.where(drop.view(drop.shape + (1,) * (x.dim() - 2)), x, x_hat)
+            if self.input_is_shifted:
+                shift = self.input_shift(x)
+                if drop is not None:
+                    shift = shift * ~drop.unsqueeze(-1)
+                x_hat = x + shift.view(shift.shape + (1,) * (x.dim() - 3))
+            else:
+                x_hat = self.augment(x)
+                if drop is not None:
+                    x_hat = torch.where(drop.view(drop.shape + (1,) * (x.dim() - 2)), x, x_hat)
             spikes, gates = self._multistep(x_hat, m, n), None
         else:
+            x_hat = self.augment(x)
             loop = partial(
                 staa_lif_multistep,
                 v_threshold=self.v_threshold,
