@@ -158,15 +158,24 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap
     return (grad_x.result() if need_x else None), grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2
 
 
+def _forward_with_spikes(*args):
+    return _forward_loop(*args, spikes=True)
+
+
+def _forward_with_history(*args):
+    return _forward_loop(*args, spikes=False)
+
+
 class _FusedSTAA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_threshold, v_reset,  # type: ignore[override]
                 surrogate, detach_reset, recompute, use_compiled):
         args = (sa_lambda, gate, v_threshold, v_reset)
-        forward_loop = compiled(_forward_loop) if use_compiled else _forward_loop
+        # one compiled function per variant: fewer cached graphs whose guards each call checks
+        forward_loop = compiled(_forward_with_spikes) if use_compiled else _forward_with_spikes
         # plain tensors, as backward gets them (a Parameter would be a different compiled variant)
         x, bias, mc, nc, w1, b1, w2, b2 = (v if v is None else v.detach() for v in (x, bias, mc, nc, w1, b1, w2, b2))
-        H, spikes, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args, spikes=True)
+        H, spikes, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args)
         gs = small[-1]
         g = gs if keep is None else torch.stack([_masked(gs[t], keep, t) for t in range(gs.shape[0])])
         gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
@@ -179,11 +188,11 @@ class _FusedSTAA(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_s, _grad_gates):  # type: ignore[override]
         x, bias, mc, nc, w1, b1, w2, b2, keep, *kept = ctx.saved_tensors
-        forward_loop, backward_loop = _forward_loop, _backward_loop
+        forward_loop, backward_loop = _forward_with_history, _backward_loop
         if ctx.use_compiled:
-            forward_loop, backward_loop = compiled(_forward_loop), compiled(_backward_loop)
+            forward_loop, backward_loop = compiled(_forward_with_history), compiled(_backward_loop)
         if ctx.recompute:
-            H, history, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args, spikes=False)
+            H, history, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args)
         else:  # the histories are rebuilt from H inside the backward loop
             (H, *small), history = kept, None
         grads = backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, H, history, *small, *ctx.args,
