@@ -276,3 +276,13 @@ def test_fused_kernels_under_bf16_autocast_follow_the_reference(neuron):
         grads.append(torch.cat([p.grad.float().flatten() for p in model.parameters()]))
     assert outs[0].dtype == torch.bfloat16 and torch.equal(outs[0], outs[1])
     torch.testing.assert_close(grads[0], grads[1], rtol=0.02, atol=1e-3)
+
+
+def test_compiling_a_kernel_raises_the_recompile_limit():
+    """A net's layer shapes and loop variants need more graphs per kernel than torch's default 8;
+    past the limit torch would run the kernel eagerly, silently."""
+    from staa_snn.kernels._compile import RECOMPILE_LIMIT, compiled
+
+    with torch._dynamo.config.patch(recompile_limit=8):
+        compiled(lambda x: x + 1)  # a new function: compiled() runs (it caches per function)
+        assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT

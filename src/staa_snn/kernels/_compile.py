@@ -19,11 +19,13 @@ RECOMPILE_LIMIT = 64
 def compiled(fn):
     """``fn`` through ``torch.compile`` (shapes dynamic), made on first use and cached.
 
-    Raises ``torch._dynamo.config.recompile_limit`` to at least :data:`RECOMPILE_LIMIT`.
+    Raises ``torch._dynamo.config.recompile_limit`` (a process-wide setting) to at least
+    :data:`RECOMPILE_LIMIT`.
     """
     config = torch._dynamo.config
-    if getattr(config, "recompile_limit", RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
-        config.recompile_limit = RECOMPILE_LIMIT
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+    if getattr(config, name, RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
+        setattr(config, name, RECOMPILE_LIMIT)
     return torch.compile(fn, dynamic=True)
 
 
