@@ -89,11 +89,13 @@ def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset:
                 hist = after_reset(H[t - 1], indicator(torch.ge, H[t - 1], vth), vr)   # V[t-1] - V_reset
             else:
                 hist = torch.zeros_like(h)
+            # sum dH (V[t-1] - V_reset), to the shape of M (of N when M is a number)
+            grad_hist = _sum_to(grad_h * hist, m if isinstance(m, Tensor) else n)
             if need_m:
-                grad_m += _sum_to(grad_h * hist, m)
-            if need_n:
-                x_term = h - vr - m * hist if vr != 0.0 else h - m * hist  # N X[t]
-                grad_n += _sum_to(grad_h * x_term, n) / n
+                grad_m += grad_hist
+            if need_n:  # N X[t] = H[t] - V_reset - M (V[t-1] - V_reset); M is constant over the summed dims
+                grad_drive = _sum_to(grad_h * (h - vr) if vr != 0.0 else grad_h * h, n)
+                grad_n += (grad_drive - m * grad_hist) / n
         grad_v = grad_h  # dL/dV[t-1] = M dL/dH[t]: M is applied at the next step
     return (grad_x.result() if need_x else None), grad_m, grad_n
 
