@@ -29,6 +29,11 @@ def compiled(fn):
     return torch.compile(fn, dynamic=True)
 
 
+def maybe_compiled(fn, use_compiled: bool):
+    """``compiled(fn)`` when ``use_compiled``, else ``fn`` itself."""
+    return compiled(fn) if use_compiled else fn
+
+
 class StepOutput:
     """A ``[T, ...]`` result filled one step at a time.
 

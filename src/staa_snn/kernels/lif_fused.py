@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..functional.surrogate import Surrogate, indicator
-from ._compile import StepOutput, compiled
+from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
 
 __all__ = ["lif_multistep_fused"]
@@ -44,6 +44,27 @@ def after_reset(h: Tensor, s: Tensor, v_reset: float, out: Tensor | None = None)
     ``(H - V_reset)(1 - s)``, written as ``a - a s`` (exact; no ``bool`` tensor, which is slow on the CPU)."""
     a = h - v_reset if v_reset != 0.0 else h
     return torch.addcmul(a, a, s, value=-1.0, out=out)
+
+
+def reset_history(h: Tensor, v_threshold: float, v_reset: float, out: Tensor | None = None) -> Tensor:
+    """``V - V_reset`` after firing and resetting from ``H`` (the next step's history term)."""
+    return after_reset(h, indicator(torch.ge, h, v_threshold), v_reset, out=out)
+
+
+def grad_membrane(h: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold: float, v_reset: float,
+                  surrogate: Surrogate, detach_reset: bool, scale: float = 1.0) -> Tensor:
+    """``dL/dH[t]`` from ``dL/dS[t]`` and the carried ``scale * dL/dV[t]`` (``None`` at the last step)::
+
+        dL/dH = dL/dS sigma' + dL/dV ((1 - S) + (V_reset - H) sigma')     ((1 - S) with detach_reset)
+    """
+    surrogate_grad = surrogate.grad(h - v_threshold)
+    grad_h = grad_s * surrogate_grad
+    if grad_v is not None:
+        dv_dh = indicator(torch.lt, h, v_threshold)                                          # 1 - S
+        if not detach_reset:
+            dv_dh.addcmul_(surrogate_grad, h - v_reset if v_reset != 0.0 else h, value=-1.0)  # + (V_reset - H) sigma'
+        grad_h.addcmul_(grad_v, dv_dh, value=scale)
+    return grad_h
 
 
 def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float) -> tuple[Tensor, Tensor]:
@@ -72,21 +93,15 @@ def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset:
     grad_v = None  # dL/dV[t], carried backwards
     for t in range(H.shape[0] - 1, -1, -1):
         h = H[t]
-        surrogate_grad = sg.grad(h - vth)
-        grad_h = grad_s[t] * surrogate_grad
-        if grad_v is not None:
-            dv_dh = indicator(torch.lt, h, vth)                       # 1 - S
-            if not detach_reset:
-                dv_dh.addcmul_(surrogate_grad, h - vr if vr != 0.0 else h, value=-1.0)  # + (V_reset - H) sigma'
-            if isinstance(m, Tensor):
-                grad_h.addcmul_(grad_v.mul_(m), dv_dh)
-            else:
-                grad_h.addcmul_(grad_v, dv_dh, value=m)
+        if isinstance(m, Tensor) and grad_v is not None:  # dL/dV[t] = M dL/dH[t+1]
+            grad_v = grad_v.mul_(m)
+        grad_h = grad_membrane(h, grad_s[t], grad_v, vth, vr, sg, detach_reset,
+                               scale=1.0 if isinstance(m, Tensor) else m)
         if need_x:
             grad_x.put(t, torch.mul(grad_h, n, out=grad_x.out(t)))
         if need_m or need_n:
             if t > 0:
-                hist = after_reset(H[t - 1], indicator(torch.ge, H[t - 1], vth), vr)   # V[t-1] - V_reset
+                hist = reset_history(H[t - 1], vth, vr)   # V[t-1] - V_reset
             else:
                 hist = torch.zeros_like(h)
             # sum dH (V[t-1] - V_reset), to the shape of M (of N when M is a number)
@@ -100,18 +115,10 @@ def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset:
     return (grad_x.result() if need_x else None), grad_m, grad_n
 
 
-def _loops(use_compiled: bool):
-    """The eager loops, or their ``torch.compile``d versions (one fused kernel per direction)."""
-    if not use_compiled:
-        return _forward_loop, _backward_loop
-    return compiled(_forward_loop), compiled(_backward_loop)
-
-
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, m, n, v_threshold, v_reset, surrogate, detach_reset, compiled):  # type: ignore[override]
-        forward_loop, _ = _loops(compiled)
-        H, spikes = forward_loop(x, m, n, v_threshold, v_reset)
+        H, spikes = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset)
         ctx.save_for_backward(H, *(p for p in (m, n) if isinstance(p, Tensor)))
         ctx.m_is_tensor, ctx.n_is_tensor = isinstance(m, Tensor), isinstance(n, Tensor)
         ctx.m, ctx.n = (None if ctx.m_is_tensor else m), (None if ctx.n_is_tensor else n)
@@ -124,8 +131,8 @@ class _FusedLIF(torch.autograd.Function):
         H, *params = ctx.saved_tensors
         m = params.pop(0) if ctx.m_is_tensor else ctx.m
         n = params.pop(0) if ctx.n_is_tensor else ctx.n
-        _, backward_loop = _loops(ctx.compiled)
         need_x, need_m, need_n = ctx.needs_input_grad[:3]
+        backward_loop = maybe_compiled(_backward_loop, ctx.compiled)
         grad_x, grad_m, grad_n = backward_loop(H, grad_s.contiguous(), m, n, ctx.v_threshold, ctx.v_reset,
                                                ctx.surrogate, ctx.detach_reset, need_x, need_m, need_n)
         return grad_x, grad_m, grad_n, None, None, None, None, None

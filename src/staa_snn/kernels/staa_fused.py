@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..functional.surrogate import Surrogate, indicator
-from ._compile import StepOutput, compiled
+from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
-from .lif_fused import after_reset
+from .lif_fused import after_reset, grad_membrane, reset_history
 
 __all__ = ["staa_lif_multistep_fused"]
 
@@ -55,13 +55,13 @@ def _gates(z: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | No
     return pre, hidden, sa_lambda * torch.softmax(logits.view(z.shape[0], 2, -1), dim=1).flatten(1)
 
 
-def _masked(g: Tensor, keep: Tensor | None, t: int) -> Tensor:
-    """The gates applied at step ``t``: 1 for the samples whose step TSRD drops."""
-    return g if keep is None else torch.where(keep[t, :, None], g, torch.ones((), dtype=g.dtype, device=g.device))
-
-
-def _bias(bias: Tensor, keep: Tensor | None, t: int) -> Tensor:
-    return bias[t] if keep is None else bias[t] * keep[t, :, None]
+def _applied(gs: Tensor, bias: Tensor, keep: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The gates and input shifts applied at every step: gates 1 and no shift for the
+    samples whose step TSRD drops (``keep`` False)."""
+    if keep is None:
+        return gs, bias
+    one = torch.ones((), dtype=gs.dtype, device=gs.device)
+    return torch.where(keep[..., None], gs, one), bias * keep[..., None]
 
 
 def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_threshold, v_reset, *, spikes: bool):
@@ -73,6 +73,7 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_thre
     """
     T, B, C, S = x.shape
     gap_x = x.mean(-1)
+    bias_eff = bias if keep is None else bias * keep[..., None]
     H, out = StepOutput(x), StepOutput(x)
     if not spikes:
         out.put(0, torch.zeros_like(x[0]))
@@ -84,16 +85,17 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_thre
         z = torch.cat([mc * gap_v[t], nc * (gap_x[t] + bias[t])], dim=1)
         pre, hidden, g = _gates(z, w1, b1, w2, b2, sa_lambda, gate)
         zs.append(z), pres.append(pre), hiddens.append(hidden), gs.append(g)
-        g = _masked(g, keep, t)
+        if keep is not None:  # gates 1 where TSRD drops the step
+            g = torch.where(keep[t, :, None], g, torch.ones((), dtype=g.dtype, device=g.device))
         a, c = g[:, :C] * mc, g[:, C:] * nc
-        d = c * _bias(bias, keep, t)
+        d = c * bias_eff[t]
         h = H.put(t, torch.addcmul((d + v_reset).unsqueeze(-1), c.unsqueeze(-1), x[t], out=H.out(t)))
         if hv is not None:
             h.addcmul_(a.unsqueeze(-1), hv)
         if spikes:
             hv = after_reset(h, out.put(t, indicator(torch.ge, h, v_threshold, out=out.out(t))), v_reset)
         elif t + 1 < T:
-            hv = out.put(t + 1, after_reset(h, indicator(torch.ge, h, v_threshold), v_reset, out=out.out(t + 1)))
+            hv = out.put(t + 1, reset_history(h, v_threshold, v_reset, out=out.out(t + 1)))
     return (H.result(), out.result(), gap_x, torch.stack(gap_v), torch.stack(zs), torch.stack(pres),
             torch.stack(hiddens), torch.stack(gs))
 
@@ -105,25 +107,16 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap
     gradients are reduced once, from the per-step ``[B, *]`` terms, after it."""
     T, B, C, S = x.shape
     grad_x = StepOutput(x) if need_x else None
-    g_all = gs if keep is None else torch.where(keep[..., None], gs, torch.ones((), dtype=gs.dtype, device=gs.device))
-    bias_eff = bias if keep is None else bias * keep[..., None]
+    g_all, bias_eff = _applied(gs, bias, keep)
     # per step: sum_S dH, dL/d(g_h M), dL/d(g_u N), dL/dlogits, dL/dpre, dL/dz
     sums, grad_a, grad_c, grad_logits, grad_pre, grad_z = ([None] * T for _ in range(6))
     grad_v = None  # dL/dV[t], carried backwards
     for t in range(T - 1, -1, -1):
-        h = H[t]
-        sg = surrogate.grad(h - v_threshold)
-        dh = grad_s[t] * sg
-        if grad_v is not None:
-            dv_dh = indicator(torch.lt, h, v_threshold)                                 # 1 - S
-            if not detach_reset:
-                dv_dh.addcmul_(sg, h - v_reset if v_reset != 0.0 else h, value=-1.0)  # + (V_reset - H) sigma'
-            dh.addcmul_(grad_v, dv_dh)
+        dh = grad_membrane(H[t], grad_s[t], grad_v, v_threshold, v_reset, surrogate, detach_reset)
         sums[t] = dh.sum(-1)
         grad_c[t] = torch.linalg.vecdot(dh, x[t]).add_(bias_eff[t] * sums[t])
         if t > 0:
-            hv = history[t] if history is not None else after_reset(
-                H[t - 1], indicator(torch.ge, H[t - 1], v_threshold), v_reset)
+            hv = history[t] if history is not None else reset_history(H[t - 1], v_threshold, v_reset)
             grad_a[t] = torch.linalg.vecdot(dh, hv)
         else:  # V[-1] = V_reset: the history gate has no effect
             grad_a[t] = torch.zeros_like(grad_c[t])
@@ -172,12 +165,12 @@ class _FusedSTAA(torch.autograd.Function):
                 surrogate, detach_reset, recompute, use_compiled):
         args = (sa_lambda, gate, v_threshold, v_reset)
         # one compiled function per variant: fewer cached graphs whose guards each call checks
-        forward_loop = compiled(_forward_with_spikes) if use_compiled else _forward_with_spikes
+        forward_loop = maybe_compiled(_forward_with_spikes, use_compiled)
         # plain tensors, as backward gets them (a Parameter would be a different compiled variant)
         x, bias, mc, nc, w1, b1, w2, b2 = (v if v is None else v.detach() for v in (x, bias, mc, nc, w1, b1, w2, b2))
         H, spikes, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args)
         gs = small[-1]
-        g = gs if keep is None else torch.stack([_masked(gs[t], keep, t) for t in range(gs.shape[0])])
+        g, _ = _applied(gs, bias, keep)
         gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
         ctx.mark_non_differentiable(gates)
         ctx.save_for_backward(x, bias, mc, nc, w1, b1, w2, b2, keep, *(() if recompute else (H, *small)))
@@ -188,9 +181,8 @@ class _FusedSTAA(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_s, _grad_gates):  # type: ignore[override]
         x, bias, mc, nc, w1, b1, w2, b2, keep, *kept = ctx.saved_tensors
-        forward_loop, backward_loop = _forward_with_history, _backward_loop
-        if ctx.use_compiled:
-            forward_loop, backward_loop = compiled(_forward_with_history), compiled(_backward_loop)
+        forward_loop = maybe_compiled(_forward_with_history, ctx.use_compiled)
+        backward_loop = maybe_compiled(_backward_loop, ctx.use_compiled)
         if ctx.recompute:
             H, history, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args)
         else:  # the histories are rebuilt from H inside the backward loop
