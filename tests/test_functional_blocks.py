@@ -77,7 +77,8 @@ def test_gc_scale_fusion():
     ref_add = GlobalContext(4, ratio=2, fusion="add").double()
     ref_add.load_state_dict(gc.state_dict())
     v = ref_add(x) - x  # the value vector, broadcast
-    torch.testing.assert_close(gc(x), x * torch.sigmoid(v))
+    torch.testing.assert_close(gc(x), x * 2 * torch.sigmoid(v))
+    assert torch.equal(GlobalContext(4, ratio=2, fusion="scale")(x.float()), x.float())  # the identity at init
 
 
 def test_gc_and_sa_gradients_against_finite_differences():
@@ -144,8 +145,10 @@ def test_tsrd_mask_rate(p, mode):
 
 
 def test_tsrd_mask_rejects_bad_arguments():
-    for bad in (-0.1, 1.0, 2):
-        with pytest.raises(ValueError, match=r"tsrd_p must be in \[0, 1\)"):
+    for bad in (-0.1, 1.01, 2):
+        with pytest.raises(ValueError, match=r"tsrd_p must be in \[0, 1\]"):
             tsrd_drop_mask(4, 2, bad)
+    for mode in ("batch", "sample"):  # the paper sweeps p up to 1: every step dropped
+        assert tsrd_drop_mask(4, 3, 1.0, mode=mode).all() and not tsrd_drop_mask(4, 3, 0.0, mode=mode).any()
     with pytest.raises(ValueError, match="unknown tsrd_mode"):
         tsrd_drop_mask(4, 2, 0.1, mode="layer")

@@ -9,7 +9,7 @@ from staa_snn.functional import get_surrogate, lif_multistep
 from staa_snn.functional import gc_context
 from staa_snn.kernels import binary_saved_tensors, gc_context_fused, lif_multistep_fused, mark_binary
 from staa_snn.models import create_model
-from staa_snn.neurons import STAALIF
+from staa_snn.neurons import LIF, STAALIF, AdaptiveLIF
 
 D64 = dict(dtype=torch.float64)
 
@@ -26,7 +26,7 @@ def _params(kind, shape):
 
 @pytest.mark.parametrize("shape", [(5, 6, 8), (4, 2, 3, 4, 4)])
 @pytest.mark.parametrize("kind", ["float", "scalar", "channel", "full"])
-@pytest.mark.parametrize("surrogate", ["rectangle", "sigmoid", "atan"])
+@pytest.mark.parametrize("surrogate", ["rectangle", "sigmoid", "atan", "triangle", "tanh"])
 @pytest.mark.parametrize("v_reset, detach_reset", [(0.0, False), (0.0, True), (-0.3, False)])
 def test_fused_lif_matches_reference(shape, kind, surrogate, v_reset, detach_reset):
     _check_fused_against_reference(shape, kind, surrogate, v_reset, detach_reset, compiled=False)
@@ -64,10 +64,30 @@ def test_fused_lif_saves_one_tensor():
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
         lif_multistep_fused(x, m, 0.5, v_threshold=1.0, v_reset=0.0, surrogate=get_surrogate("rectangle"))
     assert sorted(saved) == [16, x.numel()]  # H and M; nothing else
+    saved.clear()
+    n = torch.full((16, 1, 1), 0.5, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        lif_multistep_fused(x, m, n, v_threshold=1.0, v_reset=0.0, surrogate=get_surrogate("rectangle"))
+    assert sorted(saved) == [16, 16, x.numel()]  # X (for dL/dN; H is rebuilt from it), M and N
+
+
+def test_fused_adaptive_lif_gradient_of_a_silent_channel():
+    """dL/dN is the sum of dL/dH X, never (H - M V) / N: a channel with N = 0 gets a finite gradient."""
+    x = (torch.randn(4, 3, 2, 5, **D64) + 1.0).requires_grad_(True)
+    m = torch.tensor([0.5, 0.3], **D64).view(2, 1).requires_grad_(True)
+    n = torch.tensor([0.8, 0.0], **D64).view(2, 1).requires_grad_(True)
+    kw = dict(v_threshold=1.0, v_reset=0.0, surrogate=get_surrogate("sigmoid"))
+    w = torch.randn(4, 3, 2, 5, **D64)
+    g_fast = torch.autograd.grad((lif_multistep_fused(x, m, n, **kw) * w).sum(), [x, m, n])
+    g_ref = torch.autograd.grad((lif_multistep(x, m, n, **kw)[0] * w).sum(), [x, m, n])
+    assert torch.isfinite(g_fast[2]).all() and g_fast[2][1] != 0
+    for a, b in zip(g_fast, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("tsrd_mode", ["batch", "sample"])
-@pytest.mark.parametrize("shape_kw", [{}, dict(pe_shape="full", spatial_shape=(4, 4))], ids=["shifted", "full-pe"])
+@pytest.mark.parametrize("shape_kw", [{}, dict(pe_shape="full", spatial_shape=(4, 4)), dict(neuron_preset="mpbn")],
+                         ids=["shifted", "full-pe", "mpbn"])
 def test_staa_without_sa_fast_path_matches_reference(tsrd_mode, shape_kw):
     kw = dict(sa=False, tsrd_p=0.4, tsrd_mode=tsrd_mode, **shape_kw)
     fast, ref = STAALIF(6, T=5, **kw).double(), STAALIF(6, T=5, backend="reference", **kw).double()
@@ -76,6 +96,7 @@ def test_staa_without_sa_fast_path_matches_reference(tsrd_mode, shape_kw):
             p.add_(torch.randn_like(p) * 0.3)
     ref.load_state_dict(fast.state_dict())
     x = torch.randn(5, 3, 6, 4, 4, **D64) * 2
+    x.requires_grad_(True)
     for train in (False, True):
         fast.train(train), ref.train(train)
         torch.manual_seed(7)
@@ -83,35 +104,29 @@ def test_staa_without_sa_fast_path_matches_reference(tsrd_mode, shape_kw):
         torch.manual_seed(7)
         b = ref(x)
         assert torch.equal(a, b)
-        ga = torch.autograd.grad(a.sum(), list(fast.parameters()))
-        gb = torch.autograd.grad(b.sum(), list(ref.parameters()))
-        for u, v in zip(ga, gb, strict=True):
+        w = torch.randn_like(a)
+        ga = torch.autograd.grad((a * w).sum(), [x, *fast.parameters()])
+        gb = torch.autograd.grad((b * w).sum(), [x, *ref.parameters()])
+        for u, v in zip(ga, gb, strict=True):  # dL/dX too: the shift, and X at the dropped steps
             torch.testing.assert_close(u, v)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(tsrd_p=0.4),  # the defaults: SA on, PE at the input, TSRD per batch
-    dict(tsrd_p=0.4, tsrd_mode="sample", pe_position="both", v_reset=-0.2, surrogate="sigmoid", detach_reset=True),
-], ids=["defaults", "sample-membrane-pe-vreset"])
+COMPILED_CASES = {
+    "defaults": dict(tsrd_p=0.4),  # SA on, PE at the input, TSRD per batch
+    "sample-membrane-pe-vreset": dict(tsrd_p=0.4, tsrd_mode="sample", pe_position="both", v_reset=-0.2,
+                                      surrogate="sigmoid", detach_reset=True),
+    "no-sa": dict(tsrd_p=0.4, sa=False),
+    "scale-softmax": dict(tsrd_p=0.4, gc_fusion="scale", sa_gate="softmax"),
+    "mpbn": dict(tsrd_p=0.4, neuron_preset="mpbn"),
+    "mpbn-general": dict(tsrd_p=0.4, neuron_preset="mpbn", pe_position="membrane"),
+}
+
+
+@pytest.mark.parametrize("kw", list(COMPILED_CASES.values()), ids=list(COMPILED_CASES))
 def test_compiled_staa_matches_reference(kw):
-    fast, ref = STAALIF(6, T=5, backend="compiled", **kw).double(), STAALIF(6, T=5, backend="reference", **kw).double()
-    with torch.no_grad():
-        for p in fast.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    ref.load_state_dict(fast.state_dict())
-    for train in (False, True):
-        x = (torch.randn(5, 3, 6, 4, 4, **D64) * 2).requires_grad_(True)
-        fast.train(train), ref.train(train)
-        torch.manual_seed(7)
-        a = fast(x)
-        torch.manual_seed(7)
-        b = ref(x)
-        assert torch.equal(a, b) and 0.05 < b.mean() < 0.8
-        torch.testing.assert_close(fast.last_sa_gates, ref.last_sa_gates, rtol=1e-12, atol=1e-12)  # fused rounding
-        ga = torch.autograd.grad((a * x.detach()).sum(), [x, *fast.parameters()])
-        gb = torch.autograd.grad((b * x.detach()).sum(), [x, *ref.parameters()])
-        for u, v in zip(ga, gb, strict=True):
-            torch.testing.assert_close(u, v, rtol=1e-9, atol=1e-9)
+    torch.manual_seed(0)
+    fast, ref = _perturbed_pair(kw, fast_backend="compiled")
+    _assert_matches_reference(fast, ref, (5, 3, 6, 4, 4), rtol=1e-9, atol=1e-9, firing=(0.05, 0.8))
 
 
 @pytest.mark.parametrize("neuron", ["lif", "staa"])
@@ -186,49 +201,101 @@ def _perturbed_pair(kw, fast_backend="fused", **fast_kw):
     return fast, ref
 
 
-@pytest.mark.parametrize("kw", [
-    dict(tsrd_p=0.4),
-    dict(tsrd_p=0.4, tsrd_mode="sample", sa_gate="softmax", v_reset=0.3, surrogate="triangle"),
-    dict(tsrd_p=0.0, pe_position="post_gc", v_reset=-0.2, surrogate="sigmoid", detach_reset=True),
-    dict(tsrd_p=0.4, pe="fixed", mn_shape="scalar", recompute=False),
-    dict(tsrd_p=0.4, gc=False, tsrd_mode="sample", surrogate="atan"),
-    dict(tsrd_p=0.4, pe=None, recompute=False),
-    dict(tsrd_p=0.0, pe=None, gc=False),
-], ids=["defaults", "sample-softmax-vreset", "post_gc-sigmoid-detach", "fixed-pe-scalar-keep", "no-gc-sample",
-        "no-pe-keep", "sa-only"])
+def _assert_matches_reference(fast, ref, shape, dtype=torch.float64, rtol=None, atol=None, firing=(0.03, 0.8)):
+    """Spikes, SA gates, BN_mp running statistics and every gradient (input and parameters) of
+    ``fast`` equal those of ``ref``, in eval and in training (same TSRD draws)."""
+    for train in (False, True):
+        x = (torch.randn(shape, dtype=dtype) * 2).requires_grad_(True)
+        fast.train(train), ref.train(train)
+        torch.manual_seed(7)
+        a = fast(x)
+        torch.manual_seed(7)
+        b = ref(x)
+        assert torch.equal(a, b) and firing[0] < b.mean() < firing[1]
+        if getattr(ref, "last_sa_gates", None) is not None:
+            torch.testing.assert_close(fast.last_sa_gates, ref.last_sa_gates, rtol=rtol, atol=atol)
+        for (name, u), v in zip(fast.named_buffers(), ref.buffers(), strict=True):
+            torch.testing.assert_close(u, v, rtol=rtol, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
+        w = torch.randn_like(a)
+        ga = torch.autograd.grad((a * w).sum(), [x, *fast.parameters()])
+        gb = torch.autograd.grad((b * w).sum(), [x, *ref.parameters()])
+        for (name, _), u, v in zip([("x", x), *fast.named_parameters()], ga, gb, strict=True):
+            torch.testing.assert_close(u, v, rtol=rtol, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
+    return a
+
+
+STAA_FUSED_CASES = {
+    "defaults": dict(tsrd_p=0.4),
+    "sample-softmax-vreset": dict(tsrd_p=0.4, tsrd_mode="sample", sa_gate="softmax", v_reset=0.3, surrogate="triangle"),
+    "post_gc-sigmoid-detach": dict(tsrd_p=0.0, pe_position="post_gc", v_reset=-0.2, surrogate="sigmoid",
+                                   detach_reset=True),
+    "fixed-pe-scalar-keep": dict(tsrd_p=0.4, pe="fixed", mn_shape="scalar", recompute=False),
+    "no-gc-sample": dict(tsrd_p=0.4, gc=False, tsrd_mode="sample", surrogate="atan"),
+    "no-pe-keep": dict(tsrd_p=0.4, pe=None, recompute=False),
+    "sa-only": dict(tsrd_p=0.0, pe=None, gc=False),
+    "softmax-batch-keep-scalar": dict(tsrd_p=0.5, sa_gate="softmax", recompute=False, mn_shape="scalar"),
+    "post_gc-tsrd-detach": dict(tsrd_p=0.5, tsrd_mode="sample", pe_position="post_gc", detach_reset=True),
+    "ratios-lambda": dict(tsrd_p=0.3, sa_lambda=3.0, gc_ratio=2, sa_ratio=4, surrogate="tanh"),
+    "mpbn": dict(tsrd_p=0.4, neuron_preset="mpbn"),
+    "mpbn-sample-keep": dict(tsrd_p=0.4, tsrd_mode="sample", neuron_preset="mpbn", recompute=False, v_reset=-0.2),
+    "mpbn-spec-neuron": dict(tsrd_p=0.3, mpbn=True, sa_gate="softmax", detach_reset=True),
+}
+
+
+@pytest.mark.parametrize("kw", list(STAA_FUSED_CASES.values()), ids=list(STAA_FUSED_CASES))
 @pytest.mark.parametrize("rank", [5, 3])
 def test_fused_staa_matches_reference(kw, rank):
     """The fused STAA kernel (X^ = X + b, hand-written backward) against the functional loop."""
     torch.manual_seed(0)
     fast, ref = _perturbed_pair(kw)
     assert fast.input_is_shifted
-    shape = (5, 3, 6, 4, 4) if rank == 5 else (5, 3, 6)
-    for train in (False, True):
-        x = (torch.randn(shape, **D64) * 2).requires_grad_(True)
-        fast.train(train), ref.train(train)
-        torch.manual_seed(7)
-        a = fast(x)
-        torch.manual_seed(7)
-        b = ref(x)
-        assert a.grad_fn.name() == "ViewBackward0" and a.grad_fn.next_functions[0][0].name() == "_FusedSTAABackward"
-        assert torch.equal(a, b) and 0.03 < b.mean() < 0.8
-        torch.testing.assert_close(fast.last_sa_gates, ref.last_sa_gates)
-        w = torch.randn_like(a)
-        ga = torch.autograd.grad((a * w).sum(), [x, *fast.parameters()])
-        gb = torch.autograd.grad((b * w).sum(), [x, *ref.parameters()])
-        for (name, _), u, v in zip([("x", x), *fast.named_parameters()], ga, gb, strict=True):
-            torch.testing.assert_close(u, v, msg=lambda m, name=name: f"{name}: {m}")
+    out = _assert_matches_reference(fast, ref, (5, 3, 6, 4, 4) if rank == 5 else (5, 8, 6))
+    assert out.grad_fn.name() == "ViewBackward0" and out.grad_fn.next_functions[0][0].name() == "_FusedSTAABackward"
 
 
-def test_staa_fused_path_only_where_it_applies():
-    """Full-shaped PE or M/N, GC "scale" and PE at the membrane take the general path, and still match."""
-    for kw in (dict(pe_shape="full", spatial_shape=(4, 4)), dict(mn_shape="full", spatial_shape=(4, 4)),
-               dict(gc_fusion="scale"), dict(pe_position="both")):
-        fast, ref = _perturbed_pair(dict(tsrd_p=0.0, **kw))
-        x = torch.randn(5, 3, 6, 4, 4, **D64) * 2
-        out = fast(x)
-        assert "_FusedSTAA" not in str(out.grad_fn.next_functions), kw
-        assert torch.equal(out, ref(x)), kw
+@pytest.mark.parametrize("kw", [dict(tsrd_p=0.4), dict(tsrd_p=0.4, neuron_preset="mpbn", tsrd_mode="sample")],
+                         ids=["defaults", "mpbn"])
+def test_fused_staa_matches_reference_in_float32(kw):
+    torch.manual_seed(0)
+    fast, ref = _perturbed_pair(kw)
+    fast, ref = fast.float(), ref.float()
+    _assert_matches_reference(fast, ref, (5, 4, 6, 5, 5), dtype=torch.float32, rtol=1e-3, atol=3e-4)
+
+
+GENERAL_CASES = {
+    "full-pe": dict(pe_shape="full", spatial_shape=(4, 4)),
+    "full-mn": dict(mn_shape="full", spatial_shape=(4, 4)),
+    "gc-scale": dict(gc_fusion="scale"),
+    "pe-both": dict(pe_position="both"),
+    "pe-membrane": dict(pe_position="membrane"),
+    "full-pe-mpbn": dict(pe_shape="full", spatial_shape=(4, 4), neuron_preset="mpbn", tsrd_mode="sample"),
+}
+
+
+@pytest.mark.parametrize("kw", list(GENERAL_CASES.values()), ids=list(GENERAL_CASES))
+def test_staa_general_path_where_the_fused_one_does_not_apply(kw):
+    """Full-shaped PE or M/N, GC "scale" and PE at the membrane take the general path (checkpointed),
+    and still match, forward and backward."""
+    torch.manual_seed(0)
+    fast, ref = _perturbed_pair(dict(tsrd_p=0.3, **kw))
+    out = _assert_matches_reference(fast, ref, (5, 3, 6, 4, 4))
+    assert "_FusedSTAA" not in str(out.grad_fn.next_functions), kw
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 5, 3, 3), (5, 16, 5)], ids=["conv", "flat"])
+@pytest.mark.parametrize("kind", ["lif", "adaptive"])
+@pytest.mark.parametrize("kw", [dict(neuron_preset="mpbn"), dict(mpbn=True, v_reset=-0.3, surrogate="sigmoid",
+                                                                  detach_reset=True)], ids=["mpbn", "spec-bn"])
+def test_fused_lif_with_mpbn_matches_reference(shape, kind, kw):
+    C = shape[2]
+    make = (lambda backend: LIF(channels=C, backend=backend, **kw)) if kind == "lif" else \
+        (lambda backend: AdaptiveLIF(C, backend=backend, **kw))
+    fast, ref = make("fused").double(), make("reference").double()
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ref.load_state_dict(fast.state_dict())
+    _assert_matches_reference(fast, ref, shape, firing=(0.05, 0.9))
 
 
 def test_staa_recompute_matches_and_saves_less():

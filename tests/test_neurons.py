@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from staa_snn.functional import lif_step, get_surrogate
+from staa_snn.functional import get_surrogate, lif_step, sinusoidal_position_encoding
 from staa_snn.neurons import LIF, STAALIF, AdaptiveLIF
 
 SHAPES = [(4, 3, 8), (4, 3, 8, 5, 5)]  # [T, B, F] and [T, B, C, H, W]
@@ -120,6 +120,10 @@ def test_pe_placements_by_identity(position):
 def test_fixed_pe_is_a_buffer_and_full_shape_needs_spatial():
     staa = STAALIF(4, T=3, pe="fixed")
     assert "pe.p" not in dict(staa.named_parameters()) and "pe.p" in staa.state_dict()
+    # scaled by pe_scale (default 0.1): a perturbation of the input current, not a shift to the threshold
+    torch.testing.assert_close(staa.pe.p, 0.1 * sinusoidal_position_encoding(3, 4))
+    assert staa.pe.p.abs().max() == pytest.approx(0.1)
+    torch.testing.assert_close(STAALIF(4, T=3, pe="fixed", pe_scale=0.5).pe.p, 0.5 * sinusoidal_position_encoding(3, 4))
     with pytest.raises(ValueError, match="spatial_shape"):
         STAALIF(4, T=3, pe_shape="full")
     full = STAALIF(4, T=3, pe_shape="full", mn_shape="full", spatial_shape=(5, 5))
@@ -221,8 +225,8 @@ def test_bad_inputs_and_arguments():
                 neuron(bad)
     with pytest.raises(ValueError, match="built for 8 channels but the input has 5"):
         AdaptiveLIF(8)(torch.randn(4, 2, 5))
-    for p in (-0.1, 1.0, 1.5):
-        with pytest.raises(ValueError, match=r"tsrd_p must be in \[0, 1\)"):
+    for p in (-0.1, 1.01, 1.5, True):
+        with pytest.raises(ValueError, match=r"tsrd_p must be in \[0, 1\]"):
             STAALIF(8, T=4, tsrd_p=p)
     for tau in (0.0, -2.0, 0.5, float("nan")):
         with pytest.raises(ValueError, match="tau must be"):

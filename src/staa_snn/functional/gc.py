@@ -7,7 +7,9 @@ steps go through it in one call)::
     k = softmax_j( W_k x_j + b_k )                       # [N, S]   key, Conv1x1 C->1
     c = sum_j k_j x_j                                    # [N, C]   context
     v = W_up ReLU( LN( W_down c + b_down ) ) + b_up      # [N, C]   value, C -> C/r -> C
-    X^ = X + v            (fusion "add")   or   X (.) sigmoid(v)   (fusion "scale")
+    X^ = X + v            (fusion "add")   or   X (.) 2 sigmoid(v)   (fusion "scale")
+
+Both fusions are the identity at ``v = 0``, where the value-up convolution starts.
 
 The 1x1 convolutions are written as matrix products on ``[N, C]``; their
 parameters are exactly those of ``Conv2d(..., kernel_size=1)``.
@@ -50,7 +52,7 @@ def global_context(
     value = value.reshape((n, c) + (1,) * (x.dim() - 2))
     if fusion == "add":                                                # Eq. 10
         return x + value
-    return x * torch.sigmoid(value)
+    return x * (2 * torch.sigmoid(value))
 
 
 def gc_context(x: Tensor, key_weight: Tensor, key_bias: Tensor | None) -> Tensor:

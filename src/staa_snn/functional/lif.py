@@ -9,24 +9,35 @@ once, in the form shared by the LIF and the adaptive LIF::
 
 The LIF of Eq. 1 (decay-input form, ``H = V + (X - (V - V_reset)) / tau``) is
 the case ``M = 1 - 1/tau``, ``N = 1/tau``; with ``V_reset = 0`` the charge is
-exactly ``M V + N X``, which is Eq. 6.
+exactly ``M V + N X``, which is Eq. 6. Without decay on the input
+(``H = V - (V - V_reset) / tau + X``, SpikingJelly's ``decay_input=False``) it is
+``N = 1``: MPBN's neuron (method.md, section 11) is ``tau = 4/3``, ``M = 0.25``.
+
+An MPBN neuron fires on a normalised potential (``normalize``, the per-step
+BN_mp of :mod:`staa_snn.functional.mpbn`) and resets on the raw ``H``::
+
+    S[t] = Heaviside(normalize(H[t]) - V_th),   V[t] = H[t] (1 - S[t]) + V_reset S[t]
 """
 
 from __future__ import annotations
 
 import torch
+from typing import Callable
+
 from torch import Tensor
 
 from .surrogate import Surrogate
 
+Normalize = Callable[[Tensor], Tensor]
+
 __all__ = ["lif_coefficients", "charge", "fire", "hard_reset", "lif_step", "lif_multistep"]
 
 
-def lif_coefficients(tau: float) -> tuple[float, float]:
-    """``(M, N) = (1 - 1/tau, 1/tau)``: the LIF as an adaptive LIF."""
+def lif_coefficients(tau: float, decay_input: bool = True) -> tuple[float, float]:
+    """``(M, N) = (1 - 1/tau, 1/tau)`` (``(1 - 1/tau, 1)`` without ``decay_input``): the LIF as an adaptive LIF."""
     if not tau > 0:
         raise ValueError(f"tau must be positive, got {tau!r}")
-    return 1.0 - 1.0 / tau, 1.0 / tau
+    return 1.0 - 1.0 / tau, (1.0 / tau if decay_input else 1.0)
 
 
 def charge(v: Tensor, x: Tensor, m: "Tensor | float", n: "Tensor | float", v_reset: float = 0.0) -> Tensor:
@@ -60,10 +71,12 @@ def lif_step(
     v_reset: float,
     surrogate: Surrogate,
     detach_reset: bool = False,
+    normalize: Normalize | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One step: returns ``(S[t], V[t], H[t])`` from ``X[t]`` and ``V[t-1]``."""
+    """One step: returns ``(S[t], V[t], H[t])`` from ``X[t]`` and ``V[t-1]``; with ``normalize``
+    the spike is ``Heaviside(normalize(H) - V_th)`` (MPBN) and the reset still acts on ``H``."""
     h = charge(v, x, m, n, v_reset)
-    s = fire(h, v_threshold, surrogate)
+    s = fire(h if normalize is None else normalize(h), v_threshold, surrogate)
     return s, hard_reset(h, s, v_reset, detach_reset), h
 
 
@@ -77,14 +90,16 @@ def lif_multistep(
     surrogate: Surrogate,
     detach_reset: bool = False,
     v_init: Tensor | None = None,
+    normalize: Normalize | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Reference recurrence over ``x_seq = [T, B, ...]`` starting at ``V[0] = v_init``
-    (default ``V_reset``). Returns ``(spikes [T, B, ...], V[T])``."""
+    (default ``V_reset``). Returns ``(spikes [T, B, ...], V[T])``. ``normalize``: see :func:`lif_step`."""
     v = torch.full_like(x_seq[0], v_reset) if v_init is None else v_init
     spikes = []
     for x in x_seq:
         s, v, _ = lif_step(
-            x, v, m, n, v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset
+            x, v, m, n, v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+            normalize=normalize,
         )
         spikes.append(s)
     return torch.stack(spikes), v

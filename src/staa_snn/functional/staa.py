@@ -3,11 +3,11 @@
 ::
 
     H[t] = SA( M (.) V[t-1],  N (.) X^[t] )      X^ = GC(X + P): computed before the loop
-    S[t] = Heaviside(H[t] - V_th)
+    S[t] = Heaviside(H[t] - V_th)                 Heaviside(BN_mp(H[t]) - V_th) with MPBN
     V[t] = H[t] (.) (1 - S[t])
 
 At a step that TSRD drops, ``H[t] = M (.) V[t-1] + N (.) X[t]`` (raw input, no
-PE, GC or SA). PE and GC do not depend on the state, so the caller computes
+PE, GC or SA); BN_mp, part of firing, still applies. PE and GC do not depend on the state, so the caller computes
 ``X^`` for every step in one batched call; only SA and the membrane update run
 inside this loop.
 """
@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .lif import fire, hard_reset
+from .lif import Normalize, fire, hard_reset
 from .sa import step_attention
 from .surrogate import Surrogate
 
@@ -41,6 +41,7 @@ def staa_lif_multistep(
     membrane_pe: Tensor | None = None,
     drop: Tensor | None = None,
     detach_reset: bool = False,
+    normalize: Normalize | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run the STAA-LIF over ``[T, B, C, ...]``.
 
@@ -51,6 +52,7 @@ def staa_lif_multistep(
         sa_gates: ``(h, u) -> (g_h, g_u)`` (SA on), or ``None`` (plain sum).
         membrane_pe: ``[T, C, ...]`` added to ``H[t]`` (PE at the membrane), or ``None``.
         drop: TSRD mask, ``[T, 1]`` (shared by the batch) or ``[T, B]``; ``True`` = basic step.
+        normalize: BN_mp of one step (MPBN: spikes where ``normalize(H) >= V_th``), or ``None``.
 
     Returns:
         ``(spikes [T, B, ...], V[T], gates [T, B, 2, C] or None)``. The gates
@@ -91,7 +93,7 @@ def staa_lif_multistep(
                 gates.append(ones)
             else:
                 gates.append(torch.stack([g_h, g_u], dim=1).detach())
-        s = fire(H, v_threshold, surrogate)
+        s = fire(H if normalize is None else normalize(H), v_threshold, surrogate)
         v = hard_reset(H, s, v_reset, detach_reset)
         spikes.append(s)
     return torch.stack(spikes), v, (torch.stack(gates) if gates else None)

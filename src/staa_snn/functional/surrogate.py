@@ -20,6 +20,7 @@ __all__ = [
     "Sigmoid",
     "ATan",
     "Triangle",
+    "Tanh",
     "SURROGATES",
     "get_surrogate",
     "heaviside",
@@ -163,14 +164,40 @@ class Triangle(Surrogate):
         return torch.clamp(1 - x.abs() / self.alpha, min=0.0) / self.alpha
 
 
+class Tanh(Surrogate):
+    """MPBN's surrogate (method.md, section 11): a ``tanh`` ramp of steepness ``alpha`` over a
+    window of width 1 around the threshold,
+
+    ``primitive = 1/2 + tanh(alpha x) / (2 tanh(alpha / 2))`` for ``|x| < 1/2`` (0 below, 1 above),
+    ``grad = alpha (1 - tanh^2(alpha x)) / (2 tanh(alpha / 2))`` inside the window, 0 outside.
+
+    With ``alpha = 3`` and ``x = H_n - 0.5`` this is the MPBN code's
+    ``3 (1 - tanh^2(3 (u - 0.5))) / (2 tanh 1.5)`` on ``u = H_n / V_th``, ``0 < u < 1``, at ``V_th = 1``.
+    """
+
+    name = "tanh"
+
+    def __init__(self, alpha: float = 3.0) -> None:
+        super().__init__(alpha)
+
+    def primitive(self, x: Tensor) -> Tensor:
+        scale = 2 * math.tanh(self.alpha / 2)
+        return 0.5 + torch.tanh(self.alpha * torch.clamp(x, -0.5, 0.5)) / scale
+
+    def grad(self, x: Tensor) -> Tensor:
+        t = torch.tanh(self.alpha * x)
+        inside = indicator(torch.lt, x.abs(), 0.5)
+        return inside.mul_(1 - t * t).mul_(self.alpha / (2 * math.tanh(self.alpha / 2)))
+
+
 SURROGATES: dict[str, type[Surrogate]] = {
-    cls.name: cls for cls in (Rectangle, Sigmoid, ATan, Triangle)
+    cls.name: cls for cls in (Rectangle, Sigmoid, ATan, Triangle, Tanh)
 }
 
 
 def get_surrogate(surrogate: "str | Surrogate", alpha: float | None = None) -> Surrogate:
     """Return a :class:`Surrogate` from a name (``"rectangle"``, ``"sigmoid"``,
-    ``"atan"``, ``"triangle"``) or pass an instance through unchanged."""
+    ``"atan"``, ``"triangle"``, ``"tanh"``) or pass an instance through unchanged."""
     if isinstance(surrogate, Surrogate):
         if alpha is not None:
             raise ValueError("alpha can only be given together with a surrogate name, not an instance")

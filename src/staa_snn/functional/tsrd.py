@@ -16,8 +16,9 @@ TSRD_MODES = ("batch", "sample")
 
 
 def check_tsrd_p(p: float) -> float:
-    if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-        raise ValueError(f"tsrd_p must be in [0, 1), got {p!r}")
+    """``p`` as a float if it lies in ``[0, 1]`` (at 1 every training step is basic)."""
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"tsrd_p must be in [0, 1], got {p!r}")
     return float(p)
 
 

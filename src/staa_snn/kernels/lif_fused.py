@@ -2,12 +2,13 @@
 autograd node with a hand-written backward through time.
 
 The reference implementation lets autograd record every elementwise op of every
-step, saving about four activation-sized tensors per layer. This one saves only
-the membrane potentials ``H [T, ...]`` and rebuilds everything else in backward:
+step, saving about four activation-sized tensors per layer. This one saves one:
+the membrane potentials ``H [T, ...]`` (the input ``X`` instead when ``N`` needs a
+gradient; ``H`` is then rebuilt by one more forward loop in backward). Everything
+else is rebuilt in backward:
 
 * ``S[t] = 1(H[t] >= V_th)`` and the surrogate ``sigma'(H[t] - V_th)``;
-* ``V[t-1]`` from ``H[t-1]`` (reset where it fired);
-* the input term ``N X[t] = H[t] - V_reset - M (V[t-1] - V_reset)``, for ``dL/dN``.
+* ``V[t-1]`` from ``H[t-1]`` (reset where it fired).
 
 Backward, from ``dL/dS`` and the carried ``dL/dV[t]``::
 
@@ -16,17 +17,24 @@ Backward, from ``dL/dS`` and the carried ``dL/dV[t]``::
     dL/dX   = N dL/dH,   dL/dV[t-1] = M dL/dH
     dL/dM  += (V[t-1] - V_reset) dL/dH,   dL/dN += X dL/dH   (summed to the parameter's shape)
 
+With BN_mp (MPBN, method.md section 11) the spike is ``1(Hn >= V_th)`` with
+``Hn = a H + c`` per channel and step (:mod:`.membrane_bn`), the surrogate is taken
+at ``Hn``, and ``dL/dS + dL/dV (V_reset - H)`` goes back through BN_mp (its batch
+statistics couple the batch within a step); the per-step statistics ``[T, C]``
+are saved beside ``H``.
+
 Tested against the reference, forward and backward, in ``tests/test_kernels.py``.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..functional.surrogate import Surrogate, indicator
 from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
+from .membrane_bn import MembraneNorm, affine, grad_through_norm, step_statistics, update_running_stats
 
 __all__ = ["lif_multistep_fused"]
 
@@ -39,6 +47,11 @@ def _sum_to(grad: Tensor, like: Tensor) -> Tensor:
     return grad.sum(dims, keepdim=True) if dims else grad
 
 
+def fired(h: Tensor, v_threshold: float, ac: tuple[Tensor, Tensor] | None = None, out: Tensor | None = None) -> Tensor:
+    """``S = 1(Hn >= V_th)`` as 0/1 floats: ``Hn = H``, or ``a H + c`` with BN_mp (``ac = (a, c)``)."""
+    return indicator(torch.ge, h if ac is None else torch.addcmul(ac[1], h, ac[0]), v_threshold, out=out)
+
+
 def after_reset(h: Tensor, s: Tensor, v_reset: float, out: Tensor | None = None) -> Tensor:
     """``V - V_reset`` after the hard reset, from ``H`` and its spikes ``s`` (0/1 floats):
     ``(H - V_reset)(1 - s)``, written as ``a - a s`` (exact; no ``bool`` tensor, which is slow on the CPU)."""
@@ -46,9 +59,10 @@ def after_reset(h: Tensor, s: Tensor, v_reset: float, out: Tensor | None = None)
     return torch.addcmul(a, a, s, value=-1.0, out=out)
 
 
-def reset_history(h: Tensor, v_threshold: float, v_reset: float, out: Tensor | None = None) -> Tensor:
+def reset_history(h: Tensor, v_threshold: float, v_reset: float, out: Tensor | None = None,
+                  ac: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """``V - V_reset`` after firing and resetting from ``H`` (the next step's history term)."""
-    return after_reset(h, indicator(torch.ge, h, v_threshold), v_reset, out=out)
+    return after_reset(h, fired(h, v_threshold, ac), v_reset, out=out)
 
 
 def grad_membrane(h: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold: float, v_reset: float,
@@ -67,11 +81,32 @@ def grad_membrane(h: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold:
     return grad_h
 
 
-def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float) -> tuple[Tensor, Tensor]:
-    """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest."""
+def grad_membrane_normed(h: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold: float, v_reset: float,
+                         surrogate: Surrogate, detach_reset: bool, norm: MembraneNorm, mean: Tensor, rstd: Tensor,
+                         scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`grad_membrane` with BN_mp between ``H`` and the spike, for a step ``h [B, C, S]``:
+    ``(dL/dH, dL/dg, dL/db)``. The spike's gradient ``dL/dS + dL/dV (V_reset - H)`` becomes
+    ``dL/dHn`` through the surrogate at ``Hn``, then goes back through BN_mp; the reset's
+    ``(1 - S)`` term acts on the raw ``H``."""
+    a, c = affine(norm.weight, norm.bias, mean, rstd)
+    hn = torch.addcmul(c, h, a)
+    grad_spike = grad_s
+    if grad_v is not None and not detach_reset:
+        grad_spike = torch.addcmul(grad_s, grad_v, v_reset - h, value=scale)
+    grad_h, grad_weight, grad_bias = grad_through_norm(grad_spike * surrogate.grad(hn - v_threshold), h, a, mean,
+                                                       rstd, norm.training)
+    if grad_v is not None:
+        grad_h.addcmul_(grad_v, indicator(torch.lt, hn, v_threshold), value=scale)         # (1 - S)
+    return grad_h, grad_weight, grad_bias
+
+
+def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: MembraneNorm | None):
+    """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest; with BN_mp also the
+    per-step statistics ``(mean, var, rstd)``, ``[T, C]`` each (else ``None``)."""
     # Eager, steps are written in place into H and S: on the CPU every activation-sized
     # temporary costs a pass (and [T, ...]-sized ones page faults as well).
     H, S = StepOutput(x), StepOutput(x)
+    stats = []
     hv = None                                               # V[t-1] - V_reset (None at rest)
     for t in range(x.shape[0]):
         h = H.put(t, torch.mul(x[t], n, out=H.out(t)))
@@ -79,63 +114,88 @@ def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float) -> tuple[
             h.add_(v_reset)
         if hv is not None:
             h.addcmul_(m, hv) if isinstance(m, Tensor) else h.add_(hv, alpha=m)
-        hv = after_reset(h, S.put(t, indicator(torch.ge, h, v_threshold, out=S.out(t))), v_reset)
-    return H.result(), S.result()
+        ac = None
+        if norm is not None:
+            stats.append(step_statistics(h, norm))
+            ac = affine(norm.weight, norm.bias, stats[-1][0], stats[-1][2])
+        hv = after_reset(h, S.put(t, fired(h, v_threshold, ac, out=S.out(t))), v_reset)
+    return H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None)
 
 
-def _backward_loop(H: Tensor, grad_s: Tensor, m, n, v_threshold: float, v_reset: float, surrogate: Surrogate,
-                   detach_reset: bool, need_x: bool, need_m: bool, need_n: bool):
-    """Backward through time from ``dL/dS`` (see the module docstring)."""
+def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold: float, v_reset: float,
+                   surrogate: Surrogate, detach_reset: bool, need_x: bool, need_m: bool, need_n: bool,
+                   norm: MembraneNorm | None, means: Tensor | None, rstds: Tensor | None):
+    """Backward through time (see the module docstring); ``x`` is needed for ``dL/dN``."""
     vth, vr, sg = v_threshold, v_reset, surrogate
     grad_x = StepOutput(H) if need_x else None
     grad_m = torch.zeros_like(m) if need_m else None
     grad_n = torch.zeros_like(n) if need_n else None
+    grad_weight = grad_bias = None
+    if norm is not None:
+        grad_weight, grad_bias = torch.zeros_like(norm.weight), torch.zeros_like(norm.bias)
     grad_v = None  # dL/dV[t], carried backwards
     for t in range(H.shape[0] - 1, -1, -1):
         h = H[t]
         if isinstance(m, Tensor) and grad_v is not None:  # dL/dV[t] = M dL/dH[t+1]
             grad_v = grad_v.mul_(m)
-        grad_h = grad_membrane(h, grad_s[t], grad_v, vth, vr, sg, detach_reset,
-                               scale=1.0 if isinstance(m, Tensor) else m)
+        scale = 1.0 if isinstance(m, Tensor) else m
+        if norm is None:
+            grad_h = grad_membrane(h, grad_s[t], grad_v, vth, vr, sg, detach_reset, scale)
+        else:
+            grad_h, gw, gb = grad_membrane_normed(h, grad_s[t], grad_v, vth, vr, sg, detach_reset, norm, means[t],
+                                                  rstds[t], scale)
+            grad_weight += gw
+            grad_bias += gb
         if need_x:
             grad_x.put(t, torch.mul(grad_h, n, out=grad_x.out(t)))
-        if need_m or need_n:
-            if t > 0:
-                hist = reset_history(H[t - 1], vth, vr)   # V[t-1] - V_reset
-            else:
-                hist = torch.zeros_like(h)
-            # sum dH (V[t-1] - V_reset), to the shape of M (of N when M is a number)
-            grad_hist = _sum_to(grad_h * hist, m if isinstance(m, Tensor) else n)
-            if need_m:
-                grad_m += grad_hist
-            if need_n:  # N X[t] = H[t] - V_reset - M (V[t-1] - V_reset); M is constant over the summed dims
-                grad_drive = _sum_to(grad_h * (h - vr) if vr != 0.0 else grad_h * h, n)
-                grad_n += (grad_drive - m * grad_hist) / n
+        if need_m and t > 0:  # V[-1] = V_reset: no history at the first step
+            ac = None if norm is None else affine(norm.weight, norm.bias, means[t - 1], rstds[t - 1])
+            grad_m += _sum_to(grad_h * reset_history(H[t - 1], vth, vr, ac=ac), m)
+        if need_n:
+            grad_n += _sum_to(grad_h * x[t], n)
         grad_v = grad_h  # dL/dV[t-1] = M dL/dH[t]: M is applied at the next step
-    return (grad_x.result() if need_x else None), grad_m, grad_n
+    return (grad_x.result() if need_x else None), grad_m, grad_n, grad_weight, grad_bias
 
 
 class _FusedLIF(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, m, n, v_threshold, v_reset, surrogate, detach_reset, compiled):  # type: ignore[override]
-        H, spikes = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset)
-        ctx.save_for_backward(H, *(p for p in (m, n) if isinstance(p, Tensor)))
+    def forward(ctx, x, m, n, bn_weight, bn_bias, bn_state, v_threshold, v_reset, surrogate,  # type: ignore[override]
+                detach_reset, compiled):
+        norm = None if bn_state is None else MembraneNorm(bn_weight.detach(), bn_bias.detach(), *bn_state)
+        H, spikes, stats = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset, norm)
+        need_n = isinstance(n, Tensor) and n.requires_grad
+        means, variances, rstds = stats if stats is not None else (None, None, None)
+        # dL/dN needs X (never rebuilt from H: that would divide by N); H is then rebuilt from X
+        ctx.save_for_backward(x if need_n else H, means, rstds, bn_weight, bn_bias,
+                              *(p for p in (m, n) if isinstance(p, Tensor)))
         ctx.m_is_tensor, ctx.n_is_tensor = isinstance(m, Tensor), isinstance(n, Tensor)
         ctx.m, ctx.n = (None if ctx.m_is_tensor else m), (None if ctx.n_is_tensor else n)
         ctx.v_threshold, ctx.v_reset, ctx.surrogate, ctx.detach_reset = v_threshold, v_reset, surrogate, detach_reset
-        ctx.compiled = compiled
-        return spikes
+        ctx.compiled, ctx.saved_input, ctx.bn_state = compiled, need_n, bn_state
+        batch_stats = torch.stack([means, variances]) if stats is not None and norm.training else x.new_empty(0)
+        ctx.mark_non_differentiable(batch_stats)
+        return spikes, batch_stats
 
     @staticmethod
-    def backward(ctx, grad_s):  # type: ignore[override]
-        H, *params = ctx.saved_tensors
+    def backward(ctx, grad_s, _grad_stats):  # type: ignore[override]
+        saved, means, rstds, bn_weight, bn_bias, *params = ctx.saved_tensors
         m = params.pop(0) if ctx.m_is_tensor else ctx.m
         n = params.pop(0) if ctx.n_is_tensor else ctx.n
+        norm = None if ctx.bn_state is None else MembraneNorm(bn_weight, bn_bias, *ctx.bn_state)
+        x = saved if ctx.saved_input else None
+        H = maybe_compiled(_forward_loop, ctx.compiled)(x, m, n, ctx.v_threshold, ctx.v_reset, norm)[0] \
+            if ctx.saved_input else saved
         need_x, need_m, need_n = ctx.needs_input_grad[:3]
         backward_loop = maybe_compiled(_backward_loop, ctx.compiled)
-        grad_x, grad_m, grad_n = backward_loop(H, grad_s.contiguous(), m, n, ctx.v_threshold, ctx.v_reset,
-                                               ctx.surrogate, ctx.detach_reset, need_x, need_m, need_n)
-        return grad_x, grad_m, grad_n, None, None, None, None, None
+        grad_x, grad_m, grad_n, grad_weight, grad_bias = backward_loop(
+            H, x, grad_s.contiguous(), m, n, ctx.v_threshold, ctx.v_reset, ctx.surrogate, ctx.detach_reset,
+            need_x, need_m, need_n, norm, means, rstds)
+        return grad_x, grad_m, grad_n, grad_weight, grad_bias, None, None, None, None, None, None
+
+
+def _channel_params(p, channels: int):
+    """``M`` or ``N`` shaped for steps ``[B, C, S]``: ``[C, 1]`` or ``[C, S]`` (a number or a 0-d tensor as it is)."""
+    return p.reshape(channels, -1) if isinstance(p, Tensor) and p.dim() > 0 else p
 
 
 def lif_multistep_fused(
@@ -148,12 +208,25 @@ def lif_multistep_fused(
     surrogate: Surrogate,
     detach_reset: bool = False,
     compiled: bool = False,
+    bn: nn.BatchNorm1d | None = None,
 ) -> Tensor:
     """Spikes ``[T, B, ...]`` of the (adaptive) LIF from rest; same numbers as
     :func:`staa_snn.functional.lif_multistep`, with far less memory saved for backward.
     ``compiled=True`` runs the forward and backward loops as ``torch.compile``d
-    kernels (several times faster once compiled; the first call compiles)."""
+    kernels (several times faster once compiled; the first call compiles).
+    ``bn``: BN_mp (MPBN), a plain ``nn.BatchNorm1d(C)`` (see :func:`.membrane_bn.fusable`); in
+    training its running statistics move once per step."""
     dtype = common_dtype(x_seq, m, n)
+    x = x_seq
+    bn_weight = bn_bias = bn_state = None
+    if bn is not None:  # steps as [B, C, S], so BN_mp reduces over dims (0, 2)
+        T, B, C = x_seq.shape[:3]
+        x, m, n = x_seq.reshape(T, B, C, -1), _channel_params(m, C), _channel_params(n, C)
+        norm = MembraneNorm.of(bn, dtype)
+        bn_weight, bn_bias, bn_state = cast(norm.weight, dtype), cast(norm.bias, dtype), norm[2:]
     with autocast_off(x_seq.device):
-        return _FusedLIF.apply(cast(x_seq, dtype), cast(m, dtype), cast(n, dtype), v_threshold, v_reset, surrogate,
-                               detach_reset, compiled)
+        spikes, batch_stats = _FusedLIF.apply(cast(x, dtype), cast(m, dtype), cast(n, dtype), bn_weight, bn_bias,
+                                              bn_state, v_threshold, v_reset, surrogate, detach_reset, compiled)
+    if batch_stats.numel():
+        update_running_stats(bn, batch_stats[0], batch_stats[1], x.shape[1] * x.shape[3])
+    return spikes.view_as(x_seq)

@@ -39,7 +39,7 @@ __all__ = ["staa_lif_multistep_compiled"]
 
 
 def _loop(x_seq: Tensor, x_hat_seq: Tensor, m, n, sa_gates, membrane_pe, drop, v_threshold: float,
-          v_reset: float, surrogate: Surrogate, detach_reset: bool):
+          v_reset: float, surrogate: Surrogate, detach_reset: bool, normalize):
     T = x_seq.shape[0]
     v = torch.full_like(x_seq[0], v_reset)
     spikes, gates = [], []
@@ -64,7 +64,7 @@ def _loop(x_seq: Tensor, x_hat_seq: Tensor, m, n, sa_gates, membrane_pe, drop, v
             H = H + v_reset
         if sa_gates is not None:
             gates.append(torch.stack([g_h, g_u], dim=1).detach())
-        z = H - v_threshold
+        z = (H if normalize is None else normalize(H)) - v_threshold
         p = surrogate.primitive(z)
         s = (z >= 0).to(z.dtype) + (p - p.detach())
         v = hard_reset(H, s, v_reset, detach_reset)
@@ -88,9 +88,10 @@ def _memory_budget():
 
 def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_threshold: float, v_reset: float,
                                 surrogate: Surrogate, sa_gates=None, membrane_pe: Tensor | None = None,
-                                drop: Tensor | None = None, detach_reset: bool = False):
+                                drop: Tensor | None = None, detach_reset: bool = False, normalize=None):
     """Same arguments and results as :func:`staa_snn.functional.staa_lif_multistep`
-    (``sa_gates`` an ``nn.Module`` or ``None``); compiled once per process."""
+    (``sa_gates`` an ``nn.Module`` or ``None``; ``normalize`` BN_mp through its module, whose
+    running statistics the compiled graph updates); compiled once per process."""
     with _memory_budget():  # in force whenever a (re)compile happens
         return compiled(_loop)(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
-                                 surrogate, detach_reset)
+                                 surrogate, detach_reset, normalize)

@@ -25,7 +25,9 @@ Backward walks the steps in reverse with the carried ``dL/dV[t]``::
 and the parameter gradients from the same ``[B, C]`` sums. With ``recompute``
 only the inputs are saved and ``H`` (with the histories ``V[t-1]``) is rebuilt
 by one more forward loop in backward; otherwise ``H`` (one activation-sized
-tensor per layer) is saved. ``compiled=True`` runs both loops through
+tensor per layer) is saved. With BN_mp (MPBN) the spike is ``1(a H[t] + c >= V_th)``
+with the per-step affine map of :mod:`.membrane_bn`, and ``dH`` comes back through it
+(:func:`.lif_fused.grad_membrane_normed`). ``compiled=True`` runs both loops through
 ``torch.compile``, which fuses each step's element-wise passes into one kernel.
 
 Tested against the reference, forward and backward, in ``tests/test_kernels.py``.
@@ -35,12 +37,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..functional.surrogate import Surrogate, indicator
+from ..functional.surrogate import Surrogate
 from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
-from .lif_fused import after_reset, grad_membrane, reset_history
+from .lif_fused import after_reset, fired, grad_membrane, grad_membrane_normed, reset_history
+from .membrane_bn import MembraneNorm, affine, step_statistics, update_running_stats
 
 __all__ = ["staa_lif_multistep_fused"]
 
@@ -64,9 +67,11 @@ def _applied(gs: Tensor, bias: Tensor, keep: Tensor | None) -> tuple[Tensor, Ten
     return torch.where(keep[..., None], gs, one), bias * keep[..., None]
 
 
-def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_threshold, v_reset, *, spikes: bool):
+def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda, gate, v_threshold, v_reset, *,
+                  spikes: bool):
     """From rest: ``H [T, B, C, S]``; the spikes (``spikes=True``) or the histories
-    ``V[t-1] - V_reset`` (``False``, for backward), ``[T, B, C, S]``; ``GAP(X)`` and
+    ``V[t-1] - V_reset`` (``False``, for backward), ``[T, B, C, S]``; with BN_mp the per-step
+    statistics ``(mean, var, rstd)``, ``[T, C]`` each (else ``None``); ``GAP(X)`` and
     ``GAP(V[t-1] - V_reset)``, ``[T, B, C]``; the SA MLP's ``z, pre, hidden, raw gates``, ``[T, B, *]``.
 
     Written in place into preallocated outputs: on the CPU every activation-sized temporary costs a pass.
@@ -77,7 +82,7 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_thre
     H, out = StepOutput(x), StepOutput(x)
     if not spikes:
         out.put(0, torch.zeros_like(x[0]))
-    gap_v, zs, pres, hiddens, gs = [torch.zeros_like(gap_x[0])], [], [], [], []
+    gap_v, zs, pres, hiddens, gs, stats = [torch.zeros_like(gap_x[0])], [], [], [], [], []
     hv = None  # V[t-1] - V_reset; None at rest
     for t in range(T):
         if hv is not None:
@@ -92,31 +97,44 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_thre
         h = H.put(t, torch.addcmul((d + v_reset).unsqueeze(-1), c.unsqueeze(-1), x[t], out=H.out(t)))
         if hv is not None:
             h.addcmul_(a.unsqueeze(-1), hv)
+        ac = None
+        if norm is not None:  # BN_mp: spikes where a H + c >= V_th
+            stats.append(step_statistics(h, norm))
+            ac = affine(norm.weight, norm.bias, stats[-1][0], stats[-1][2])
         if spikes:
-            hv = after_reset(h, out.put(t, indicator(torch.ge, h, v_threshold, out=out.out(t))), v_reset)
+            hv = after_reset(h, out.put(t, fired(h, v_threshold, ac, out=out.out(t))), v_reset)
         elif t + 1 < T:
-            hv = out.put(t + 1, reset_history(h, v_threshold, v_reset, out=out.out(t + 1)))
-    return (H.result(), out.result(), gap_x, torch.stack(gap_v), torch.stack(zs), torch.stack(pres),
-            torch.stack(hiddens), torch.stack(gs))
+            hv = out.put(t + 1, reset_history(h, v_threshold, v_reset, out=out.out(t + 1), ac=ac))
+    return (H.result(), out.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None), gap_x,
+            torch.stack(gap_v), torch.stack(zs), torch.stack(pres), torch.stack(hiddens), torch.stack(gs))
 
 
-def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap_v, zs, pres, hiddens, gs,
-                   sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
+def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, norm, H, history, stats, gap_x, gap_v, zs, pres,
+                   hiddens, gs, sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
     """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``
     (``None``: rebuilt from ``H``). The loop carries only what is sequential; the parameter
     gradients are reduced once, from the per-step ``[B, *]`` terms, after it."""
     T, B, C, S = x.shape
+    means, _, rstds = stats if norm is not None else (None, None, None)
+    grad_bn = [torch.zeros_like(norm.weight), torch.zeros_like(norm.bias)] if norm is not None else [None, None]
     grad_x = StepOutput(x) if need_x else None
     g_all, bias_eff = _applied(gs, bias, keep)
     # per step: sum_S dH, dL/d(g_h M), dL/d(g_u N), dL/dlogits, dL/dpre, dL/dz
     sums, grad_a, grad_c, grad_logits, grad_pre, grad_z = ([None] * T for _ in range(6))
     grad_v = None  # dL/dV[t], carried backwards
     for t in range(T - 1, -1, -1):
-        dh = grad_membrane(H[t], grad_s[t], grad_v, v_threshold, v_reset, surrogate, detach_reset)
+        if norm is None:
+            dh = grad_membrane(H[t], grad_s[t], grad_v, v_threshold, v_reset, surrogate, detach_reset)
+        else:
+            dh, gw, gb = grad_membrane_normed(H[t], grad_s[t], grad_v, v_threshold, v_reset, surrogate, detach_reset,
+                                              norm, means[t], rstds[t])
+            grad_bn[0] += gw
+            grad_bn[1] += gb
         sums[t] = dh.sum(-1)
         grad_c[t] = torch.linalg.vecdot(dh, x[t]).add_(bias_eff[t] * sums[t])
         if t > 0:
-            hv = history[t] if history is not None else reset_history(H[t - 1], v_threshold, v_reset)
+            ac = None if norm is None else affine(norm.weight, norm.bias, means[t - 1], rstds[t - 1])
+            hv = history[t] if history is not None else reset_history(H[t - 1], v_threshold, v_reset, ac=ac)
             grad_a[t] = torch.linalg.vecdot(dh, hv)
         else:  # V[-1] = V_reset: the history gate has no effect
             grad_a[t] = torch.zeros_like(grad_c[t])
@@ -148,7 +166,8 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, H, history, gap_x, gap
     grad_nc = (grad_c * g_u + grad_gap_u * (gap_x + bias)).sum((0, 1))
     grad_w2, grad_b2 = grad_logits.flatten(0, 1).t() @ hiddens.flatten(0, 1), grad_logits.sum((0, 1))
     grad_w1, grad_b1 = grad_pre.flatten(0, 1).t() @ zs.flatten(0, 1), grad_pre.sum((0, 1))
-    return (grad_x.result() if need_x else None), grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2
+    return ((grad_x.result() if need_x else None), grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2,
+            *grad_bn)
 
 
 def _forward_with_spikes(*args):
@@ -161,37 +180,43 @@ def _forward_with_history(*args):
 
 class _FusedSTAA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, bias, mc, nc, w1, b1, w2, b2, keep, sa_lambda, gate, v_threshold, v_reset,  # type: ignore[override]
-                surrogate, detach_reset, recompute, use_compiled):
+    def forward(ctx, x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, bn_state,  # type: ignore[override]
+                sa_lambda, gate, v_threshold, v_reset, surrogate, detach_reset, recompute, use_compiled):
         args = (sa_lambda, gate, v_threshold, v_reset)
         # one compiled function per variant: fewer cached graphs whose guards each call checks
         forward_loop = maybe_compiled(_forward_with_spikes, use_compiled)
         # plain tensors, as backward gets them (a Parameter would be a different compiled variant)
-        x, bias, mc, nc, w1, b1, w2, b2 = (v if v is None else v.detach() for v in (x, bias, mc, nc, w1, b1, w2, b2))
-        H, spikes, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *args)
+        x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias = (
+            v if v is None else v.detach() for v in (x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias))
+        norm = None if bn_state is None else MembraneNorm(bn_weight, bn_bias, *bn_state)
+        H, spikes, stats, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, *args)
         gs = small[-1]
         g, _ = _applied(gs, bias, keep)
         gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
-        ctx.mark_non_differentiable(gates)
-        ctx.save_for_backward(x, bias, mc, nc, w1, b1, w2, b2, keep, *(() if recompute else (H, *small)))
+        batch_stats = torch.stack(stats[:2]) if norm is not None and norm.training else x.new_empty(0)
+        ctx.mark_non_differentiable(gates, batch_stats)
+        kept = () if recompute else (H, *(stats if stats is not None else (None,) * 3), *small)
+        ctx.save_for_backward(x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, *kept)
         ctx.args, ctx.surrogate, ctx.detach_reset, ctx.recompute = args, surrogate, detach_reset, recompute
-        ctx.use_compiled = use_compiled
-        return spikes, gates
+        ctx.use_compiled, ctx.bn_state = use_compiled, bn_state
+        return spikes, gates, batch_stats
 
     @staticmethod
-    def backward(ctx, grad_s, _grad_gates):  # type: ignore[override]
-        x, bias, mc, nc, w1, b1, w2, b2, keep, *kept = ctx.saved_tensors
+    def backward(ctx, grad_s, _grad_gates, _grad_stats):  # type: ignore[override]
+        x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, *kept = ctx.saved_tensors
+        norm = None if ctx.bn_state is None else MembraneNorm(bn_weight, bn_bias, *ctx.bn_state)
         forward_loop = maybe_compiled(_forward_with_history, ctx.use_compiled)
         backward_loop = maybe_compiled(_backward_loop, ctx.use_compiled)
         if ctx.recompute:
-            H, history, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, *ctx.args)
+            H, history, stats, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, *ctx.args)
         else:  # the histories are rebuilt from H inside the backward loop
-            (H, *small), history = kept, None
-        grads = backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, H, history, *small, *ctx.args,
-                               ctx.surrogate, ctx.detach_reset, ctx.needs_input_grad[0])
-        grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2 = grads
+            H, mean, var, rstd, *small = kept
+            history, stats = None, (mean, var, rstd)
+        grads = backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, norm, H, history, stats, *small,
+                               *ctx.args, ctx.surrogate, ctx.detach_reset, ctx.needs_input_grad[0])
+        grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2, grad_bn_w, grad_bn_b = grads
         return (grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1 if b1 is not None else None, grad_w2,
-                grad_b2 if b2 is not None else None) + (None,) * 9
+                grad_b2 if b2 is not None else None, grad_bn_w, grad_bn_b) + (None,) * 10
 
 
 def staa_lif_multistep_fused(
@@ -213,6 +238,7 @@ def staa_lif_multistep_fused(
     detach_reset: bool = False,
     recompute: bool = True,
     compiled: bool = False,
+    bn: nn.BatchNorm1d | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Spikes ``[T, B, C, *spatial]`` and SA gates ``[T, B, 2, C]`` of the STAA-LIF with SA.
 
@@ -224,6 +250,7 @@ def staa_lif_multistep_fused(
         drop: TSRD mask ``[T, 1]`` or ``[T, B]``, ``True`` at basic steps.
         recompute: keep only the inputs for backward and rebuild ``H`` there.
         compiled: run the forward and backward loops through ``torch.compile`` (the first call compiles).
+        bn: BN_mp (MPBN), a plain ``nn.BatchNorm1d(C)``; in training its running statistics move once per step.
     """
     T, B, C = x_seq.shape[:3]
     dtype = common_dtype(x_seq, bias, m, n, w1, b1, w2, b2)
@@ -231,8 +258,14 @@ def staa_lif_multistep_fused(
     x = x_seq.reshape(T, B, C, -1)
     mc, nc = m.reshape(-1).expand(C), n.reshape(-1).expand(C)
     keep = None if drop is None else (~drop).expand(T, B).contiguous()
+    bn_weight = bn_bias = bn_state = None
+    if bn is not None:
+        norm = MembraneNorm.of(bn, dtype)
+        bn_weight, bn_bias, bn_state = cast(norm.weight, dtype), cast(norm.bias, dtype), norm[2:]
     with autocast_off(x.device):
-        spikes, gates = _FusedSTAA.apply(x, bias, mc, nc, w1, b1, w2, b2, keep, float(sa_lambda), gate,
-                                         float(v_threshold), float(v_reset), surrogate, bool(detach_reset),
-                                         bool(recompute), bool(compiled))
+        spikes, gates, batch_stats = _FusedSTAA.apply(
+            x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, bn_state, float(sa_lambda), gate,
+            float(v_threshold), float(v_reset), surrogate, bool(detach_reset), bool(recompute), bool(compiled))
+    if batch_stats.numel():
+        update_running_stats(bn, batch_stats[0], batch_stats[1], B * x.shape[3])
     return spikes.view_as(x_seq), gates

@@ -43,7 +43,7 @@ def make_neuron(kind: str, channels: int, T: int, **options) -> nn.Module:
     cls = _kind(kind)
     check_neuron_options(kind, options)
     if cls is LIF:
-        return LIF(**options)
+        return LIF(channels=channels, **options)
     if cls is AdaptiveLIF:
         return AdaptiveLIF(channels, **options)
     return STAALIF(channels, T, **options)

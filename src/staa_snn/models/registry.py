@@ -6,6 +6,7 @@ from functools import partial
 from typing import Callable
 
 from .base import SpikingNet
+from .init import init_weights
 from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron
 from .resnet import resnet18, resnet19, resnet20, resnet34
 from .vgg import vgg13, vgg_small
@@ -41,6 +42,7 @@ def create_model(
     T: int,
     neuron: str = "staa",
     in_channels: int = 3,
+    init: str = "torch",
     **neuron_options,
 ) -> SpikingNet:
     """Build a registered spiking net.
@@ -52,8 +54,11 @@ def create_model(
         T: number of time steps.
         neuron: ``"lif"``, ``"adaptive"`` or ``"staa"``.
         in_channels: input channels (3 for images, 2 for event frames).
+        init: ``"torch"`` (PyTorch's layer defaults) or ``"mpbn"`` (the MPBN code's initialisation,
+            :func:`~staa_snn.models.init.init_weights`).
         **neuron_options: passed to every neuron layer (e.g. ``gc=False``, ``tsrd_p=0``,
-            ``tau=2.0``); unknown options are rejected with the list of valid ones.
+            ``tau=2.0``, ``neuron_preset="mpbn"``); unknown options are rejected with the list of
+            valid ones.
 
     Example::
 
@@ -66,7 +71,7 @@ def create_model(
         raise ValueError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURON_KINDS)}")
     check_neuron_options(neuron, neuron_options)
     factory = partial(_neuron_for, neuron, T, neuron_options)
-    return _MODELS[name](factory, T, in_channels, num_classes)
+    return init_weights(_MODELS[name](factory, T, in_channels, num_classes), init)
 
 
 def _neuron_for(kind: str, T: int, options: dict, channels: int):

@@ -18,7 +18,8 @@ class BasicBlock(nn.Module):
     """``conv(3, c, s), N, conv(3, c, 1)`` + shortcut, add, ``N``.
 
     Shortcut when the shape changes: ``conv(1, c, s)`` (``shortcut="conv"``) or
-    ``AvgPool(s)`` then ``conv(1, c, 1)`` (``shortcut="avgpool"``, ResNet-20).
+    ``AvgPool(s, ceil_mode=True, count_include_pad=False)`` then ``conv(1, c, 1)``
+    (``shortcut="avgpool"``, ResNet-20).
     """
 
     def __init__(self, c_in: int, c_out: int, stride: int, neuron: NeuronFactory, T: int, shortcut: str) -> None:
@@ -29,7 +30,8 @@ class BasicBlock(nn.Module):
         if stride == 1 and c_in == c_out:
             self.shortcut: nn.Module = nn.Identity()
         elif shortcut == "avgpool":
-            pool = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
+            # MPBN's flags: the same result on even sizes, a defined one on odd sizes
+            pool = nn.AvgPool2d(stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
             self.shortcut = nn.Sequential(pool, *conv_bn(c_in, c_out, 1, 1))
         else:
             self.shortcut = conv_bn(c_in, c_out, 1, stride)

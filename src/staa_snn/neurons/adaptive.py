@@ -9,6 +9,7 @@ from .._validation import check_positive_int
 from ..functional.lif import lif_coefficients
 from ..functional.surrogate import Surrogate
 from .base import MultiStepNeuron
+from .presets import get_preset
 
 __all__ = ["AdaptiveLIF", "MN_SHAPES"]
 
@@ -29,16 +30,17 @@ def _check_spatial(spatial_shape, needed: bool, what: str) -> tuple[int, ...] | 
 class AdaptiveLIF(MultiStepNeuron):
     """LIF with learnable decay and input gain (Eq. 6): ``H[t] = M (.) V[t-1] + N (.) X[t]``.
 
-    ``M`` and ``N`` start at the LIF coefficients ``1 - 1/tau`` and ``1/tau``, so
-    an untrained adaptive neuron computes exactly the :class:`LIF`.
+    ``M`` and ``N`` start at the LIF coefficients ``1 - 1/tau`` and ``1/tau`` (``1`` without
+    ``decay_input``), so an untrained adaptive neuron computes exactly the :class:`LIF`
+    of the same preset (``"mpbn"``: ``M = 0.25``, ``N = 1``).
 
     Args:
         channels: ``C``, the size of dim 2 of the input.
-        tau: sets the initial ``M, N``.
+        tau, decay_input: set the initial ``M, N``.
         mn_shape: ``"channel"`` (default, one value per channel), ``"scalar"``, or
             ``"full"`` (``[C, H, W]``, needs ``spatial_shape``).
         spatial_shape: ``(H, W)`` of the input, for ``mn_shape="full"``.
-        v_threshold, v_reset, surrogate, detach_reset, backend: as in :class:`LIF`.
+        v_threshold, v_reset, surrogate, detach_reset, backend, mpbn, neuron_preset: as in :class:`LIF`.
         With ``v_reset != 0`` the charge is ``V_reset + M (V - V_reset) + N X``.
     """
 
@@ -46,35 +48,34 @@ class AdaptiveLIF(MultiStepNeuron):
         self,
         channels: int,
         *,
-        tau: float = 2.0,
+        tau: float | None = None,
         mn_shape: str = "channel",
         spatial_shape: "tuple[int, ...] | None" = None,
-        v_threshold: float = 1.0,
+        v_threshold: float | None = None,
         v_reset: float = 0.0,
-        surrogate: "str | Surrogate" = "rectangle",
+        surrogate: "str | Surrogate | None" = None,
         detach_reset: bool = False,
         backend: str = "fused",
+        decay_input: bool | None = None,
+        mpbn: bool | None = None,
+        neuron_preset: str = "spec",
     ) -> None:
         super().__init__(
-            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset, backend=backend
+            v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset, backend=backend,
+            channels=check_positive_int("channels", channels), mpbn=mpbn, neuron_preset=neuron_preset,
         )
-        self.channels = check_positive_int("channels", channels)
+        tau, decay_input = get_preset(neuron_preset).fill(tau=tau, decay_input=decay_input).values()
         if mn_shape not in MN_SHAPES:
             raise ValueError(f"unknown mn_shape {mn_shape!r}; expected one of {MN_SHAPES}")
         self.mn_shape = mn_shape
         self.spatial_shape = _check_spatial(spatial_shape, mn_shape == "full", "mn_shape")
-        m0, n0 = lif_coefficients(float(tau))
+        m0, n0 = lif_coefficients(float(tau), bool(decay_input))
         shape = {"scalar": (), "channel": (channels,), "full": (channels,) + (self.spatial_shape or ())}[mn_shape]
         self.m = nn.Parameter(torch.full(shape, m0))
         self.n = nn.Parameter(torch.full(shape, n0))
 
     def _check_input(self, x: Tensor) -> None:
         super()._check_input(x)
-        if x.shape[2] != self.channels:
-            raise ValueError(
-                f"{type(self).__name__} was built for {self.channels} channels but the input has "
-                f"{x.shape[2]} (shape {tuple(x.shape)}; channels are dim 2 of [T, B, C, ...])"
-            )
         if self.spatial_shape is not None and tuple(x.shape[3:]) != self.spatial_shape:
             raise ValueError(
                 f"{type(self).__name__} was built for spatial shape {self.spatial_shape} "

@@ -5,17 +5,28 @@
   there is no hidden state to forget to reset between batches.
 * After each forward, ``last_firing_rate`` holds the mean spike rate of the
   output (a detached 0-d tensor), for analysis without hooks.
+* ``neuron_preset`` (``"spec"`` or ``"mpbn"``, :mod:`.presets`) fills the
+  threshold, surrogate, ``mpbn`` (and ``tau``, ``decay_input``) left at ``None``.
+* ``mpbn=True`` adds BN_mp (method.md, section 11): an ``nn.BatchNorm1d(channels)``
+  of the charged potential before the Heaviside, one module reused at every
+  step; :meth:`MultiStepNeuron.fold_membrane_bn` turns it into per-channel
+  thresholds for inference.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from torch import Tensor, nn
 
+from .._validation import check_positive_int
 from ..functional.lif import lif_multistep
+from ..functional.mpbn import fold_thresholds, folded_fire_input, membrane_batch_norm
 from ..functional.surrogate import Surrogate, get_surrogate
 from ..kernels.lif_fused import lif_multistep_fused
+from ..kernels.membrane_bn import fusable
+from .presets import get_preset
 
 __all__ = ["MultiStepNeuron", "BACKENDS"]
 
@@ -29,21 +40,27 @@ def _check_finite(name: str, value: float) -> float:
 
 
 class MultiStepNeuron(nn.Module):
-    """Base class: threshold, reset value, surrogate and the input checks."""
+    """Base class: threshold, reset value, surrogate, BN_mp and the input checks."""
 
     def __init__(
         self,
         *,
-        v_threshold: float = 1.0,
+        v_threshold: float | None = None,
         v_reset: float = 0.0,
-        surrogate: "str | Surrogate" = "rectangle",
+        surrogate: "str | Surrogate | None" = None,
         detach_reset: bool = False,
         backend: str = "fused",
+        channels: int | None = None,
+        mpbn: bool | None = None,
+        neuron_preset: str = "spec",
     ) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         self.backend = backend
+        self.neuron_preset = neuron_preset
+        chosen = get_preset(neuron_preset).fill(v_threshold=v_threshold, surrogate=surrogate, mpbn=mpbn)
+        v_threshold, surrogate, mpbn = chosen["v_threshold"], chosen["surrogate"], chosen["mpbn"]
         self.v_threshold = _check_finite("v_threshold", v_threshold)
         if self.v_threshold <= 0:
             raise ValueError(f"v_threshold must be positive, got {v_threshold!r}")
@@ -52,7 +69,35 @@ class MultiStepNeuron(nn.Module):
             raise ValueError(f"v_reset ({v_reset}) must be below v_threshold ({v_threshold})")
         self.surrogate = get_surrogate(surrogate)
         self.detach_reset = bool(detach_reset)
+        self.channels = None if channels is None else check_positive_int("channels", channels)
+        if mpbn and self.channels is None:
+            raise ValueError(f"{type(self).__name__}(mpbn=True) needs channels= (BN_mp keeps statistics per channel)")
+        # BN_mp over [B, C, L] views of each step, so one module serves [T, B, F] and [T, B, C, H, W]
+        self.bn_mp: nn.Module | None = nn.BatchNorm1d(self.channels) if mpbn else None
+        # set by fold_membrane_bn(): fire where sign (H - threshold) >= 0
+        self.register_buffer("fold_threshold", None)
+        self.register_buffer("fold_sign", None)
         self.last_firing_rate: Tensor | None = None
+
+    @property
+    def mpbn(self) -> bool:
+        """Whether the neuron normalises its potential before firing (BN_mp, or its fold)."""
+        return self.bn_mp is not None or self.fold_threshold is not None
+
+    def fold_membrane_bn(self) -> None:
+        """Replace BN_mp by per-channel thresholds (method.md, section 11): in ``eval()`` the
+        neuron fires exactly where it did, without normalising. A folded neuron computes
+        eval-mode spikes only; its gradients (for Grad-CAM and the like) use the surrogate
+        on ``H``, not on the normalised potential."""
+        bn = self.bn_mp
+        if bn is None:
+            raise ValueError(f"{type(self).__name__} has no BN_mp to fold (mpbn=False, or folded already)")
+        if bn.running_mean is None:
+            raise ValueError("BN_mp without running statistics cannot be folded into thresholds")
+        threshold, sign = fold_thresholds(self.v_threshold, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                                          bn.eps)
+        self.bn_mp = None
+        self.fold_threshold, self.fold_sign = threshold, sign
 
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
@@ -64,15 +109,39 @@ class MultiStepNeuron(nn.Module):
             )
         if not x.is_floating_point():
             raise TypeError(f"{type(self).__name__} expects a floating-point input, got {x.dtype}")
+        if self.channels is not None and x.shape[2] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.channels} channels but the input has "
+                f"{x.shape[2]} (shape {tuple(x.shape)}; channels are dim 2 of [T, B, C, ...])"
+            )
+
+    def firing(self) -> "tuple[float, object]":
+        """``(V_th, normalize)`` for the reference loops: spikes where ``normalize(H) >= V_th``
+        (``normalize`` is ``None`` without BN_mp)."""
+        if self.fold_threshold is not None:
+            if self.training:
+                raise RuntimeError(f"{type(self).__name__}: a folded MPBN neuron computes eval-mode spikes only; "
+                                   "call .eval() (or train the unfolded model)")
+            return 0.0, partial(folded_fire_input, threshold=self.fold_threshold, sign=self.fold_sign)
+        if self.bn_mp is not None:
+            return self.v_threshold, partial(membrane_batch_norm, bn=self.bn_mp)
+        return self.v_threshold, None
+
+    @property
+    def fast(self) -> bool:
+        """Whether the fused kernels run this neuron (``backend`` fused or compiled, and BN_mp, if
+        any, a plain unfolded ``BatchNorm1d``; otherwise the reference loop)."""
+        return self.backend != "reference" and self.fold_threshold is None and (
+            self.bn_mp is None or fusable(self.bn_mp))
 
     def _multistep(self, x: Tensor, m: "Tensor | float", n: "Tensor | float") -> Tensor:
         """Spikes of the (adaptive) LIF recurrence from rest, by the chosen backend."""
-        kwargs = dict(
-            v_threshold=self.v_threshold, v_reset=self.v_reset, surrogate=self.surrogate, detach_reset=self.detach_reset
-        )
-        if self.backend in ("fused", "compiled"):
-            return lif_multistep_fused(x, m, n, compiled=self.backend == "compiled", **kwargs)
-        return lif_multistep(x, m, n, **kwargs)[0]
+        kwargs = dict(v_reset=self.v_reset, surrogate=self.surrogate, detach_reset=self.detach_reset)
+        if self.fast:
+            return lif_multistep_fused(x, m, n, v_threshold=self.v_threshold, compiled=self.backend == "compiled",
+                                       bn=self.bn_mp, **kwargs)
+        v_threshold, normalize = self.firing()
+        return lif_multistep(x, m, n, v_threshold=v_threshold, normalize=normalize, **kwargs)[0]
 
     def _record(self, spikes: Tensor) -> None:
         self.last_firing_rate = spikes.detach().float().mean()
@@ -83,6 +152,10 @@ class MultiStepNeuron(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [f"v_threshold={self.v_threshold:g}", f"v_reset={self.v_reset:g}", f"surrogate={self.surrogate!r}"]
+        if self.neuron_preset != "spec":
+            parts.append(f"neuron_preset={self.neuron_preset!r}")
+        if self.fold_threshold is not None:
+            parts.append("mpbn folded into thresholds")
         if self.detach_reset:
             parts.append("detach_reset=True")
         if self.backend != "fused":

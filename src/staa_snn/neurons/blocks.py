@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -18,24 +20,27 @@ PE_SHAPES = ("channel", "full")
 class PositionEncoding(nn.Module):
     """Eq. 11: ``X~[t] = X[t] + P[t]`` with ``P`` of shape ``[T, C, 1, 1]`` (``shape="channel"``)
     or ``[T, C, H, W]`` (``"full"``). ``kind="learnable"`` starts at zero; ``"fixed"`` is the
-    sinusoidal encoding of the step index over channels (a buffer, not trained)."""
+    sinusoidal encoding of the step index over channels times ``scale`` (a buffer, not trained;
+    the raw sinusoid would put +1 on half the channels, next to a threshold of 1)."""
 
     def __init__(
         self, T: int, channels: int, *, kind: str = "learnable", shape: str = "channel",
-        spatial_shape: "tuple[int, ...] | None" = None,
+        spatial_shape: "tuple[int, ...] | None" = None, scale: float = 0.1,
     ) -> None:
         super().__init__()
         if kind not in PE_KINDS:
             raise ValueError(f"unknown PE kind {kind!r}; expected one of {PE_KINDS}")
         if shape not in PE_SHAPES:
             raise ValueError(f"unknown pe_shape {shape!r}; expected one of {PE_SHAPES}")
-        self.T, self.channels, self.kind, self.shape = T, channels, kind, shape
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)):
+            raise ValueError(f"pe_scale must be a finite number, got {scale!r}")
+        self.T, self.channels, self.kind, self.shape, self.scale = T, channels, kind, shape, float(scale)
         self.spatial_shape = tuple(spatial_shape) if shape == "full" else None
         if kind == "learnable":
             full = (T, channels) + (self.spatial_shape or ())
             self.p = nn.Parameter(torch.zeros(full))
         else:
-            p = sinusoidal_position_encoding(T, channels)
+            p = sinusoidal_position_encoding(T, channels) * self.scale
             if self.spatial_shape:
                 p = p.reshape(T, channels, *([1] * len(self.spatial_shape))).expand(T, channels, *self.spatial_shape)
             self.register_buffer("p", p.contiguous())
@@ -50,7 +55,8 @@ class PositionEncoding(nn.Module):
         return add_position_encoding(x, self.table(x))
 
     def extra_repr(self) -> str:
-        return f"T={self.T}, channels={self.channels}, kind={self.kind!r}, shape={self.shape!r}"
+        scale = f", scale={self.scale:g}" if self.kind == "fixed" else ""
+        return f"T={self.T}, channels={self.channels}, kind={self.kind!r}, shape={self.shape!r}{scale}"
 
 
 class GlobalContext(nn.Module):

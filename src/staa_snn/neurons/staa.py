@@ -45,13 +45,17 @@ class STAALIF(AdaptiveLIF):
         channels: ``C`` (dim 2 of the input).
         T: the number of steps the layer is built for; other inputs are refused.
         gc: use the Global Context block (Eq. 7-10).
-        pe: ``"learnable"`` (default, zero-initialised), ``"fixed"`` (sinusoidal) or ``None``/``"none"``.
+        pe: ``"learnable"`` (default, zero-initialised), ``"fixed"`` (sinusoidal, times ``pe_scale``)
+            or ``None``/``"none"``.
+        pe_scale: the scale of the fixed encoding (default 0.1: a perturbation of the input current,
+            not a shift next to the threshold).
         sa: use Step Attention (Eq. 12).
-        tsrd_p: TSRD drop probability in ``[0, 1)`` (default 0.1; 0 switches it off).
+        tsrd_p: TSRD drop probability in ``[0, 1]`` (default 0.1; 0 switches it off; at 1 every
+            training step is basic).
         gc_ratio: GC bottleneck ratio ``r`` (default 4).
         sa_ratio: SA reduction ratio ``r_sa`` (default 16).
         sa_lambda: SA scale ``lambda`` (default 2: gates start at 1).
-        gc_fusion: ``"add"`` (``X + v``, default) or ``"scale"`` (``X * sigmoid(v)``).
+        gc_fusion: ``"add"`` (``X + v``, default) or ``"scale"`` (``X * 2 sigmoid(v)``).
         sa_gate: ``"sigmoid"`` (default) or ``"softmax"`` over the two terms.
         pe_position: ``"input"`` (default: before GC), ``"post_gc"``, ``"membrane"`` (added to ``H``),
             or ``"both"`` (input and membrane, two separate encodings).
@@ -66,8 +70,11 @@ class STAALIF(AdaptiveLIF):
             partitioner decides what to keep.
         backend: ``"fused"`` (default), ``"compiled"`` (the fused loops through ``torch.compile``;
             for the other shapes, the whole SA step loop) or ``"reference"``; see :class:`LIF`.
-        mn_shape, spatial_shape, tau, v_threshold, v_reset, surrogate, detach_reset:
+        mn_shape, spatial_shape, tau, decay_input, v_threshold, v_reset, surrogate, detach_reset:
             as in :class:`AdaptiveLIF`.
+        mpbn: BN_mp of the charged potential (after SA, before the Heaviside; it also applies at
+            TSRD-dropped steps). ``neuron_preset``: ``"spec"`` or ``"mpbn"`` (``M = 0.25``, ``N = 1``,
+            ``V_th = 0.5``, tanh surrogate, BN_mp on), as in :class:`LIF`.
 
     Attributes:
         last_firing_rate: mean output spike rate of the last forward.
@@ -82,6 +89,7 @@ class STAALIF(AdaptiveLIF):
         *,
         gc: bool = True,
         pe: "str | None" = "learnable",
+        pe_scale: float = 0.1,
         sa: bool = True,
         tsrd_p: float = 0.1,
         gc_ratio: float = 4,
@@ -94,13 +102,16 @@ class STAALIF(AdaptiveLIF):
         tsrd_mode: str = "batch",
         mn_shape: str = "channel",
         spatial_shape: "tuple[int, ...] | None" = None,
-        tau: float = 2.0,
-        v_threshold: float = 1.0,
+        tau: float | None = None,
+        v_threshold: float | None = None,
         v_reset: float = 0.0,
-        surrogate: "str | Surrogate" = "rectangle",
+        surrogate: "str | Surrogate | None" = None,
         detach_reset: bool = False,
         backend: str = "fused",
         recompute: bool = True,
+        decay_input: bool | None = None,
+        mpbn: bool | None = None,
+        neuron_preset: str = "spec",
     ) -> None:
         check_positive_int("T", T)
         if pe == "none":
@@ -116,7 +127,7 @@ class STAALIF(AdaptiveLIF):
             channels, tau=tau, mn_shape=mn_shape,
             spatial_shape=spatial_shape if (mn_shape == "full" or pe_full) else None,
             v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
-            backend=backend,
+            backend=backend, decay_input=decay_input, mpbn=mpbn, neuron_preset=neuron_preset,
         )
         if pe_full:  # the input's spatial shape is fixed by the PE table as well
             self.spatial_shape = _check_spatial(spatial_shape, True, "pe_shape")
@@ -124,7 +135,7 @@ class STAALIF(AdaptiveLIF):
         self.tsrd_p = check_tsrd_p(tsrd_p)
         self.tsrd_mode = tsrd_mode
         self.pe_position = pe_position
-        pe_args = dict(kind=pe, shape=pe_shape, spatial_shape=self.spatial_shape)
+        pe_args = dict(kind=pe, shape=pe_shape, spatial_shape=self.spatial_shape, scale=pe_scale)
         self.pe = PositionEncoding(T, channels, **pe_args) if pe and pe_position != "membrane" else None
         self.pe_membrane = (
             PositionEncoding(T, channels, **pe_args) if pe and pe_position in ("membrane", "both") else None
@@ -188,14 +199,14 @@ class STAALIF(AdaptiveLIF):
         drop = None
         if self.training and self.tsrd_p > 0:
             drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
-        fast = self.backend in ("fused", "compiled") and self.mn_shape != "full" and self.input_is_shifted
-        if fast and self.sa is not None:
+        if self.fast and self.mn_shape != "full" and self.input_is_shifted and self.sa is not None:
             sa = self.sa
             spikes, gates = staa_lif_multistep_fused(
                 x, self.input_shift(x), m, n, sa.fc1.weight, sa.fc1.bias, sa.fc2.weight, sa.fc2.bias,
                 sa_lambda=sa.sa_lambda, gate=sa.gate, v_threshold=self.v_threshold, v_reset=self.v_reset,
                 surrogate=self.surrogate, drop=drop, detach_reset=self.detach_reset,
                 recompute=self.recompute and torch.is_grad_enabled(), compiled=self.backend == "compiled",
+                bn=self.bn_mp,
             )
             self._record(spikes)
             self.last_sa_gates = gates
@@ -214,19 +225,22 @@ class STAALIF(AdaptiveLIF):
             spikes, gates = self._multistep(x_hat, m, n), None
         else:
             x_hat = self.augment(x)
+            v_threshold, normalize = self.firing()
             loop = partial(
                 staa_lif_multistep,
-                v_threshold=self.v_threshold,
+                v_threshold=v_threshold,
                 v_reset=self.v_reset,
                 surrogate=self.surrogate,
                 sa_gates=self.sa,
                 membrane_pe=self.pe_membrane.table(x) if self.pe_membrane is not None else None,
                 drop=drop,
                 detach_reset=self.detach_reset,
+                normalize=normalize,
             )
-            if self.backend == "compiled":  # fused kernels; the compiler picks what to recompute
+            if self.backend == "compiled" and self.fast:  # fused kernels; the compiler picks what to recompute
                 spikes, _, gates = staa_lif_multistep_compiled(x, x_hat, m, n, **loop.keywords)
-            elif self.recompute and torch.is_grad_enabled():
+            elif self.recompute and torch.is_grad_enabled() and not (self.bn_mp is not None and self.training):
+                # (with BN_mp in training a recomputation would move its running statistics twice)
                 spikes, _, gates = checkpoint(loop, x, x_hat, m, n, use_reentrant=False)
             else:
                 spikes, _, gates = loop(x, x_hat, m, n)

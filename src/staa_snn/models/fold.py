@@ -1,0 +1,23 @@
+"""Inference transforms of a trained net."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..neurons import MultiStepNeuron
+
+__all__ = ["fold_mpbn"]
+
+
+def fold_mpbn(model: nn.Module) -> nn.Module:
+    """Fold every neuron's BN_mp (MPBN, method.md section 11) into per-channel thresholds, in
+    place, and put ``model`` in ``eval()``; returns it.
+
+    The folded net fires exactly where the unfolded one fires in ``eval()``, with no
+    normalisation left in its neurons (what ``staa-snn profile`` counts and what an
+    exported net computes). A net without BN_mp is returned as it is (in ``eval()``).
+    """
+    for module in model.modules():
+        if isinstance(module, MultiStepNeuron) and module.bn_mp is not None:
+            module.fold_membrane_bn()
+    return model.eval()
