@@ -9,12 +9,28 @@ from staa_snn.data import writers
 from staa_snn.data.dvs import CIFAR10DVS_CLASSES
 from staa_snn.training import load_config, train
 
-ROWS = [c for c in cli.bundled_configs() if not c.endswith("_lif") and not c.startswith("digits")]
+ROWS = [c for c in cli.bundled_configs() if not c.endswith(("_lif", "_mpbn")) and not c.startswith("digits")]
+CIFAR_ROWS = [r for r in ROWS if r.startswith("cifar10_") or r.startswith("cifar100_")]
+MPBN_READING = ["model.neuron_preset=mpbn", "model.init=mpbn", "optim.min_lr=0", "optim.warmup_epochs=0",
+                "optim.label_smoothing=0", "optim.weight_decay_on=weights", "train.epochs=400", "train.seed=3407"]
 
 
 def test_every_paper_row_has_a_config_and_a_lif_baseline():
     assert len(ROWS) == 21  # CIFAR-10/100 x (VGG-13 T 2,4; ResNet-19/20 T 1,2,4), ImageNet x 2, DVS x 3
     assert {f"{r}_lif" for r in ROWS} <= set(cli.bundled_configs())
+    assert len(CIFAR_ROWS) == 16
+
+
+@pytest.mark.parametrize("row", CIFAR_ROWS)
+def test_every_cifar_row_has_its_mpbn_reading(row):
+    """<row>_mpbn is the row with MPBN's neuron, initialisation and recipe; <row>_mpbn_lif is MPBN's own net."""
+    placeholder = ["data.root=/placeholder"]
+    mpbn = load_config(cli.resolve_config(f"{row}_mpbn"), placeholder)
+    assert mpbn.to_dict() == load_config(cli.resolve_config(row), placeholder + MPBN_READING).to_dict()
+    lif = load_config(cli.resolve_config(f"{row}_mpbn_lif"), placeholder)
+    assert lif.to_dict() == load_config(cli.resolve_config(row), placeholder + MPBN_READING + ["model.neuron=lif"]
+                                        ).to_dict()
+    assert mpbn.run_name == f"{mpbn.data.name}_{mpbn.model.name}_staa_mpbn_t{mpbn.model.T}"  # beside the spec run
 
 
 def write_fixture(name, root):
@@ -38,11 +54,12 @@ def write_fixture(name, root):
     return root
 
 
-@pytest.mark.parametrize("row", ROWS)
+@pytest.mark.parametrize("row", ROWS + ["cifar10_vgg13_t2_mpbn", "cifar100_resnet20_t4_mpbn"])
 def test_paper_config_trains_one_step(row, tmp_path):
     cfg = load_config(cli.resolve_config(row), ["data.root=/placeholder"])
     dataset = cfg.data.name
-    assert row.startswith(dataset) and row.endswith(f"_t{cfg.model.T}") and cfg.model.neuron == "staa"
+    assert row.startswith(dataset) and row.removesuffix("_mpbn").endswith(f"_t{cfg.model.T}")
+    assert cfg.model.neuron == "staa"
     root = write_fixture(dataset, tmp_path / "data")
     overrides = [f"data.root={root}", "data.batch_size=2", "data.workers=0", "train.epochs=1", "train.max_batches=1",
                  "train.progress=false", "output.tensorboard=false", f"output.dir={tmp_path / 'runs'}",

@@ -53,7 +53,7 @@ def test_overrides_are_typed_and_reach_the_neuron():
 
 @pytest.mark.parametrize("override, message", [
     ("model.T=0", r"model.T must be >= 1, got 0"),
-    ("model.tsrd_p=1", r"model.tsrd_p must be in \[0, 1\), got 1"),
+    ("model.tsrd_p=1.5", r"model.tsrd_p must be in \[0, 1\], got 1.5"),
     ("optim.lr=-0.1", r"optim.lr must be >= 0, got -0.1"),
     ("model.name=resnet50", r"model.name: unknown value 'resnet50'; valid values: resnet18, .*vgg_small"),
     ("data.name=mnist", r"data.name: unknown value 'mnist'; valid values: cifar10, .*imagenet"),
@@ -128,6 +128,39 @@ def test_global_batchnorm_is_batchnorm_outside_a_process_group():
     x = torch.randn(6, 4, 3, 3)
     torch.testing.assert_close(bn(x), ref(x))
     torch.testing.assert_close(bn.running_var, ref.running_var)
+
+
+def test_weight_decay_reaches_conv_and_linear_weights_only():
+    model = engine.build_model(load_config(DIGITS, ["model.neuron_preset=mpbn", "model.pe=fixed"]), num_classes=10)
+    groups = engine.parameter_groups(model, 0.01, "weights")
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = sorted(names[id(p)] for p in groups[0]["params"])
+    assert groups[0]["weight_decay"] == 0.01 and groups[1]["weight_decay"] == 0.0
+    assert decayed == sorted(n for n, p in model.named_parameters() if n.endswith("weight") and p.dim() >= 2)
+    assert any(".gc.key.weight" in n for n in decayed) and any(".sa.fc1.weight" in n for n in decayed)
+    kept = {names[id(p)].rsplit(".", 1)[-1] for p in groups[1]["params"]}
+    assert kept == {"weight", "bias", "m", "n"}  # BN, BN_mp and LayerNorm affines, biases, M, N
+    assert any(".bn_mp." in names[id(p)] for p in groups[1]["params"])
+    everything = engine.parameter_groups(model, 0.01, "all")
+    assert len(everything) == 1 and len(everything[0]["params"]) == len(names)
+    optimizer = engine.build_optimizer(load_config(DIGITS, ["optim.weight_decay_on=all"]), model)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01]
+
+
+def test_mpbn_initialisation():
+    torch.manual_seed(0)
+    net = engine.build_model(load_config(DIGITS, ["model.name=resnet20", "model.init=mpbn",
+                                                  "model.neuron_preset=mpbn"]), num_classes=100)
+    conv = net.features[3]  # stem conv 64 -> 64, 3x3: std sqrt(2 / (9 * 64))
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2 / (9 * 64)), rel=0.03)
+    assert net.classifier.weight.std().item() == pytest.approx(1 / 512, rel=0.03)
+    assert not net.classifier.bias.any()
+    blocks = [m for m in net.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 8 and all(not b.conv2[1].weight.any() for b in blocks)  # blocks start as shortcuts
+    staa = net.features[2].neuron
+    assert not staa.gc.up.weight.any() and torch.equal(staa.bn_mp.weight, torch.ones(64))  # neurons untouched
+    with pytest.raises(ConfigError, match="model.init: unknown value 'xavier'"):
+        load_config(DIGITS, ["model.init=xavier"])
 
 
 # --- training runs -------------------------------------------------------------

@@ -41,9 +41,9 @@ GRIDS: dict[str, tuple[str, list[Row]]] = {
         Row("+GC+PE+SA+TSRD", ("model.neuron=staa", "model.gc=true", "model.pe=learnable", "model.sa=true",
                                "model.tsrd_p=0.1")),
     ]),
-    # TSRD p (p = 1 would drop every step; the config accepts [0, 1)).
+    # TSRD p, swept to 1 as in the paper (at p = 1 every training step is basic).
     "tsrd_p": ("p=0.1", [Row(f"p={p:g}", ("model.neuron=staa", f"model.tsrd_p={p}"), p)
-                         for p in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)]),
+                         for p in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)]),
     "gc_ratio": ("r=4", [Row(f"r={r}", ("model.neuron=staa", f"model.gc_ratio={r}"), r) for r in (2, 4, 8, 16)]),
     "pe_position": ("input", [Row(p, ("model.neuron=staa", f"model.pe_position={p}"), p)
                               for p in ("input", "post_gc", "membrane", "both")]),
@@ -110,12 +110,15 @@ def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, com
                       "mean": mean, "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                       "delta": mean - base_mean})
     return {"grid": grid, "baseline": baseline, "seeds": seeds, "epochs": epochs, "command": command,
-            "dataset": base.data.name, "model": base.model.name, "T": base.model.T, "rows": table,
+            "dataset": base.data.name, "model": base.model.name, "T": base.model.T,
+            "neuron_preset": base.model.neuron_options.get("neuron_preset", "spec"), "rows": table,
             "metric": "test accuracy after the last epoch"}
 
 
 def to_markdown(s: dict) -> str:
-    lines = [f"# Ablation `{s['grid']}`: {s['dataset']}, {s['model']}, T = {s['T']}", "",
+    preset = s.get("neuron_preset", "spec")
+    reading = "" if preset == "spec" else f", neuron_preset={preset}"
+    lines = [f"# Ablation `{s['grid']}`: {s['dataset']}, {s['model']}, T = {s['T']}{reading}", "",
              f"{s['metric'].capitalize()}, mean ± sample std over {s['seeds']} seed(s), {s['epochs']} epochs; "
              f"difference to the baseline row `{s['baseline']}`.", ""]
     if s.get("command"):

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from ..data import SPLIT_MODES, dataset_info, list_datasets
-from ..models import NEURON_KINDS, list_models, neuron_options
+from ..models import INIT_SCHEMES, NEURON_KINDS, list_models, neuron_options
 
 
 class ConfigError(ValueError):
@@ -50,6 +50,7 @@ class ModelConfig:
     name: str = "vgg_small"
     neuron: str = "staa"
     T: int = 4
+    init: str = "torch"  # torch: PyTorch's layer defaults | mpbn: the MPBN code's initialisation
     neuron_options: dict = field(default_factory=dict)  # written flat in YAML: model.tsrd_p, model.gc_ratio, ...
 
 
@@ -61,6 +62,7 @@ class OptimConfig:
     nesterov: bool = False
     betas: tuple = (0.9, 0.999)  # AdamW
     weight_decay: float = 1e-4
+    weight_decay_on: str = "weights"  # weights: conv / linear weights only (the recipes) | all: every parameter
     schedule: str = "cosine"  # cosine | constant
     warmup_epochs: float = 0.0  # linear warm-up from 0, counted in epochs (fractions allowed)
     min_lr: float = 0.0  # end of the cosine
@@ -90,6 +92,7 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "tra
             "output": OutputConfig}
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
+DECAY_TARGETS = ("weights", "all")
 AMP_MODES = ("none", "bf16", "fp16")
 
 
@@ -154,9 +157,11 @@ class Config:
         _one_of("data.name", d.name, list_datasets())
         _one_of("model.name", m.name, list_models())
         _one_of("model.neuron", m.neuron, sorted(NEURON_KINDS))
+        _one_of("model.init", m.init, INIT_SCHEMES)
         _one_of("data.split_by", d.split_by, SPLIT_MODES)
         _one_of("optim.name", o.name, OPTIMIZERS)
         _one_of("optim.schedule", o.schedule, SCHEDULES)
+        _one_of("optim.weight_decay_on", o.weight_decay_on, DECAY_TARGETS)
         _one_of("train.amp", t.amp, AMP_MODES)
         for key, value in (("model.T", m.T), ("data.batch_size", d.batch_size), ("train.epochs", t.epochs)):
             if value < 1:
@@ -187,16 +192,19 @@ class Config:
         unknown = sorted(set(m.neuron_options) - set(valid))
         if unknown:
             raise ConfigError(f"unknown key(s) {['model.' + k for k in unknown]} for model.neuron={m.neuron!r}; "
-                              f"valid keys in model: {['name', 'neuron', 'T']} and the neuron's options "
+                              f"valid keys in model: {['name', 'neuron', 'T', 'init']} and the neuron's options "
                               f"{sorted(valid)}")
         tsrd = m.neuron_options.get("tsrd_p")
-        if tsrd is not None and not (isinstance(tsrd, (int, float)) and 0 <= tsrd < 1):
-            raise ConfigError(f"model.tsrd_p must be in [0, 1), got {tsrd!r}")
+        if tsrd is not None and not (isinstance(tsrd, (int, float)) and 0 <= tsrd <= 1):
+            raise ConfigError(f"model.tsrd_p must be in [0, 1], got {tsrd!r}")
         return self
 
     @property
     def run_name(self) -> str:
-        return self.output.name or f"{self.data.name}_{self.model.name}_{self.model.neuron}_t{self.model.T}"
+        """``output.name``, or ``<data>_<model>_<neuron>[_<preset>]_t<T>`` (the preset when not ``spec``)."""
+        preset = self.model.neuron_options.get("neuron_preset", "spec")
+        neuron = self.model.neuron if preset == "spec" else f"{self.model.neuron}_{preset}"
+        return self.output.name or f"{self.data.name}_{self.model.name}_{neuron}_t{self.model.T}"
 
 
 def _one_of(key: str, value, valid) -> None:

@@ -59,7 +59,8 @@ def build_model(cfg: Config, num_classes: int | None = None) -> SpikingNet:
     info = dataset_info(cfg.data.name)
     try:
         return create_model(cfg.model.name, num_classes=num_classes or info.num_classes, T=cfg.model.T,
-                            neuron=cfg.model.neuron, in_channels=info.in_channels, **cfg.model.neuron_options)
+                            neuron=cfg.model.neuron, in_channels=info.in_channels, init=cfg.model.init,
+                            **cfg.model.neuron_options)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model: {e}") from e
 
@@ -75,12 +76,28 @@ def build_datasets(cfg: Config):
     return train, test
 
 
+_DECAYED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, on: str = "weights") -> list[dict]:
+    """Optimiser groups: ``on="weights"`` decays the weights of conv and linear layers only (the
+    recipes; the GC and SA blocks' 1x1 convolutions are linear layers), never biases, norm
+    affines (BN, BN_mp, LayerNorm), ``M``, ``N`` or PE; ``on="all"`` decays every parameter."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if on == "all":
+        return [{"params": params, "weight_decay": weight_decay}]
+    decayed = {id(m.weight) for m in model.modules() if isinstance(m, _DECAYED) and m.weight is not None}
+    groups = [{"params": [p for p in params if id(p) in decayed], "weight_decay": weight_decay},
+              {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
+    groups = parameter_groups(model, o.weight_decay, o.weight_decay_on)
     if o.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
-                               weight_decay=o.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
+    return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
 
 
 def lr_factor(step: int, *, total: int, warmup: int, schedule: str, floor: float) -> float:
@@ -333,7 +350,10 @@ def _train(cfg: Config, ctx: ddp.DistContext, resume, stop_after) -> TrainResult
 
 def checkpoint_config(ckpt: dict, overrides=(), *, require_root: bool = True) -> Config:
     """The config a checkpoint was trained with, then ``section.key=value`` overrides; validated."""
-    cfg = Config.from_dict(ckpt["config"])
+    tree = ckpt["config"]
+    if "weight_decay_on" not in tree.get("optim", {}):  # written before the key existed: decay was on all
+        tree = {**tree, "optim": {**tree.get("optim", {}), "weight_decay_on": "all"}}
+    cfg = Config.from_dict(tree)
     for text in overrides:
         cfg.set(*parse_override(text))
     return cfg.validate(require_root=require_root)
