@@ -1,18 +1,21 @@
 """Analysis: operation counting, energy, Grad-CAM and figures, ablation sweeps."""
 
 import json
+import types
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+import torch.nn.functional as F
 from torch import nn
 
 from staa_snn import cli
-from staa_snn.analysis import binary_rate, profile_model
+from staa_snn.analysis import profile_model
 from staa_snn.analysis import ablate as ablate_mod
 from staa_snn.analysis.visualize import gradcam, neuron_slots, visualize
 from staa_snn.models import create_model
+from staa_snn.neurons import LIF
 from staa_snn.training import load_config, train
 
 
@@ -25,27 +28,36 @@ def test_resnet20_counts_match_the_paper():
     assert set(r.firing_rates) == {n + ".neuron" for n in neuron_slots(net)}
 
 
+class HandSet(nn.Module):
+    """A spike source of the test's own: hand-set spikes, as an activation of the forward."""
+
+    def __init__(self, spikes: torch.Tensor):
+        super().__init__()
+        self.spikes = spikes
+
+    def forward(self, y):
+        return self.spikes + 0 * y
+
+
 class HandSpikes(nn.Module):
     """Real conv (MAC) -> spikes set by hand -> conv (AC) -> real-valued linear (MAC)."""
 
     def __init__(self, spikes: torch.Tensor):
         super().__init__()
-        self.spikes = spikes
         self.enc = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+        self.fire = HandSet(spikes)
         self.conv = nn.Conv2d(2, 4, 3, padding=1, bias=False)
         self.fc = nn.Linear(4 * 6 * 6, 3)
 
     def forward(self, x):
-        y = self.enc(x)
-        s = self.spikes + 0 * y  # the hand-set spikes, as an activation
-        return self.fc(torch.flatten(self.conv(s) * 1.5, 1))
+        return self.fc(torch.flatten(self.conv(self.fire(self.enc(x))) * 1.5, 1))
 
 
 def test_ac_is_the_firing_rate_weighted_count_on_hand_set_spikes():
     spikes = torch.zeros(5, 2, 6, 6)
     spikes[:, 0, :3, :] = 1  # 18 of 72 positions per sample fire: rate 0.25
     model = HandSpikes(spikes)
-    r = profile_model(model, torch.randn(5, 1, 6, 6))
+    r = profile_model(model, torch.randn(5, 1, 6, 6), spike_sources=(HandSet,))
     enc_macs = 2 * 36 * 9  # per sample: outputs x (C_in x k x k)
     conv_macs = 4 * 36 * 2 * 9
     fc_macs = 144 * 3
@@ -55,8 +67,11 @@ def test_ac_is_the_firing_rate_weighted_count_on_hand_set_spikes():
     assert r.energy_mj == pytest.approx((0.9 * 0.25 * conv_macs + 4.6 * (enc_macs + fc_macs)) * 1e-9)
     kinds = {(l["module"], l["kind"]) for l in r.layers}
     assert kinds == {("enc", "MAC"), ("conv", "AC"), ("fc", "MAC")}
-    custom = profile_model(model, torch.randn(5, 1, 6, 6), e_ac_pj=1.0, e_mac_pj=2.0)
+    custom = profile_model(model, torch.randn(5, 1, 6, 6), e_ac_pj=1.0, e_mac_pj=2.0, spike_sources=(HandSet,))
     assert custom.energy_mj == pytest.approx((custom.ac + 2 * custom.mac) * 1e-9)
+    # without declaring the source, the same 0/1 values are just real numbers: MAC
+    plain = profile_model(model, torch.randn(5, 1, 6, 6))
+    assert plain.ac == 0 and plain.mac == plain.dense_macs
 
 
 def test_counts_average_over_batches_and_ignore_zero_weights():
@@ -64,16 +79,69 @@ def test_counts_average_over_batches_and_ignore_zero_weights():
     spikes[0] = 1  # sample 0 all ones, sample 1 silent: rate 0.5 over the batch
     model = HandSpikes(spikes)
     nn.init.zeros_(model.conv.weight)  # an all-zero weight is binary, but it is a weight, not a spike operand
-    one = profile_model(model, torch.randn(2, 1, 6, 6))
-    two = profile_model(model, [torch.randn(2, 1, 6, 6), torch.randn(2, 1, 6, 6)])
+    one = profile_model(model, torch.randn(2, 1, 6, 6), spike_sources=(HandSet,))
+    two = profile_model(model, [torch.randn(2, 1, 6, 6), torch.randn(2, 1, 6, 6)], spike_sources=(HandSet,))
     assert one.ac == pytest.approx(0.5 * 4 * 36 * 2 * 9) and two.ac == pytest.approx(one.ac)
     assert two.samples == 4
 
 
-def test_binary_rate():
-    assert binary_rate(torch.tensor([0.0, 1.0, 1.0, 0.0])) == 0.5
-    assert binary_rate(torch.tensor([0.0, 0.5])) is None
-    assert binary_rate(torch.tensor([1, 0])) is None  # integer tensors are not activations
+class Provenance(nn.Module):
+    """Layers after operations on spikes: those that keep them binary (AC) and those that do not (MAC)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fire = LIF()
+        self.after_maxpool = nn.Conv2d(2, 3, 1, bias=False)
+        self.after_pad_cat = nn.Conv2d(4, 3, 1, bias=False)
+        self.after_avgpool = nn.Conv2d(2, 3, 1, bias=False)
+        self.on_binary_pixels = nn.Conv2d(2, 3, 1, bias=False)
+        self.flat = nn.Linear(2 * 16, 3)
+
+    def forward(self, x):  # x: [B, 2, 4, 4], binary pixels
+        s = self.fire((x * 3).unsqueeze(0)).squeeze(0)
+        out = self.after_maxpool(F.max_pool2d(s, 2)).sum() + self.after_avgpool(F.avg_pool2d(s, 2)).sum()
+        out = out + self.after_pad_cat(torch.cat([F.pad(s, (1, 1, 1, 1)), F.pad(s, (1, 1, 1, 1))], 1)).sum()
+        return out + self.on_binary_pixels(x).sum() + self.flat(s.flatten(1)).sum()
+
+
+def test_spikes_are_known_by_provenance_not_by_value():
+    x = (torch.rand(3, 2, 4, 4) > 0.5).float()  # 0/1 pixels: real input that happens to be binary
+    r = profile_model(Provenance(), x)
+    kinds = {l["module"]: l["kind"] for l in r.layers}
+    assert kinds == {"after_maxpool": "AC", "after_pad_cat": "AC", "flat": "AC", "after_avgpool": "MAC",
+                     "on_binary_pixels": "MAC"}
+    rate = x.mean().item()  # LIF(tau=2) on 3x fires exactly where x = 1 (H = 1.5)
+    flat = next(l for l in r.layers if l["module"] == "flat")
+    assert flat["rate"] == pytest.approx(rate) and flat["counted"] == pytest.approx(rate * flat["macs"])
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0, 20.0])
+def test_lif_resnet20_mac_is_exact_whatever_it_fires(scale):
+    """51.32 M MAC per image: encoder conv, stage-1's first conv (after the stem's AvgPool), three AvgPool
+    shortcuts and the classifier (after the global average pool), times T = 4."""
+    torch.manual_seed(0)
+    net = create_model("resnet20", num_classes=100, T=4, neuron="lif")
+    r = profile_model(net, torch.rand(2, 3, 32, 32) * scale)
+    per_step = 64 * 27 * 32 * 32 + 64 * 576 * 16 * 16 + 3 * (128 * 64 * 8 * 8) + 512 * 100
+    assert r.mac == 4 * per_step == 51_322_880
+    assert r.dense_macs == 862_920_704
+    assert (r.ac == 0) == (scale == 0.0)
+
+
+def test_ac_agrees_with_spikingjellys_synop_counter():
+    """On a plain LIF net whose spike-driven layers have no padding (linear and 1x1 conv), our #AC is
+    SpikingJelly's SynOp count. (With padding they differ: theirs counts each spike's actual weight
+    uses, ours the firing rate times the dense MACs, as the paper.)"""
+    op_counter = pytest.importorskip("spikingjelly.activation_based.op_counter",
+                                     reason="SpikingJelly is an optional dependency ([dev] installs it)")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(2), nn.Linear(2 * 16, 24), LIF(), nn.Linear(24, 16), LIF(), nn.Linear(16, 5))
+    x = torch.rand(4, 6, 2, 4, 4) * 4  # [T, B, ...]
+    r = profile_model(net, x)
+    counter = op_counter.SynOpCounter()
+    with torch.no_grad(), op_counter.DispatchCounterMode([counter]):
+        net(x)
+    assert r.ac > 0 and r.ac * x.shape[0] == pytest.approx(counter.get_total())  # ours per sample, theirs per batch
 
 
 def test_profile_firing_rates_are_the_neurons():
@@ -180,6 +248,26 @@ def test_table4_grid_rows():
     assert cfg.model.neuron_options == {"gc": False, "pe": "none", "sa": False, "tsrd_p": 0}
     with pytest.raises(ValueError, match="unknown grid 'foo'; valid grids: table4"):
         ablate_mod.grid_rows("foo")
+
+
+def test_table4_runs_on_the_mpbn_reading(tmp_path, monkeypatch):
+    """ablate --config <row>_mpbn: every row keeps MPBN's neuron and recipe; the baseline is MPBN's net."""
+    seen = []
+
+    def fake_train(cfg, resume=None):
+        seen.append(cfg)
+        return types.SimpleNamespace(history=[{"test_acc": 0.5 + 0.01 * len(seen)}])
+
+    monkeypatch.setattr(ablate_mod, "train", fake_train)
+    base = load_config(cli.resolve_config("cifar100_resnet20_t4_mpbn"), ["data.root=/data"])
+    summary = ablate_mod.run_grid(base, "table4", seeds=1, epochs=3, out=tmp_path, progress=False)
+    assert len(seen) == 6 and summary["neuron_preset"] == "mpbn"
+    for cfg in seen:
+        assert cfg.model.neuron_options["neuron_preset"] == "mpbn" and cfg.model.init == "mpbn"
+        assert cfg.train.epochs == 3 and cfg.optim.warmup_epochs == 0
+    assert seen[0].model.neuron_options == {"neuron_preset": "mpbn", "gc": False, "pe": "none", "sa": False,
+                                            "tsrd_p": 0}
+    assert "neuron_preset=mpbn" in (tmp_path / "table4" / "results.md").read_text().splitlines()[0]
 
 
 def test_figure_data_are_the_models_numbers(two_checkpoints):

@@ -74,10 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("profile", help="parameters, dense MACs, #AC / #MAC, energy and firing rates",
                         description="Count the operations of one forward pass per sample, summed over the T steps: "
-                                    "dense MACs, #AC (conv/linear on spike inputs, weighted by their firing rate), "
-                                    "#MAC (on real-valued inputs), energy = e_ac x #AC + e_mac x #MAC, and the "
-                                    "firing rate of every neuron layer. Input: test batches of the config's "
-                                    "dataset, or --random.")
+                                    "dense MACs, #AC (conv/linear whose input comes from a spiking neuron, weighted "
+                                    "by its firing rate), #MAC (on real-valued inputs, average-pooled spikes "
+                                    "included), energy = e_ac x #AC + e_mac x #MAC, and the firing rate of every "
+                                    "neuron layer. MPBN's BN_mp is folded into thresholds first. Input: test "
+                                    "batches of the config's dataset, or --random.")
     _model_source(pr)
     pr.add_argument("--batches", type=int, default=1, help="number of test batches to average over (default 1)")
     pr.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
@@ -177,12 +178,14 @@ def _write_json(path: str, payload: dict) -> None:
 def _profile(args) -> int:
     from .analysis import profile_model
     from .analysis.loading import dataset_batches, model_from, random_batch
+    from .models import fold_mpbn
     from .training import ConfigError
 
     if args.config is not None and args.checkpoint is not None:
         raise ConfigError("give --config or --checkpoint, not both")
     config = resolve_config(args.config) if args.checkpoint is None else None
     cfg, model, _ = model_from(config, args.overrides, args.checkpoint, require_root=not args.random)
+    fold_mpbn(model)  # count the net as it would be deployed: MPBN's BN_mp as per-channel thresholds
     if args.batches < 1 or args.batch_size < 1:
         raise ConfigError(f"--batches and --batch-size must be >= 1, got {args.batches}, {args.batch_size}")
     inputs = [random_batch(cfg, args.batch_size)] if args.random else \

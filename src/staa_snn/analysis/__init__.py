@@ -1,6 +1,8 @@
 """Analysis: operation counts, firing rates and energy (:func:`profile_model`),
 Grad-CAM and figures (:mod:`.visualize`), ablation sweeps (:mod:`.ablate`)."""
 
-from .profile import E_AC_PJ, E_MAC_PJ, ProfileReport, binary_rate, count_operations, firing_rates, profile_model
+from .profile import (E_AC_PJ, E_MAC_PJ, ProfileReport, count_operations, firing_rates, is_spiking_module,
+                      profile_model)
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "ProfileReport", "binary_rate", "count_operations", "firing_rates", "profile_model"]
+__all__ = ["E_AC_PJ", "E_MAC_PJ", "ProfileReport", "count_operations", "firing_rates", "is_spiking_module",
+           "profile_model"]

@@ -1,16 +1,20 @@
-"""Operation counts, firing rates and energy of a spiking net (paper, Sec. 4.5).
+"""Operation counts, firing rates and energy of a spiking net (paper, Sec. 4.5; method.md, section 10).
 
 Counted by intercepting every aten operation of one forward pass
 (``TorchDispatchMode``), not from a table of layer sizes, so the counts follow
 the nets as they change. Each multiply-accumulate operation (convolution,
 ``mm``/``addmm``/``bmm``/``baddbmm``: every conv and linear layer, and the
-attention blocks' own matrix products) is classified by its operands:
+attention blocks' own matrix products) is classified by where its activation
+operand came from:
 
-- an activation operand (not a parameter) that is binary (every value 0 or
-  1: a spike tensor) makes it accumulate-only: ``#AC += firing rate of that operand x MACs`` (a zero spike
-  costs nothing, a one is an addition);
-- otherwise (the encoding layer on real pixels, the GC and SA layers on real
-  membrane inputs, a classifier on pooled spike counts) ``#MAC += MACs``.
+- a spike tensor -- the output of a spiking neuron, or of an operation that keeps
+  spikes binary (reshapes and views, padding, max-pooling, concatenation, copies)
+  -- makes it accumulate-only: ``#AC += firing rate of that operand x MACs`` (a
+  zero spike costs nothing, a one is an addition);
+- anything else -- the encoding layer on pixels, the GC and SA blocks on real
+  currents, a convolution or classifier after an *average* pool of spikes -- is
+  ``#MAC += MACs``, whatever its values (an untrained net that barely fires does
+  not turn its real-valued layers into AC).
 
 ``dense_macs`` is the sum of all MACs, as if every input were dense (the
 paper's "FLOPs"). Everything is per sample, summed over the ``T`` steps.
@@ -22,26 +26,22 @@ not counted, as in the SNN energy literature.
 from __future__ import annotations
 
 import math
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from ..models import SpikingNeuron
+from ..neurons import MultiStepNeuron
 
 aten = torch.ops.aten
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
-
-
-def binary_rate(t) -> float | None:
-    """Mean of ``t`` if every element is 0 or 1 (a spike tensor), else ``None``."""
-    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
-        return None
-    if not bool(((t == 0) | (t == 1)).all()):
-        return None
-    return float(t.float().mean())
 
 
 def _conv(args, out):
@@ -75,37 +75,74 @@ _COUNTERS = {
     aten.mm: _mm, aten.addmm: _addmm, aten.bmm: _bmm, aten.baddbmm: _baddbmm,
 }
 
+# Operations whose output is a spike tensor when their (first) input is one: they move, copy,
+# select, pad with zeros or take maxima of 0/1 values. Average pooling and arithmetic are not here.
+_KEEPS_SPIKES = {
+    aten.view, aten._unsafe_view, aten.reshape, aten._reshape_alias, aten.alias, aten.expand, aten.permute,
+    aten.transpose, aten.t, aten.squeeze, aten.unsqueeze, aten.flatten, aten.unflatten, aten.clone,
+    aten.contiguous, aten._to_copy, aten.detach, aten.lift_fresh, aten.slice, aten.select, aten.index_select,
+    aten.narrow, aten.as_strided, aten.repeat, aten.constant_pad_nd, aten.max_pool1d, aten.max_pool2d,
+    aten.max_pool3d, aten.max_pool2d_with_indices, aten.max_pool3d_with_indices, aten.split, aten.split_with_sizes,
+    aten.chunk, aten.unbind, aten.pixel_shuffle, aten.pixel_unshuffle,
+}
+_JOINS_SPIKES = {aten.cat, aten.stack}  # spikes when every input is
+
 
 @dataclass
 class OpRecord:
     module: str
     op: str
     macs: int
-    rate: float | None  # firing rate of the binary operand; None: real-valued operands
+    rate: float | None  # firing rate of the spike operand; None: no spike operand
 
 
-def _storage(t: torch.Tensor) -> int:
-    try:
-        return t.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError):
-        return -1
+class _SpikeTensors:
+    """The spike tensors of one forward, by identity (a weak reference guards against reused ids)."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref] = {}
+
+    def add(self, value) -> None:
+        for t in tree_flatten(value)[0]:
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self._refs[id(t)] = weakref.ref(t)
+
+    def __contains__(self, t) -> bool:
+        ref = self._refs.get(id(t))
+        return ref is not None and ref() is t
+
+
+def is_spiking_module(module: nn.Module) -> bool:
+    """A module whose output is a spike tensor: one of this package's neurons or neuron slots, or
+    a SpikingJelly neuron (``...Node``)."""
+    if isinstance(module, (MultiStepNeuron, SpikingNeuron)):
+        return True
+    cls = type(module)
+    return cls.__module__.startswith("spikingjelly") and cls.__name__.endswith("Node")
 
 
 class _Counter(TorchDispatchMode):
-    def __init__(self, where: list[str], weights: set[int]):
+    def __init__(self, where: list[str], spikes: _SpikeTensors):
         super().__init__()
         self.where = where
-        self.weights = weights  # storages of parameters and buffers: never a spike operand
+        self.spikes = spikes
         self.records: list[OpRecord] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        count = _COUNTERS.get(func.overloadpacket)
+        packet = func.overloadpacket
+        if packet in _KEEPS_SPIKES:
+            if args and args[0] in self.spikes:
+                self.spikes.add(out[0] if packet in (aten.max_pool2d_with_indices, aten.max_pool3d_with_indices)
+                                else out)
+        elif packet in _JOINS_SPIKES:
+            if args and args[0] and all(t in self.spikes for t in args[0]):
+                self.spikes.add(out)
+        count = _COUNTERS.get(packet)
         if count is not None:
             macs, operands = count(args, out)
-            activations = [t for t in operands if _storage(t) not in self.weights]
-            rates = [r for r in (binary_rate(t) for t in activations) if r is not None]
-            self.records.append(OpRecord(self.where[-1] if self.where else "", func.overloadpacket.__name__,
+            rates = [float(t.float().mean()) for t in operands if t in self.spikes]
+            self.records.append(OpRecord(self.where[-1] if self.where else "", packet.__name__,
                                          int(macs), min(rates) if rates else None))
         return out
 
@@ -173,11 +210,14 @@ def _batch_size(inputs: torch.Tensor, time_first: bool) -> int:
 
 
 @torch.no_grad()
-def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool = False
-                     ) -> tuple[list[OpRecord], dict[str, float]]:
+def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool = False,
+                     spike_sources: tuple[type, ...] = ()) -> tuple[list[OpRecord], dict[str, float]]:
     """Run one forward of ``model`` in eval mode, recording every multiply-accumulate
-    operation (with the module it ran in) and every neuron layer's firing rate."""
+    operation (with the module it ran in, and the firing rate of its spike operand) and every
+    neuron layer's firing rate. ``spike_sources``: further module types whose outputs are spikes
+    (besides :func:`is_spiking_module`)."""
     where: list[str] = []
+    spikes = _SpikeTensors()
 
     def enter(name):
         def hook(module, args):
@@ -186,6 +226,8 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
 
     def leave(module, args, out):
         where.pop()
+        if is_spiking_module(module) or isinstance(module, spike_sources):
+            spikes.add(out)
 
     hooks = []
     for name, m in model.named_modules():
@@ -194,8 +236,7 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
     was_training = model.training
     model.eval()
     try:
-        weights = {_storage(t) for t in (*model.parameters(), *model.buffers())}
-        with _Counter(where, weights) as counter:
+        with _Counter(where, spikes) as counter:
             if time_first:
                 model(inputs, time_first=True)
             else:
@@ -208,12 +249,13 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
 
 
 def profile_model(model: nn.Module, inputs, *, time_first: bool = False, e_ac_pj: float = E_AC_PJ,
-                  e_mac_pj: float = E_MAC_PJ) -> ProfileReport:
+                  e_mac_pj: float = E_MAC_PJ, spike_sources: tuple[type, ...] = ()) -> ProfileReport:
     """Parameters, dense MACs, #AC, #MAC, energy and firing rates per sample.
 
     ``inputs``: one batch the model accepts, or an iterable of batches
     (counts are then summed and divided by the total number of samples;
-    firing rates are sample-weighted means).
+    firing rates are sample-weighted means). ``spike_sources``: module types of your own
+    whose outputs are spikes (this package's neurons and SpikingJelly's are known).
 
     >>> from staa_snn.models import create_model
     >>> net = create_model("vgg_small", num_classes=10, T=2, in_channels=1)
@@ -229,7 +271,7 @@ def profile_model(model: nn.Module, inputs, *, time_first: bool = False, e_ac_pj
     samples = 0
     for x in batches:
         b = _batch_size(x, time_first)
-        records, rates = count_operations(model, x, time_first=time_first)
+        records, rates = count_operations(model, x, time_first=time_first, spike_sources=spike_sources)
         for r in records:
             spike = r.rate is not None
             entry = per_layer.setdefault((r.module, r.op, spike), {
