@@ -5,7 +5,8 @@
 Variants: ANN, LIF, STAA (defaults), LIF-compiled / STAA-compiled
 (``backend="compiled"``: the neuron loops through torch.compile, compiled
 before measuring), STAA-keep / STAA-compiled-keep (``recompute=False``: the
-membrane potentials kept for backward instead of recomputed). The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
+membrane potentials kept for backward instead of recomputed), LIF-mpbn /
+STAA-mpbn (``neuron_preset="mpbn"``: MPBN's neuron, with BN_mp in the loop). The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
 (the convolution floor: the same number of conv activations as the SNN).
 A training step is forward + cross-entropy + backward + SGD step. Times are
 medians of the variants measured alternately in one process; memory is the
@@ -31,7 +32,8 @@ from _measure import (  # noqa: E402
 
 from staa_snn.models import SpikingNeuron, create_model  # noqa: E402
 
-VARIANTS = ("ANN", "LIF", "LIF-compiled", "STAA", "STAA-compiled", "STAA-keep", "STAA-compiled-keep")
+VARIANTS = ("ANN", "LIF", "LIF-compiled", "STAA", "STAA-compiled", "STAA-keep", "STAA-compiled-keep", "LIF-mpbn",
+            "STAA-mpbn")
 
 
 def build(variant: str, args):
@@ -47,6 +49,8 @@ def build(variant: str, args):
         options = {"backend": "compiled"} if "-compiled" in variant else {}
         if variant.endswith("-keep"):
             options["recompute"] = False
+        if "-mpbn" in variant:
+            options["neuron_preset"] = "mpbn"
         neuron = variant.split("-")[0].lower()
         model = create_model(args.model, num_classes=args.classes, T=args.T, neuron=neuron, **options)
         batch = args.batch

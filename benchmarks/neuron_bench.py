@@ -1,4 +1,4 @@
-"""Forward + backward time and memory of LIF, AdaptiveLIF and STAALIF.
+"""Forward + backward time and memory of LIF, AdaptiveLIF and STAALIF (and their MPBN presets).
 
     python benchmarks/neuron_bench.py [--shape 4 32 128 32 32] [--reps 5] [--threads N]
 
@@ -24,14 +24,16 @@ from staa_snn.neurons import LIF, STAALIF, AdaptiveLIF  # noqa: E402
 
 def build(name: str, shape):
     T, _, C = shape[:3]
-    if name == "LIF":
-        return LIF()
-    if name == "AdaptiveLIF":
-        return AdaptiveLIF(C)
-    return STAALIF(C, T=T)
+    kind, _, preset = name.partition("-")
+    options = {"neuron_preset": preset} if preset else {}
+    if kind == "LIF":
+        return LIF(channels=C, **options)
+    if kind == "AdaptiveLIF":
+        return AdaptiveLIF(C, **options)
+    return STAALIF(C, T=T, **options)
 
 
-NAMES = ("LIF", "AdaptiveLIF", "STAALIF")
+NAMES = ("LIF", "AdaptiveLIF", "STAALIF", "LIF-mpbn", "STAALIF-mpbn")
 
 
 def make_step(neuron, x, grad):
@@ -77,9 +79,9 @@ def main() -> None:
     input_bytes = x.numel() * x.element_size()
     print(f"shape {list(shape)}, input {mib(input_bytes).strip()} MiB, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, median of {args.reps} interleaved reps")
-    print(f"{'neuron':<12} {'fwd+bwd ms':>10} {'x LIF':>6} {'saved MiB':>10} {'x input':>8} {'peak RSS MiB':>13}")
+    print(f"{'neuron':<13} {'fwd+bwd ms':>10} {'x LIF':>6} {'saved MiB':>10} {'x input':>8} {'peak RSS MiB':>13}")
     for n in NAMES:
-        print(f"{n:<12} {times[n] * 1e3:10.1f} {times[n] / times['LIF']:6.2f} {mib(saved[n]):>10} "
+        print(f"{n:<13} {times[n] * 1e3:10.1f} {times[n] / times['LIF']:6.2f} {mib(saved[n]):>10} "
               f"{saved[n] / input_bytes:8.2f} {mib(rss[n]):>13}")
 
 

@@ -18,10 +18,11 @@ Backward, from ``dL/dS`` and the carried ``dL/dV[t]``::
     dL/dM  += (V[t-1] - V_reset) dL/dH,   dL/dN += X dL/dH   (summed to the parameter's shape)
 
 With BN_mp (MPBN, method.md section 11) the spike is ``1(Hn >= V_th)`` with
-``Hn = a H + c`` per channel and step (:mod:`.membrane_bn`), the surrogate is taken
-at ``Hn``, and ``dL/dS + dL/dV (V_reset - H)`` goes back through BN_mp (its batch
-statistics couple the batch within a step); the per-step statistics ``[T, C]``
-are saved beside ``H``.
+``Hn = BN_mp(H)`` per step (:mod:`.membrane_bn`: ATen's batch-norm kernels, so the
+same numbers as the reference), the surrogate is taken at ``Hn``, and
+``dL/dS + dL/dV (V_reset - H)`` goes back through BN_mp (its batch statistics couple
+the batch within a step); the per-step mean and inverse std ``[T, C]`` are saved
+beside ``H``, and ``Hn`` is recomputed in backward, once per step.
 
 Tested against the reference, forward and backward, in ``tests/test_kernels.py``.
 """
@@ -34,7 +35,7 @@ from torch import Tensor, nn
 from ..functional.surrogate import Surrogate, indicator
 from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
-from .membrane_bn import MembraneNorm, affine, grad_through_norm, step_statistics, update_running_stats
+from .membrane_bn import MembraneNorm, grad_through_norm, normalized
 
 __all__ = ["lif_multistep_fused"]
 
@@ -47,9 +48,9 @@ def _sum_to(grad: Tensor, like: Tensor) -> Tensor:
     return grad.sum(dims, keepdim=True) if dims else grad
 
 
-def fired(h: Tensor, v_threshold: float, ac: tuple[Tensor, Tensor] | None = None, out: Tensor | None = None) -> Tensor:
-    """``S = 1(Hn >= V_th)`` as 0/1 floats: ``Hn = H``, or ``a H + c`` with BN_mp (``ac = (a, c)``)."""
-    return indicator(torch.ge, h if ac is None else torch.addcmul(ac[1], h, ac[0]), v_threshold, out=out)
+def fired(hn: Tensor, v_threshold: float, out: Tensor | None = None) -> Tensor:
+    """``S = 1(Hn >= V_th)`` as 0/1 floats (``Hn``: ``H``, or ``BN_mp(H)``)."""
+    return indicator(torch.ge, hn, v_threshold, out=out)
 
 
 def after_reset(h: Tensor, s: Tensor, v_reset: float, out: Tensor | None = None) -> Tensor:
@@ -60,9 +61,10 @@ def after_reset(h: Tensor, s: Tensor, v_reset: float, out: Tensor | None = None)
 
 
 def reset_history(h: Tensor, v_threshold: float, v_reset: float, out: Tensor | None = None,
-                  ac: tuple[Tensor, Tensor] | None = None) -> Tensor:
-    """``V - V_reset`` after firing and resetting from ``H`` (the next step's history term)."""
-    return after_reset(h, fired(h, v_threshold, ac), v_reset, out=out)
+                  hn: Tensor | None = None) -> Tensor:
+    """``V - V_reset`` after firing and resetting from ``H`` (the next step's history term);
+    ``hn``: the potential that fires, ``BN_mp(H)`` with MPBN."""
+    return after_reset(h, fired(h if hn is None else hn, v_threshold), v_reset, out=out)
 
 
 def grad_membrane(h: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold: float, v_reset: float,
@@ -81,28 +83,28 @@ def grad_membrane(h: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold:
     return grad_h
 
 
-def grad_membrane_normed(h: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold: float, v_reset: float,
-                         surrogate: Surrogate, detach_reset: bool, norm: MembraneNorm, mean: Tensor, rstd: Tensor,
-                         scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`grad_membrane` with BN_mp between ``H`` and the spike, for a step ``h [B, C, S]``:
-    ``(dL/dH, dL/dg, dL/db)``. The spike's gradient ``dL/dS + dL/dV (V_reset - H)`` becomes
-    ``dL/dHn`` through the surrogate at ``Hn``, then goes back through BN_mp; the reset's
+def grad_membrane_normed(h: Tensor, hn: Tensor, grad_s: Tensor, grad_v: Tensor | None, v_threshold: float,
+                         v_reset: float, surrogate: Surrogate, detach_reset: bool, norm: MembraneNorm, mean: Tensor,
+                         rstd: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`grad_membrane` with BN_mp between ``H`` and the spike (``hn = BN_mp(h)``, steps
+    ``[B, C, S]``): ``(dL/dH, dL/dg, dL/db)``. The spike's gradient ``dL/dS + dL/dV (V_reset - H)``
+    becomes ``dL/dHn`` through the surrogate at ``Hn``, then goes back through BN_mp; the reset's
     ``(1 - S)`` term acts on the raw ``H``."""
-    a, c = affine(norm.weight, norm.bias, mean, rstd)
-    hn = torch.addcmul(c, h, a)
     grad_spike = grad_s
-    if grad_v is not None and not detach_reset:
-        grad_spike = torch.addcmul(grad_s, grad_v, v_reset - h, value=scale)
-    grad_h, grad_weight, grad_bias = grad_through_norm(grad_spike * surrogate.grad(hn - v_threshold), h, a, mean,
-                                                       rstd, norm.training)
+    if grad_v is not None and not detach_reset:  # + dL/dV (V_reset - H)
+        grad_spike = torch.addcmul(grad_s, grad_v, h - v_reset if v_reset != 0.0 else h, value=-scale)
+    grad_h, grad_weight, grad_bias = grad_through_norm(grad_spike * surrogate.grad(hn - v_threshold), h, norm,
+                                                       mean, rstd)
     if grad_v is not None:
         grad_h.addcmul_(grad_v, indicator(torch.lt, hn, v_threshold), value=scale)         # (1 - S)
     return grad_h, grad_weight, grad_bias
 
 
-def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: MembraneNorm | None):
+def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: MembraneNorm | None,
+                  update: bool = False):
     """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest; with BN_mp also the
-    per-step statistics ``(mean, var, rstd)``, ``[T, C]`` each (else ``None``)."""
+    per-step ``(mean, rstd)``, ``[T, C]`` each (else ``None``), and with ``update`` the running
+    statistics moved once per step (training)."""
     # Eager, steps are written in place into H and S: on the CPU every activation-sized
     # temporary costs a pass (and [T, ...]-sized ones page faults as well).
     H, S = StepOutput(x), StepOutput(x)
@@ -114,11 +116,11 @@ def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: Mem
             h.add_(v_reset)
         if hv is not None:
             h.addcmul_(m, hv) if isinstance(m, Tensor) else h.add_(hv, alpha=m)
-        ac = None
+        hn = h
         if norm is not None:
-            stats.append(step_statistics(h, norm))
-            ac = affine(norm.weight, norm.bias, stats[-1][0], stats[-1][2])
-        hv = after_reset(h, S.put(t, fired(h, v_threshold, ac, out=S.out(t))), v_reset)
+            hn, mean, rstd = normalized(h, norm, update)
+            stats.append((mean, rstd))
+        hv = after_reset(h, S.put(t, fired(hn, v_threshold, out=S.out(t))), v_reset)
     return H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None)
 
 
@@ -133,7 +135,8 @@ def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshol
     grad_weight = grad_bias = None
     if norm is not None:
         grad_weight, grad_bias = torch.zeros_like(norm.weight), torch.zeros_like(norm.bias)
-    grad_v = None  # dL/dV[t], carried backwards
+    grad_v = None    # dL/dV[t], carried backwards
+    hn_next = None   # BN_mp(H[t]), when the step after it already computed it
     for t in range(H.shape[0] - 1, -1, -1):
         h = H[t]
         if isinstance(m, Tensor) and grad_v is not None:  # dL/dV[t] = M dL/dH[t+1]
@@ -142,15 +145,18 @@ def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshol
         if norm is None:
             grad_h = grad_membrane(h, grad_s[t], grad_v, vth, vr, sg, detach_reset, scale)
         else:
-            grad_h, gw, gb = grad_membrane_normed(h, grad_s[t], grad_v, vth, vr, sg, detach_reset, norm, means[t],
-                                                  rstds[t], scale)
+            hn = hn_next if hn_next is not None else normalized(h, norm)[0]
+            grad_h, gw, gb = grad_membrane_normed(h, hn, grad_s[t], grad_v, vth, vr, sg, detach_reset, norm,
+                                                  means[t], rstds[t], scale)
             grad_weight += gw
             grad_bias += gb
+        hn_next = None
         if need_x:
             grad_x.put(t, torch.mul(grad_h, n, out=grad_x.out(t)))
         if need_m and t > 0:  # V[-1] = V_reset: no history at the first step
-            ac = None if norm is None else affine(norm.weight, norm.bias, means[t - 1], rstds[t - 1])
-            grad_m += _sum_to(grad_h * reset_history(H[t - 1], vth, vr, ac=ac), m)
+            if norm is not None:
+                hn_next = normalized(H[t - 1], norm)[0]
+            grad_m += _sum_to(grad_h * reset_history(H[t - 1], vth, vr, hn=hn_next), m)
         if need_n:
             grad_n += _sum_to(grad_h * x[t], n)
         grad_v = grad_h  # dL/dV[t-1] = M dL/dH[t]: M is applied at the next step
@@ -162,9 +168,9 @@ class _FusedLIF(torch.autograd.Function):
     def forward(ctx, x, m, n, bn_weight, bn_bias, bn_state, v_threshold, v_reset, surrogate,  # type: ignore[override]
                 detach_reset, compiled):
         norm = None if bn_state is None else MembraneNorm(bn_weight.detach(), bn_bias.detach(), *bn_state)
-        H, spikes, stats = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset, norm)
+        H, spikes, stats = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset, norm, True)
         need_n = isinstance(n, Tensor) and n.requires_grad
-        means, variances, rstds = stats if stats is not None else (None, None, None)
+        means, rstds = stats if stats is not None else (None, None)
         # dL/dN needs X (never rebuilt from H: that would divide by N); H is then rebuilt from X
         ctx.save_for_backward(x if need_n else H, means, rstds, bn_weight, bn_bias,
                               *(p for p in (m, n) if isinstance(p, Tensor)))
@@ -172,12 +178,10 @@ class _FusedLIF(torch.autograd.Function):
         ctx.m, ctx.n = (None if ctx.m_is_tensor else m), (None if ctx.n_is_tensor else n)
         ctx.v_threshold, ctx.v_reset, ctx.surrogate, ctx.detach_reset = v_threshold, v_reset, surrogate, detach_reset
         ctx.compiled, ctx.saved_input, ctx.bn_state = compiled, need_n, bn_state
-        batch_stats = torch.stack([means, variances]) if stats is not None and norm.training else x.new_empty(0)
-        ctx.mark_non_differentiable(batch_stats)
-        return spikes, batch_stats
+        return spikes
 
     @staticmethod
-    def backward(ctx, grad_s, _grad_stats):  # type: ignore[override]
+    def backward(ctx, grad_s):  # type: ignore[override]
         saved, means, rstds, bn_weight, bn_bias, *params = ctx.saved_tensors
         m = params.pop(0) if ctx.m_is_tensor else ctx.m
         n = params.pop(0) if ctx.n_is_tensor else ctx.n
@@ -217,16 +221,36 @@ def lif_multistep_fused(
     ``bn``: BN_mp (MPBN), a plain ``nn.BatchNorm1d(C)`` (see :func:`.membrane_bn.fusable`); in
     training its running statistics move once per step."""
     dtype = common_dtype(x_seq, m, n)
-    x = x_seq
-    bn_weight = bn_bias = bn_state = None
-    if bn is not None:  # steps as [B, C, S], so BN_mp reduces over dims (0, 2)
+    x, bn_weight, bn_bias, bn_state = x_seq, None, None, None
+    if bn is not None:  # steps as [B, C, S], for BN_mp's statistics over (B, S)
         T, B, C = x_seq.shape[:3]
         x, m, n = x_seq.reshape(T, B, C, -1), _channel_params(m, C), _channel_params(n, C)
-        norm = MembraneNorm.of(bn, dtype)
-        bn_weight, bn_bias, bn_state = cast(norm.weight, dtype), cast(norm.bias, dtype), norm[2:]
+        bn_weight, bn_bias, bn_state = membrane_norm_inputs(bn, dtype)
     with autocast_off(x_seq.device):
-        spikes, batch_stats = _FusedLIF.apply(cast(x, dtype), cast(m, dtype), cast(n, dtype), bn_weight, bn_bias,
-                                              bn_state, v_threshold, v_reset, surrogate, detach_reset, compiled)
-    if batch_stats.numel():
-        update_running_stats(bn, batch_stats[0], batch_stats[1], x.shape[1] * x.shape[3])
+        spikes = _FusedLIF.apply(cast(x, dtype), cast(m, dtype), cast(n, dtype), bn_weight, bn_bias, bn_state,
+                                 v_threshold, v_reset, surrogate, detach_reset, compiled)
+    if bn is not None:
+        sync_running_stats(bn, bn_state, x.shape[0])
     return spikes.view_as(x_seq)
+
+
+def membrane_norm_inputs(bn: nn.BatchNorm1d, dtype: torch.dtype):
+    """``(weight, bias, state)`` of BN_mp for a fused node computing in ``dtype``: the affine
+    parameters as autograd inputs, and the running statistics (the buffers themselves, or
+    copies in ``dtype``), eps, momentum and mode."""
+    norm = MembraneNorm.of(bn)
+    state = (cast(norm.running_mean, dtype), cast(norm.running_var, dtype), *norm[4:])
+    return cast(norm.weight, dtype), cast(norm.bias, dtype), state
+
+
+@torch.no_grad()
+def sync_running_stats(bn: nn.BatchNorm1d, state, steps: int) -> None:
+    """After a training forward of ``steps`` steps: the step count (one per step, as ``steps``
+    calls of ``bn``), and the running statistics when the node moved copies of them (a compute
+    dtype other than the buffers')."""
+    if not bn.training:
+        return
+    for buffer, moved in zip((bn.running_mean, bn.running_var), state[:2]):
+        if moved is not buffer:
+            buffer.copy_(moved)
+    bn.num_batches_tracked.add_(steps)

@@ -25,8 +25,8 @@ Backward walks the steps in reverse with the carried ``dL/dV[t]``::
 and the parameter gradients from the same ``[B, C]`` sums. With ``recompute``
 only the inputs are saved and ``H`` (with the histories ``V[t-1]``) is rebuilt
 by one more forward loop in backward; otherwise ``H`` (one activation-sized
-tensor per layer) is saved. With BN_mp (MPBN) the spike is ``1(a H[t] + c >= V_th)``
-with the per-step affine map of :mod:`.membrane_bn`, and ``dH`` comes back through it
+tensor per layer) is saved. With BN_mp (MPBN) the spike is ``1(BN_mp(H[t]) >= V_th)``
+(:mod:`.membrane_bn`), and ``dH`` comes back through it
 (:func:`.lif_fused.grad_membrane_normed`). ``compiled=True`` runs both loops through
 ``torch.compile``, which fuses each step's element-wise passes into one kernel.
 
@@ -42,8 +42,9 @@ from torch import Tensor, nn
 from ..functional.surrogate import Surrogate
 from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
-from .lif_fused import after_reset, fired, grad_membrane, grad_membrane_normed, reset_history
-from .membrane_bn import MembraneNorm, affine, step_statistics, update_running_stats
+from .lif_fused import (after_reset, fired, grad_membrane, grad_membrane_normed, membrane_norm_inputs, reset_history,
+                        sync_running_stats)
+from .membrane_bn import MembraneNorm, normalized
 
 __all__ = ["staa_lif_multistep_fused"]
 
@@ -69,9 +70,9 @@ def _applied(gs: Tensor, bias: Tensor, keep: Tensor | None) -> tuple[Tensor, Ten
 
 def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda, gate, v_threshold, v_reset, *,
                   spikes: bool):
-    """From rest: ``H [T, B, C, S]``; the spikes (``spikes=True``) or the histories
-    ``V[t-1] - V_reset`` (``False``, for backward), ``[T, B, C, S]``; with BN_mp the per-step
-    statistics ``(mean, var, rstd)``, ``[T, C]`` each (else ``None``); ``GAP(X)`` and
+    """From rest: ``H [T, B, C, S]``; the spikes (``spikes=True``, the forward pass: BN_mp's running
+    statistics move) or the histories ``V[t-1] - V_reset`` (``False``, for backward), ``[T, B, C, S]``;
+    with BN_mp the per-step ``(mean, rstd)``, ``[T, C]`` each (else ``None``); ``GAP(X)`` and
     ``GAP(V[t-1] - V_reset)``, ``[T, B, C]``; the SA MLP's ``z, pre, hidden, raw gates``, ``[T, B, *]``.
 
     Written in place into preallocated outputs: on the CPU every activation-sized temporary costs a pass.
@@ -97,14 +98,14 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda, gate, 
         h = H.put(t, torch.addcmul((d + v_reset).unsqueeze(-1), c.unsqueeze(-1), x[t], out=H.out(t)))
         if hv is not None:
             h.addcmul_(a.unsqueeze(-1), hv)
-        ac = None
-        if norm is not None:  # BN_mp: spikes where a H + c >= V_th
-            stats.append(step_statistics(h, norm))
-            ac = affine(norm.weight, norm.bias, stats[-1][0], stats[-1][2])
+        hn = h
+        if norm is not None:  # BN_mp: spikes where BN_mp(H) >= V_th
+            hn, mean, rstd = normalized(h, norm, update=spikes)
+            stats.append((mean, rstd))
         if spikes:
-            hv = after_reset(h, out.put(t, fired(h, v_threshold, ac, out=out.out(t))), v_reset)
+            hv = after_reset(h, out.put(t, fired(hn, v_threshold, out=out.out(t))), v_reset)
         elif t + 1 < T:
-            hv = out.put(t + 1, reset_history(h, v_threshold, v_reset, out=out.out(t + 1), ac=ac))
+            hv = out.put(t + 1, reset_history(h, v_threshold, v_reset, out=out.out(t + 1), hn=hn))
     return (H.result(), out.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None), gap_x,
             torch.stack(gap_v), torch.stack(zs), torch.stack(pres), torch.stack(hiddens), torch.stack(gs))
 
@@ -115,26 +116,33 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, norm, H, history, stat
     (``None``: rebuilt from ``H``). The loop carries only what is sequential; the parameter
     gradients are reduced once, from the per-step ``[B, *]`` terms, after it."""
     T, B, C, S = x.shape
-    means, _, rstds = stats if norm is not None else (None, None, None)
+    means, rstds = stats if norm is not None else (None, None)
     grad_bn = [torch.zeros_like(norm.weight), torch.zeros_like(norm.bias)] if norm is not None else [None, None]
     grad_x = StepOutput(x) if need_x else None
     g_all, bias_eff = _applied(gs, bias, keep)
     # per step: sum_S dH, dL/d(g_h M), dL/d(g_u N), dL/dlogits, dL/dpre, dL/dz
     sums, grad_a, grad_c, grad_logits, grad_pre, grad_z = ([None] * T for _ in range(6))
-    grad_v = None  # dL/dV[t], carried backwards
+    grad_v = None    # dL/dV[t], carried backwards
+    hn_next = None   # BN_mp(H[t]), when the step after it already computed it
     for t in range(T - 1, -1, -1):
         if norm is None:
             dh = grad_membrane(H[t], grad_s[t], grad_v, v_threshold, v_reset, surrogate, detach_reset)
         else:
-            dh, gw, gb = grad_membrane_normed(H[t], grad_s[t], grad_v, v_threshold, v_reset, surrogate, detach_reset,
-                                              norm, means[t], rstds[t])
+            hn = hn_next if hn_next is not None else normalized(H[t], norm)[0]
+            dh, gw, gb = grad_membrane_normed(H[t], hn, grad_s[t], grad_v, v_threshold, v_reset, surrogate,
+                                              detach_reset, norm, means[t], rstds[t])
             grad_bn[0] += gw
             grad_bn[1] += gb
+        hn_next = None
         sums[t] = dh.sum(-1)
         grad_c[t] = torch.linalg.vecdot(dh, x[t]).add_(bias_eff[t] * sums[t])
         if t > 0:
-            ac = None if norm is None else affine(norm.weight, norm.bias, means[t - 1], rstds[t - 1])
-            hv = history[t] if history is not None else reset_history(H[t - 1], v_threshold, v_reset, ac=ac)
+            if history is not None:
+                hv = history[t]
+            else:
+                if norm is not None:
+                    hn_next = normalized(H[t - 1], norm)[0]
+                hv = reset_history(H[t - 1], v_threshold, v_reset, hn=hn_next)
             grad_a[t] = torch.linalg.vecdot(dh, hv)
         else:  # V[-1] = V_reset: the history gate has no effect
             grad_a[t] = torch.zeros_like(grad_c[t])
@@ -193,16 +201,15 @@ class _FusedSTAA(torch.autograd.Function):
         gs = small[-1]
         g, _ = _applied(gs, bias, keep)
         gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
-        batch_stats = torch.stack(stats[:2]) if norm is not None and norm.training else x.new_empty(0)
-        ctx.mark_non_differentiable(gates, batch_stats)
-        kept = () if recompute else (H, *(stats if stats is not None else (None,) * 3), *small)
+        ctx.mark_non_differentiable(gates)
+        kept = () if recompute else (H, *(stats if stats is not None else (None,) * 2), *small)
         ctx.save_for_backward(x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, *kept)
         ctx.args, ctx.surrogate, ctx.detach_reset, ctx.recompute = args, surrogate, detach_reset, recompute
         ctx.use_compiled, ctx.bn_state = use_compiled, bn_state
-        return spikes, gates, batch_stats
+        return spikes, gates
 
     @staticmethod
-    def backward(ctx, grad_s, _grad_gates, _grad_stats):  # type: ignore[override]
+    def backward(ctx, grad_s, _grad_gates):  # type: ignore[override]
         x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, *kept = ctx.saved_tensors
         norm = None if ctx.bn_state is None else MembraneNorm(bn_weight, bn_bias, *ctx.bn_state)
         forward_loop = maybe_compiled(_forward_with_history, ctx.use_compiled)
@@ -210,8 +217,8 @@ class _FusedSTAA(torch.autograd.Function):
         if ctx.recompute:
             H, history, stats, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, *ctx.args)
         else:  # the histories are rebuilt from H inside the backward loop
-            H, mean, var, rstd, *small = kept
-            history, stats = None, (mean, var, rstd)
+            H, mean, rstd, *small = kept
+            history, stats = None, (mean, rstd)
         grads = backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, norm, H, history, stats, *small,
                                *ctx.args, ctx.surrogate, ctx.detach_reset, ctx.needs_input_grad[0])
         grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2, grad_bn_w, grad_bn_b = grads
@@ -258,14 +265,11 @@ def staa_lif_multistep_fused(
     x = x_seq.reshape(T, B, C, -1)
     mc, nc = m.reshape(-1).expand(C), n.reshape(-1).expand(C)
     keep = None if drop is None else (~drop).expand(T, B).contiguous()
-    bn_weight = bn_bias = bn_state = None
-    if bn is not None:
-        norm = MembraneNorm.of(bn, dtype)
-        bn_weight, bn_bias, bn_state = cast(norm.weight, dtype), cast(norm.bias, dtype), norm[2:]
+    bn_weight, bn_bias, bn_state = membrane_norm_inputs(bn, dtype) if bn is not None else (None, None, None)
     with autocast_off(x.device):
-        spikes, gates, batch_stats = _FusedSTAA.apply(
+        spikes, gates = _FusedSTAA.apply(
             x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, bn_state, float(sa_lambda), gate,
             float(v_threshold), float(v_reset), surrogate, bool(detach_reset), bool(recompute), bool(compiled))
-    if batch_stats.numel():
-        update_running_stats(bn, batch_stats[0], batch_stats[1], B * x.shape[3])
+    if bn is not None:
+        sync_running_stats(bn, bn_state, T)
     return spikes.view_as(x_seq), gates
