@@ -2,11 +2,14 @@
 
     python benchmarks/model_bench.py [--model resnet20] [--T 4] [--batch 32] [--reps 5]
 
-Variants: ANN, LIF, STAA (defaults), LIF-compiled / STAA-compiled
+Variants: ANN, LIF, STAA (the eager ``backend="fused"``, what ``staa-snn train``
+runs for short jobs such as the digits default), LIF-compiled / STAA-compiled
 (``backend="compiled"``: the neuron loops through torch.compile, compiled
-before measuring), STAA-keep / STAA-compiled-keep (``recompute=False``: the
-membrane potentials kept for backward instead of recomputed), LIF-mpbn /
-STAA-mpbn (``neuron_preset="mpbn"``: MPBN's neuron, with BN_mp in the loop). The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
+before measuring; what ``staa-snn train`` runs for a paper row, whose
+``model.backend=auto`` compiles long jobs; STAA then keeps ``H`` for backward),
+STAA-keep (eager, ``recompute=False``: ``H`` kept instead of recomputed),
+STAA-compiled-recompute (compiled, ``recompute=True``), LIF-mpbn / STAA-mpbn
+(``neuron_preset="mpbn"``: MPBN's neuron, with BN_mp in the loop). The ANN is the same net with ReLU in every neuron slot, run at batch ``B*T``
 (the convolution floor: the same number of conv activations as the SNN).
 A training step is forward + cross-entropy + backward + SGD step. Times are
 medians of the variants measured alternately in one process; memory is the
@@ -30,10 +33,11 @@ from _measure import (  # noqa: E402
     child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, reset_peak_rss, saved_tensor_bytes,
 )
 
+from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
 from staa_snn.models import SpikingNeuron, create_model  # noqa: E402
 
-VARIANTS = ("ANN", "LIF", "LIF-compiled", "STAA", "STAA-compiled", "STAA-keep", "STAA-compiled-keep", "LIF-mpbn",
-            "STAA-mpbn")
+VARIANTS = ("ANN", "LIF", "LIF-compiled", "STAA", "STAA-compiled", "STAA-keep", "STAA-compiled-recompute",
+            "LIF-mpbn", "STAA-mpbn")
 
 
 def build(variant: str, args):
@@ -49,6 +53,8 @@ def build(variant: str, args):
         options = {"backend": "compiled"} if "-compiled" in variant else {}
         if variant.endswith("-keep"):
             options["recompute"] = False
+        if variant.endswith("-recompute"):
+            options["recompute"] = True
         if "-mpbn" in variant:
             options["neuron_preset"] = "mpbn"
         neuron = variant.split("-")[0].lower()
@@ -99,6 +105,7 @@ def main() -> None:
                     help="variants to measure (ANN is always included, as the reference)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    tune_cpu_allocator()  # as staa-snn train runs (a no-op in the peak-RSS children, which set MALLOC_*)
     if args.child:
         child(args.child, args)
         return

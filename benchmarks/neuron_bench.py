@@ -19,6 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from _measure import child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, saved_tensor_bytes  # noqa: E402
 
+from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
 from staa_snn.neurons import LIF, STAALIF, AdaptiveLIF  # noqa: E402
 
 
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    tune_cpu_allocator()  # as staa-snn train runs (a no-op in the peak-RSS children, which set MALLOC_*)
     if args.threads:
         torch.set_num_threads(args.threads)
     shape = tuple(args.shape)

@@ -249,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "configs":
         print("\n".join(bundled_configs()))
         return 0
+    from ._malloc import tune_cpu_allocator
     from .data import CorruptFileError
     from .training import ConfigError, TrainingDiverged
+
+    tune_cpu_allocator()  # CPU tensors reuse freed memory instead of fresh pages (glibc; see staa_snn._malloc)
 
     handlers = {"train": _train, "eval": _eval, "profile": _profile,
                 "ablate": lambda a: _ablate(a, sys.argv[1:] if argv is None else list(argv)),

@@ -29,6 +29,8 @@ Tested against the reference, forward and backward, in ``tests/test_kernels.py``
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 
@@ -37,7 +39,12 @@ from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
 from .membrane_bn import MembraneNorm, grad_through_norm, normalized
 
-__all__ = ["lif_multistep_fused"]
+__all__ = ["LIFOutput", "lif_multistep_fused"]
+
+
+class LIFOutput(NamedTuple):
+    spikes: Tensor        # [T, B, ...]
+    firing_rate: Tensor   # 0-d, the mean of the spikes (computed in the loop: no extra pass when compiled)
 
 
 def _sum_to(grad: Tensor, like: Tensor) -> Tensor:
@@ -102,13 +109,13 @@ def grad_membrane_normed(h: Tensor, hn: Tensor, grad_s: Tensor, grad_v: Tensor |
 
 def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: MembraneNorm | None,
                   update: bool = False):
-    """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest; with BN_mp also the
+    """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest; with BN_mp the
     per-step ``(mean, rstd)``, ``[T, C]`` each (else ``None``), and with ``update`` the running
-    statistics moved once per step (training)."""
+    statistics moved once per step (training); the firing rate."""
     # Eager, steps are written in place into H and S: on the CPU every activation-sized
     # temporary costs a pass (and [T, ...]-sized ones page faults as well).
     H, S = StepOutput(x), StepOutput(x)
-    stats = []
+    stats, rates = [], []
     hv = None                                               # V[t-1] - V_reset (None at rest)
     for t in range(x.shape[0]):
         h = H.put(t, torch.mul(x[t], n, out=H.out(t)))
@@ -120,8 +127,11 @@ def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: Mem
         if norm is not None:
             hn, mean, rstd = normalized(h, norm, update)
             stats.append((mean, rstd))
-        hv = after_reset(h, S.put(t, fired(hn, v_threshold, out=S.out(t))), v_reset)
-    return H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None)
+        s = S.put(t, fired(hn, v_threshold, out=S.out(t)))
+        rates.append(s.mean())
+        hv = after_reset(h, s, v_reset)
+    return (H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None),
+            torch.stack(rates).mean())
 
 
 def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold: float, v_reset: float,
@@ -168,7 +178,7 @@ class _FusedLIF(torch.autograd.Function):
     def forward(ctx, x, m, n, bn_weight, bn_bias, bn_state, v_threshold, v_reset, surrogate,  # type: ignore[override]
                 detach_reset, compiled):
         norm = None if bn_state is None else MembraneNorm(bn_weight.detach(), bn_bias.detach(), *bn_state)
-        H, spikes, stats = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset, norm, True)
+        H, spikes, stats, rate = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset, norm, True)
         need_n = isinstance(n, Tensor) and n.requires_grad
         means, rstds = stats if stats is not None else (None, None)
         # dL/dN needs X (never rebuilt from H: that would divide by N); H is then rebuilt from X
@@ -178,10 +188,11 @@ class _FusedLIF(torch.autograd.Function):
         ctx.m, ctx.n = (None if ctx.m_is_tensor else m), (None if ctx.n_is_tensor else n)
         ctx.v_threshold, ctx.v_reset, ctx.surrogate, ctx.detach_reset = v_threshold, v_reset, surrogate, detach_reset
         ctx.compiled, ctx.saved_input, ctx.bn_state = compiled, need_n, bn_state
-        return spikes
+        ctx.mark_non_differentiable(rate)
+        return spikes, rate
 
     @staticmethod
-    def backward(ctx, grad_s):  # type: ignore[override]
+    def backward(ctx, grad_s, _grad_rate):  # type: ignore[override]
         saved, means, rstds, bn_weight, bn_bias, *params = ctx.saved_tensors
         m = params.pop(0) if ctx.m_is_tensor else ctx.m
         n = params.pop(0) if ctx.n_is_tensor else ctx.n
@@ -213,8 +224,8 @@ def lif_multistep_fused(
     detach_reset: bool = False,
     compiled: bool = False,
     bn: nn.BatchNorm1d | None = None,
-) -> Tensor:
-    """Spikes ``[T, B, ...]`` of the (adaptive) LIF from rest; same numbers as
+) -> LIFOutput:
+    """Spikes ``[T, B, ...]`` of the (adaptive) LIF from rest, and their mean; the same numbers as
     :func:`staa_snn.functional.lif_multistep`, with far less memory saved for backward.
     ``compiled=True`` runs the forward and backward loops as ``torch.compile``d
     kernels (several times faster once compiled; the first call compiles).
@@ -227,11 +238,11 @@ def lif_multistep_fused(
         x, m, n = x_seq.reshape(T, B, C, -1), _channel_params(m, C), _channel_params(n, C)
         bn_weight, bn_bias, bn_state = membrane_norm_inputs(bn, dtype)
     with autocast_off(x_seq.device):
-        spikes = _FusedLIF.apply(cast(x, dtype), cast(m, dtype), cast(n, dtype), bn_weight, bn_bias, bn_state,
-                                 v_threshold, v_reset, surrogate, detach_reset, compiled)
+        spikes, rate = _FusedLIF.apply(cast(x, dtype), cast(m, dtype), cast(n, dtype), bn_weight, bn_bias, bn_state,
+                                       v_threshold, v_reset, surrogate, detach_reset, compiled)
     if bn is not None:
         sync_running_stats(bn, bn_state, x.shape[0])
-    return spikes.view_as(x_seq)
+    return LIFOutput(spikes.view_as(x_seq), rate)
 
 
 def membrane_norm_inputs(bn: nn.BatchNorm1d, dtype: torch.dtype):

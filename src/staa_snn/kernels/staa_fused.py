@@ -1,4 +1,5 @@
-"""Fused STAA-LIF step loop with SA: one autograd node with a hand-written backward through time.
+"""Fused STAA-LIF with SA: GC, PE and the step loop as one autograd node with a hand-written
+backward through time.
 
 The loop of :func:`staa_snn.functional.staa_lif_multistep` for the default
 configuration (channel-shaped ``M``, ``N`` and PE, GC fusion ``"add"``), where the
@@ -6,7 +7,10 @@ augmented input is the raw input plus one value per (step, sample, channel)::
 
     X^[t] = X[t] + b[t]          b = P + GC value   ([T, B, C]; see ``functional.gc.gc_context``)
 
-so ``X^`` is never materialised, and each step is::
+so ``X^`` is never materialised. GC and PE run first, for all steps at once, inside
+the node (:func:`.gc_fused.shift_forward`: ``X`` is read twice, for the key logits and
+for the context and ``GAP(X)`` together), and their backward adds GC's rank-one terms
+into the loop's ``dL/dX`` in place, so ``dL/dX`` is written once. Each step is::
 
     hv     = V[t-1] - V_reset                             [B, C, S]
     z      = [ M GAP(hv),  N (GAP(X[t]) + b[t]) ]         [B, 2C]      GAP(X) for all steps at once
@@ -35,6 +39,8 @@ Tested against the reference, forward and backward, in ``tests/test_kernels.py``
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -42,11 +48,18 @@ from torch import Tensor, nn
 from ..functional.surrogate import Surrogate
 from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
+from .gc_fused import GCWeights, shift_backward, shift_forward
 from .lif_fused import (after_reset, fired, grad_membrane, grad_membrane_normed, membrane_norm_inputs, reset_history,
                         sync_running_stats)
 from .membrane_bn import MembraneNorm, normalized
 
-__all__ = ["staa_lif_multistep_fused"]
+__all__ = ["STAAOutput", "staa_lif_multistep_fused"]
+
+
+class STAAOutput(NamedTuple):
+    spikes: Tensor        # [T, B, C, *spatial]
+    gates: Tensor         # [T, B, 2, C], the SA gates applied to (history, input)
+    firing_rate: Tensor   # 0-d, the mean of the spikes (computed in the loop)
 
 
 def _gates(z: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, sa_lambda: float, gate: str):
@@ -68,22 +81,22 @@ def _applied(gs: Tensor, bias: Tensor, keep: Tensor | None) -> tuple[Tensor, Ten
     return torch.where(keep[..., None], gs, one), bias * keep[..., None]
 
 
-def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda, gate, v_threshold, v_reset, *,
+def _forward_loop(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda, gate, v_threshold, v_reset, *,
                   spikes: bool):
-    """From rest: ``H [T, B, C, S]``; the spikes (``spikes=True``, the forward pass: BN_mp's running
-    statistics move) or the histories ``V[t-1] - V_reset`` (``False``, for backward), ``[T, B, C, S]``;
-    with BN_mp the per-step ``(mean, rstd)``, ``[T, C]`` each (else ``None``); ``GAP(X)`` and
+    """From rest, given the shift ``b`` and ``GAP(X)`` (``[T, B, C]``): ``H [T, B, C, S]``; the
+    spikes (``spikes=True``, the forward pass: BN_mp's running statistics move) or the histories
+    ``V[t-1] - V_reset`` (``False``, for backward), ``[T, B, C, S]``; with BN_mp the per-step
+    ``(mean, rstd)``, ``[T, C]`` each (else ``None``); the firing rate (``None`` for backward);
     ``GAP(V[t-1] - V_reset)``, ``[T, B, C]``; the SA MLP's ``z, pre, hidden, raw gates``, ``[T, B, *]``.
 
     Written in place into preallocated outputs: on the CPU every activation-sized temporary costs a pass.
     """
     T, B, C, S = x.shape
-    gap_x = x.mean(-1)
     bias_eff = bias if keep is None else bias * keep[..., None]
     H, out = StepOutput(x), StepOutput(x)
     if not spikes:
         out.put(0, torch.zeros_like(x[0]))
-    gap_v, zs, pres, hiddens, gs, stats = [torch.zeros_like(gap_x[0])], [], [], [], [], []
+    gap_v, zs, pres, hiddens, gs, stats, rates = [torch.zeros_like(gap_x[0])], [], [], [], [], [], []
     hv = None  # V[t-1] - V_reset; None at rest
     for t in range(T):
         if hv is not None:
@@ -103,14 +116,17 @@ def _forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda, gate, 
             hn, mean, rstd = normalized(h, norm, update=spikes)
             stats.append((mean, rstd))
         if spikes:
-            hv = after_reset(h, out.put(t, fired(hn, v_threshold, out=out.out(t))), v_reset)
+            s = out.put(t, fired(hn, v_threshold, out=out.out(t)))
+            rates.append(s.mean())
+            hv = after_reset(h, s, v_reset)
         elif t + 1 < T:
             hv = out.put(t + 1, reset_history(h, v_threshold, v_reset, out=out.out(t + 1), hn=hn))
-    return (H.result(), out.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None), gap_x,
+    return (H.result(), out.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None),
+            torch.stack(rates).mean() if rates else None,
             torch.stack(gap_v), torch.stack(zs), torch.stack(pres), torch.stack(hiddens), torch.stack(gs))
 
 
-def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, norm, H, history, stats, gap_x, gap_v, zs, pres,
+def _backward_loop(grad_s, x, bias, gap_x, mc, nc, w1, w2, keep, norm, H, history, stats, gap_v, zs, pres,
                    hiddens, gs, sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
     """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``
     (``None``: rebuilt from ``H``). The loop carries only what is sequential; the parameter
@@ -178,57 +194,97 @@ def _backward_loop(grad_s, x, bias, mc, nc, w1, w2, keep, norm, H, history, stat
             *grad_bn)
 
 
-def _forward_with_spikes(*args):
-    return _forward_loop(*args, spikes=True)
+class Settings(NamedTuple):
+    """The node's non-tensor arguments (and BN_mp's running statistics, which take no gradient)."""
+
+    pe_input: bool          # PE before GC (True) or after it
+    ln_eps: float
+    sa_lambda: float
+    gate: str
+    v_threshold: float
+    v_reset: float
+    surrogate: Surrogate
+    detach_reset: bool
+    recompute: bool
+    compiled: bool
+    bn_state: tuple | None  # (running mean, running var, eps, momentum, training) of BN_mp
 
 
-def _forward_with_history(*args):
-    return _forward_loop(*args, spikes=False)
+def _forward(x, pe, gc, mc, nc, w1, b1, w2, b2, keep, norm, st: Settings):
+    """GC and PE, then the step loop: ``(shift, GAP(X), GC's saved tensors, loop outputs...)``."""
+    bias, gap_x, gc_saved = shift_forward(x, pe, gc, st.pe_input, st.ln_eps)
+    loop = _forward_loop(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, st.sa_lambda, st.gate,
+                         st.v_threshold, st.v_reset, spikes=True)
+    return bias, gap_x, gc_saved, *loop
+
+
+def _histories(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, st: Settings):
+    """The loop again, for backward: ``H``, the histories and the small per-step tensors."""
+    return _forward_loop(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, st.sa_lambda, st.gate, st.v_threshold,
+                         st.v_reset, spikes=False)
+
+
+def _backward(grad_s, x, pe, gc, gc_saved, bias, gap_x, mc, nc, w1, w2, keep, norm, H, history, stats, small,
+              st: Settings, need_x: bool):
+    """The loop's backward, then GC's and PE's (adding GC's terms into ``dL/dX``)."""
+    grad_x, grad_bias, *grads = _backward_loop(grad_s, x, bias, gap_x, mc, nc, w1, w2, keep, norm, H, history,
+                                               stats, *small, st.sa_lambda, st.gate, st.v_threshold, st.v_reset,
+                                               st.surrogate, st.detach_reset, need_x)
+    grad_x, grad_pe, grad_gc = shift_backward(grad_x, grad_bias, x, pe, gc, gc_saved, st.pe_input)
+    return grad_x, grad_pe, grad_gc, *grads
 
 
 class _FusedSTAA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, bn_state,  # type: ignore[override]
-                sa_lambda, gate, v_threshold, v_reset, surrogate, detach_reset, recompute, use_compiled):
-        args = (sa_lambda, gate, v_threshold, v_reset)
-        # one compiled function per variant: fewer cached graphs whose guards each call checks
-        forward_loop = maybe_compiled(_forward_with_spikes, use_compiled)
+    def forward(ctx, x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b,  # type: ignore[override]
+                mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, st: Settings):
         # plain tensors, as backward gets them (a Parameter would be a different compiled variant)
-        x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias = (
-            v if v is None else v.detach() for v in (x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias))
-        norm = None if bn_state is None else MembraneNorm(bn_weight, bn_bias, *bn_state)
-        H, spikes, stats, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, *args)
+        tensors = (x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2, bn_weight,
+                   bn_bias)
+        (x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2, bn_weight,
+         bn_bias) = (v if v is None else v.detach() for v in tensors)
+        gc = None if key_w is None else GCWeights(key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b)
+        norm = None if st.bn_state is None else MembraneNorm(bn_weight, bn_bias, *st.bn_state)
+        # one compiled function per variant: fewer cached graphs whose guards each call checks
+        bias, gap_x, gc_saved, H, spikes, stats, rate, *small = maybe_compiled(_forward, st.compiled)(
+            x, pe, gc, mc, nc, w1, b1, w2, b2, keep, norm, st)
         gs = small[-1]
         g, _ = _applied(gs, bias, keep)
         gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
-        ctx.mark_non_differentiable(gates)
-        kept = () if recompute else (H, *(stats if stats is not None else (None,) * 2), *small)
-        ctx.save_for_backward(x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, *kept)
-        ctx.args, ctx.surrogate, ctx.detach_reset, ctx.recompute = args, surrogate, detach_reset, recompute
-        ctx.use_compiled, ctx.bn_state = use_compiled, bn_state
-        return spikes, gates
+        ctx.mark_non_differentiable(gates, rate)
+        kept = () if st.recompute else (H, *(stats if stats is not None else (None,) * 2), *small)
+        ctx.n_gc_saved = 0 if gc_saved is None else len(gc_saved)
+        ctx.save_for_backward(x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2,
+                              bn_weight, bn_bias, keep, bias, gap_x, *(gc_saved or ()), *kept)
+        ctx.settings = st
+        return spikes, gates, rate
 
     @staticmethod
-    def backward(ctx, grad_s, _grad_gates):  # type: ignore[override]
-        x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, *kept = ctx.saved_tensors
-        norm = None if ctx.bn_state is None else MembraneNorm(bn_weight, bn_bias, *ctx.bn_state)
-        forward_loop = maybe_compiled(_forward_with_history, ctx.use_compiled)
-        backward_loop = maybe_compiled(_backward_loop, ctx.use_compiled)
-        if ctx.recompute:
-            H, history, stats, *small = forward_loop(x, bias, mc, nc, w1, b1, w2, b2, keep, norm, *ctx.args)
+    def backward(ctx, grad_s, _grad_gates, _grad_rate):  # type: ignore[override]
+        st: Settings = ctx.settings
+        saved = ctx.saved_tensors
+        (x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias,
+         keep, bias, gap_x) = saved[:21]
+        gc_saved, kept = saved[21:21 + ctx.n_gc_saved] or None, saved[21 + ctx.n_gc_saved:]
+        gc = None if key_w is None else GCWeights(key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b)
+        norm = None if st.bn_state is None else MembraneNorm(bn_weight, bn_bias, *st.bn_state)
+        if st.recompute:
+            H, history, stats, _, *small = maybe_compiled(_histories, st.compiled)(
+                x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, st)
         else:  # the histories are rebuilt from H inside the backward loop
             H, mean, rstd, *small = kept
             history, stats = None, (mean, rstd)
-        grads = backward_loop(grad_s.contiguous(), x, bias, mc, nc, w1, w2, keep, norm, H, history, stats, *small,
-                               *ctx.args, ctx.surrogate, ctx.detach_reset, ctx.needs_input_grad[0])
-        grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2, grad_bn_w, grad_bn_b = grads
-        return (grad_x, grad_bias, grad_mc, grad_nc, grad_w1, grad_b1 if b1 is not None else None, grad_w2,
-                grad_b2 if b2 is not None else None, grad_bn_w, grad_bn_b) + (None,) * 10
+        grad_x, grad_pe, grad_gc, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2, grad_bn_w, grad_bn_b = \
+            maybe_compiled(_backward, st.compiled)(grad_s.contiguous(), x, pe, gc, gc_saved, bias, gap_x, mc, nc, w1,
+                                                   w2, keep, norm, H, history, stats, small, st,
+                                                   ctx.needs_input_grad[0])
+        grad_gc = grad_gc if grad_gc is not None else (None,) * 8
+        return (grad_x, grad_pe, *grad_gc, grad_mc, grad_nc, grad_w1, grad_b1 if b1 is not None else None, grad_w2,
+                grad_b2 if b2 is not None else None, grad_bn_w, grad_bn_b, None, None)
 
 
 def staa_lif_multistep_fused(
     x_seq: Tensor,
-    bias: Tensor,
     m: Tensor,
     n: Tensor,
     w1: Tensor,
@@ -241,35 +297,43 @@ def staa_lif_multistep_fused(
     v_threshold: float,
     v_reset: float,
     surrogate: Surrogate,
+    gc: GCWeights | None = None,
+    ln_eps: float = 1e-5,
+    pe: Tensor | None = None,
+    pe_input: bool = True,
     drop: Tensor | None = None,
     detach_reset: bool = False,
     recompute: bool = True,
     compiled: bool = False,
     bn: nn.BatchNorm1d | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Spikes ``[T, B, C, *spatial]`` and SA gates ``[T, B, 2, C]`` of the STAA-LIF with SA.
+) -> STAAOutput:
+    """Spikes ``[T, B, C, *spatial]``, SA gates ``[T, B, 2, C]`` and firing rate of the STAA-LIF with SA.
 
     Args:
         x_seq: the raw input ``X``.
-        bias: ``[T, B, C]``, the augmented input is ``X^ = X + bias`` (PE and GC value).
         m, n: per-channel coefficients, any shape with ``C`` (or 1) elements.
         w1, b1, w2, b2: the SA MLP (``nn.Linear`` shapes).
+        gc: the GC block's weights (fusion ``"add"``), or ``None`` (GC off); ``ln_eps`` its LayerNorm's eps.
+        pe: the channel-shaped PE table ``[T, C]``, or ``None``; ``pe_input``: added before GC (else after).
         drop: TSRD mask ``[T, 1]`` or ``[T, B]``, ``True`` at basic steps.
         recompute: keep only the inputs for backward and rebuild ``H`` there.
-        compiled: run the forward and backward loops through ``torch.compile`` (the first call compiles).
+        compiled: run the forward and backward through ``torch.compile`` (the first call compiles).
         bn: BN_mp (MPBN), a plain ``nn.BatchNorm1d(C)``; in training its running statistics move once per step.
     """
     T, B, C = x_seq.shape[:3]
-    dtype = common_dtype(x_seq, bias, m, n, w1, b1, w2, b2)
-    x_seq, bias, m, n, w1, b1, w2, b2 = (cast(v, dtype) for v in (x_seq, bias, m, n, w1, b1, w2, b2))
+    gc_tensors = tuple(gc) if gc is not None else (None,) * 8
+    dtype = common_dtype(x_seq, m, n, w1, b1, w2, b2, pe, *gc_tensors)
+    x_seq, m, n, w1, b1, w2, b2, pe = (cast(v, dtype) for v in (x_seq, m, n, w1, b1, w2, b2, pe))
+    gc_tensors = tuple(cast(v, dtype) for v in gc_tensors)
     x = x_seq.reshape(T, B, C, -1)
     mc, nc = m.reshape(-1).expand(C), n.reshape(-1).expand(C)
     keep = None if drop is None else (~drop).expand(T, B).contiguous()
     bn_weight, bn_bias, bn_state = membrane_norm_inputs(bn, dtype) if bn is not None else (None, None, None)
+    settings = Settings(bool(pe_input), float(ln_eps), float(sa_lambda), gate, float(v_threshold), float(v_reset),
+                        surrogate, bool(detach_reset), bool(recompute), bool(compiled), bn_state)
     with autocast_off(x.device):
-        spikes, gates = _FusedSTAA.apply(
-            x, bias, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, bn_state, float(sa_lambda), gate,
-            float(v_threshold), float(v_reset), surrogate, bool(detach_reset), bool(recompute), bool(compiled))
+        spikes, gates, rate = _FusedSTAA.apply(x, pe, *gc_tensors, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias,
+                                               keep, settings)
     if bn is not None:
         sync_running_stats(bn, bn_state, T)
-    return spikes.view_as(x_seq), gates
+    return STAAOutput(spikes.view_as(x_seq), gates, rate)

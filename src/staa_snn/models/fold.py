@@ -1,12 +1,13 @@
-"""Inference transforms of a trained net."""
+"""Transforms of a built net: fold MPBN for inference, switch the neuron backend."""
 
 from __future__ import annotations
 
 from torch import nn
 
 from ..neurons import MultiStepNeuron
+from ..neurons.base import BACKENDS
 
-__all__ = ["fold_mpbn"]
+__all__ = ["fold_mpbn", "set_backend"]
 
 
 def fold_mpbn(model: nn.Module) -> nn.Module:
@@ -21,3 +22,14 @@ def fold_mpbn(model: nn.Module) -> nn.Module:
         if isinstance(module, MultiStepNeuron) and module.bn_mp is not None:
             module.fold_membrane_bn()
     return model.eval()
+
+
+def set_backend(model: nn.Module, backend: str) -> nn.Module:
+    """Run every neuron of ``model`` on ``backend`` (``"fused"``, ``"compiled"``, ``"reference"``),
+    in place; returns ``model``. The numbers stay the same (the backends are tested equal)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    for module in model.modules():
+        if isinstance(module, MultiStepNeuron):
+            module.backend = backend
+    return model

@@ -95,9 +95,7 @@ class AdaptiveLIF(MultiStepNeuron):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         m, n = self.coefficients(x)
-        spikes = self._multistep(x, m, n)
-        self._record(spikes)
-        return spikes
+        return self._multistep(x, m, n)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, mn_shape={self.mn_shape!r}, " + super().extra_repr()

@@ -135,16 +135,21 @@ class MultiStepNeuron(nn.Module):
             self.bn_mp is None or fusable(self.bn_mp))
 
     def _multistep(self, x: Tensor, m: "Tensor | float", n: "Tensor | float") -> Tensor:
-        """Spikes of the (adaptive) LIF recurrence from rest, by the chosen backend."""
+        """Spikes of the (adaptive) LIF recurrence from rest, by the chosen backend (recorded)."""
         kwargs = dict(v_reset=self.v_reset, surrogate=self.surrogate, detach_reset=self.detach_reset)
         if self.fast:
-            return lif_multistep_fused(x, m, n, v_threshold=self.v_threshold, compiled=self.backend == "compiled",
-                                       bn=self.bn_mp, **kwargs)
+            spikes, rate = lif_multistep_fused(x, m, n, v_threshold=self.v_threshold,
+                                               compiled=self.backend == "compiled", bn=self.bn_mp, **kwargs)
+            self._record(spikes, rate)
+            return spikes
         v_threshold, normalize = self.firing()
-        return lif_multistep(x, m, n, v_threshold=v_threshold, normalize=normalize, **kwargs)[0]
+        spikes = lif_multistep(x, m, n, v_threshold=v_threshold, normalize=normalize, **kwargs)[0]
+        self._record(spikes)
+        return spikes
 
-    def _record(self, spikes: Tensor) -> None:
-        self.last_firing_rate = spikes.detach().float().mean()
+    def _record(self, spikes: Tensor, rate: Tensor | None = None) -> None:
+        """Keep the firing rate of this forward (``rate`` when the kernel computed it)."""
+        self.last_firing_rate = (spikes.detach().float().mean() if rate is None else rate.detach()).float()
 
     def reset(self) -> None:
         """Forget the recorded statistics. (State never carries over between forwards.)"""

@@ -77,9 +77,7 @@ class LIF(MultiStepNeuron):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        spikes = self._multistep(x, self.decay, self.gain)
-        self._record(spikes)
-        return spikes
+        return self._multistep(x, self.decay, self.gain)
 
     def extra_repr(self) -> str:
         head = f"{self.channels}, " if self.channels is not None else ""

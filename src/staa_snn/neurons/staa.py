@@ -13,7 +13,7 @@ from ..functional.gc import gc_context, gc_value
 from ..functional.staa import staa_lif_multistep
 from ..functional.surrogate import Surrogate
 from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
-from ..kernels.gc_fused import gc_context_fused
+from ..kernels.gc_fused import GCWeights, gc_context_fused
 from ..kernels.staa_compiled import staa_lif_multistep_compiled
 from ..kernels.staa_fused import staa_lif_multistep_fused
 from .adaptive import AdaptiveLIF, _check_spatial
@@ -62,12 +62,13 @@ class STAALIF(AdaptiveLIF):
         pe_shape: ``"channel"`` (``[T, C, 1, 1]``, default) or ``"full"`` (``[T, C, H, W]``).
         tsrd_mode: ``"batch"`` (one draw per layer and step, default) or ``"sample"``.
         recompute: with SA on, keep only the loop's inputs for backward and run the step loop
-            again there (default). Same numbers. On the fused path ``False`` keeps the membrane
-            potentials ``H`` as well (one more activation-sized tensor per layer, a few percent
-            faster); on the general path it is activation checkpointing (``False`` keeps every
-            intermediate). Not used with ``backend="compiled"`` (activation checkpointing around
-            a compiled graph can recompute with a different graph), where AOTAutograd's
-            partitioner decides what to keep.
+            again there (``True``), or keep the membrane potentials ``H`` as well (``False``: one
+            more activation-sized tensor per layer, about 1.4x the activation memory of the same
+            net with ReLU instead of 1.03x, and a few percent faster). Same numbers. ``None``
+            (default): ``False`` with ``backend="compiled"``, chosen for speed, ``True`` otherwise.
+            On the general path (shapes the fused kernel does not cover) it is activation
+            checkpointing (``False`` keeps every intermediate); not used there with
+            ``backend="compiled"``, where AOTAutograd's partitioner decides what to keep.
         backend: ``"fused"`` (default), ``"compiled"`` (the fused loops through ``torch.compile``;
             for the other shapes, the whole SA step loop) or ``"reference"``; see :class:`LIF`.
         mn_shape, spatial_shape, tau, decay_input, v_threshold, v_reset, surrogate, detach_reset:
@@ -108,7 +109,7 @@ class STAALIF(AdaptiveLIF):
         surrogate: "str | Surrogate | None" = None,
         detach_reset: bool = False,
         backend: str = "fused",
-        recompute: bool = True,
+        recompute: bool | None = None,
         decay_input: bool | None = None,
         mpbn: bool | None = None,
         neuron_preset: str = "spec",
@@ -142,8 +143,13 @@ class STAALIF(AdaptiveLIF):
         )
         self.gc = GlobalContext(channels, ratio=gc_ratio, fusion=gc_fusion) if gc else None
         self.sa = StepAttention(channels, ratio=sa_ratio, sa_lambda=sa_lambda, gate=sa_gate) if sa else None
-        self.recompute = bool(recompute)
+        self.recompute_option = None if recompute is None else bool(recompute)
         self.last_sa_gates: Tensor | None = None
+
+    @property
+    def recompute(self) -> bool:
+        """Whether backward rebuilds ``H`` (see the ``recompute`` argument; ``None`` follows the backend)."""
+        return self.backend != "compiled" if self.recompute_option is None else self.recompute_option
 
     def _check_input(self, x: Tensor) -> None:
         super()._check_input(x)
@@ -200,15 +206,19 @@ class STAALIF(AdaptiveLIF):
         if self.training and self.tsrd_p > 0:
             drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
         if self.fast and self.mn_shape != "full" and self.input_is_shifted and self.sa is not None:
-            sa = self.sa
-            spikes, gates = staa_lif_multistep_fused(
-                x, self.input_shift(x), m, n, sa.fc1.weight, sa.fc1.bias, sa.fc2.weight, sa.fc2.bias,
+            sa, gc = self.sa, self.gc
+            gc_weights = None if gc is None else GCWeights(
+                gc.key.weight, gc.key.bias, gc.down.weight, gc.down.bias, gc.norm.weight, gc.norm.bias,
+                gc.up.weight, gc.up.bias)
+            spikes, gates, rate = staa_lif_multistep_fused(
+                x, m, n, sa.fc1.weight, sa.fc1.bias, sa.fc2.weight, sa.fc2.bias,
                 sa_lambda=sa.sa_lambda, gate=sa.gate, v_threshold=self.v_threshold, v_reset=self.v_reset,
-                surrogate=self.surrogate, drop=drop, detach_reset=self.detach_reset,
-                recompute=self.recompute and torch.is_grad_enabled(), compiled=self.backend == "compiled",
-                bn=self.bn_mp,
+                surrogate=self.surrogate, gc=gc_weights, ln_eps=gc.norm.eps if gc is not None else 1e-5,
+                pe=self.pe.p.view(self.T, -1) if self.pe is not None else None, pe_input=self.pe_position == "input",
+                drop=drop, detach_reset=self.detach_reset, recompute=self.recompute and torch.is_grad_enabled(),
+                compiled=self.backend == "compiled", bn=self.bn_mp,
             )
-            self._record(spikes)
+            self._record(spikes, rate)
             self.last_sa_gates = gates
             return spikes
         if self.sa is None and self.pe_membrane is None and self.backend != "reference":
@@ -222,28 +232,28 @@ class STAALIF(AdaptiveLIF):
                 x_hat = self.augment(x)
                 if drop is not None:
                     x_hat = torch.where(drop.view(drop.shape + (1,) * (x.dim() - 2)), x, x_hat)
-            spikes, gates = self._multistep(x_hat, m, n), None
+            self.last_sa_gates = None
+            return self._multistep(x_hat, m, n)  # (recorded)
+        x_hat = self.augment(x)
+        v_threshold, normalize = self.firing()
+        loop = partial(
+            staa_lif_multistep,
+            v_threshold=v_threshold,
+            v_reset=self.v_reset,
+            surrogate=self.surrogate,
+            sa_gates=self.sa,
+            membrane_pe=self.pe_membrane.table(x) if self.pe_membrane is not None else None,
+            drop=drop,
+            detach_reset=self.detach_reset,
+            normalize=normalize,
+        )
+        if self.backend == "compiled" and self.fast:  # fused kernels; the compiler picks what to recompute
+            spikes, _, gates = staa_lif_multistep_compiled(x, x_hat, m, n, **loop.keywords)
+        elif self.recompute and torch.is_grad_enabled() and not (self.bn_mp is not None and self.training):
+            # (with BN_mp in training a recomputation would move its running statistics twice)
+            spikes, _, gates = checkpoint(loop, x, x_hat, m, n, use_reentrant=False)
         else:
-            x_hat = self.augment(x)
-            v_threshold, normalize = self.firing()
-            loop = partial(
-                staa_lif_multistep,
-                v_threshold=v_threshold,
-                v_reset=self.v_reset,
-                surrogate=self.surrogate,
-                sa_gates=self.sa,
-                membrane_pe=self.pe_membrane.table(x) if self.pe_membrane is not None else None,
-                drop=drop,
-                detach_reset=self.detach_reset,
-                normalize=normalize,
-            )
-            if self.backend == "compiled" and self.fast:  # fused kernels; the compiler picks what to recompute
-                spikes, _, gates = staa_lif_multistep_compiled(x, x_hat, m, n, **loop.keywords)
-            elif self.recompute and torch.is_grad_enabled() and not (self.bn_mp is not None and self.training):
-                # (with BN_mp in training a recomputation would move its running statistics twice)
-                spikes, _, gates = checkpoint(loop, x, x_hat, m, n, use_reentrant=False)
-            else:
-                spikes, _, gates = loop(x, x_hat, m, n)
+            spikes, _, gates = loop(x, x_hat, m, n)
         self._record(spikes)
         self.last_sa_gates = gates
         return spikes
