@@ -190,7 +190,7 @@ def test_run_folder_contents_and_safe_checkpoint(tmp_path):
     result = train(tiny(tmp_path))
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.yaml", "last.pt", "meta.json",
-                                                     "metrics.jsonl"]
+                                                     "metrics.csv", "metrics.jsonl"]  # the lock is gone
     meta = json.loads((run / "meta.json").read_text())
     assert meta["staa_snn"] and "git_commit" in meta
     assert load_config(run / "config.yaml").to_dict() == tiny(tmp_path).to_dict()
@@ -200,7 +200,7 @@ def test_run_folder_contents_and_safe_checkpoint(tmp_path):
     with pytest.raises(FileExistsError, match="already holds a run"):
         train(tiny(tmp_path))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable staa-snn checkpoint"):
+    with pytest.raises(ValueError, match="junk.pt: not a PyTorch checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
     assert result.best["test_acc"] == max(h["test_acc"] for h in result.history)
 

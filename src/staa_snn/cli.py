@@ -1,6 +1,7 @@
-"""The ``staa-snn`` command line: ``train``, ``eval``, ``configs``.
+"""The ``staa-snn`` command line: ``train``, ``eval``, ``profile``, ``ablate``, ``visualize``, ``configs``.
 
-Also runs as ``python -m staa_snn.cli`` (the form ``torchrun`` needs).
+Also runs as ``python -m staa_snn.cli`` (the form ``torchrun`` needs). Bad input
+gets one line on stderr and exit code 2 (a traceback only with ``--debug``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 
 from . import __version__
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = "digits"
 
 TRAIN_EPILOG = """\
@@ -26,21 +26,16 @@ Multi-GPU / multi-node: torchrun --nproc_per_node=N -m staa_snn.cli train ...
 
 def bundled_configs() -> list[str]:
     """Names of the bundled configs (``_<dataset>.yaml`` recipe bases excluded)."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+    from .training.config import bundled_configs as names
+
+    return names()
 
 
 def resolve_config(spec: str | None) -> Path:
     """A YAML path, or the name of a bundled config (``staa-snn configs``)."""
-    spec = spec or DEFAULT_CONFIG
-    path = Path(spec)
-    if path.is_file():
-        return path
-    bundled = CONFIG_DIR / f"{spec.removesuffix('.yaml')}.yaml"
-    if bundled.is_file():
-        return bundled
-    from .training import ConfigError
+    from .training.config import resolve_config as resolve
 
-    raise ConfigError(f"config {spec!r} is neither a file nor a bundled config; bundled: {', '.join(bundled_configs())}")
+    return resolve(spec, default=DEFAULT_CONFIG)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="STAA-SNN: spiking neural networks with a spatial-temporal attention aggregator.",
     )
     parser.add_argument("--version", action="version", version=f"staa-snn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="{train,eval,profile,ablate,visualize,configs}")
 
     tr = sub.add_parser("train", help="train a model (default: the bundled digits config)",
@@ -58,9 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", "-c", help=f"YAML file or bundled config name (default: {DEFAULT_CONFIG})")
     tr.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
     tr.add_argument("--resume", metavar="PATH|auto",
-                    help="continue from a checkpoint (its config, then the overrides); auto: the run folder's last.pt")
+                    help="continue from a checkpoint (its config, then the overrides); auto: the run folder's "
+                         "last.pt, or a fresh start when there is none yet")
     tr.add_argument("--stop-after", type=int, metavar="N",
                     help="train at most N epochs in this invocation, then stop (checkpointed; --resume later)")
+    tr.add_argument("--print-config", action="store_true",
+                    help="print the resolved config (the file, then the overrides) as YAML and exit")
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on its test set",
                         description="Test loss, accuracy, and accuracy when reading out after 1..T steps.")
@@ -123,19 +122,23 @@ def _model_source(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args) -> int:
+    import yaml
+
     from .training import checkpoint_config, load_checkpoint, load_config, train
 
-    if args.resume is None:
-        cfg = load_config(resolve_config(args.config), args.overrides)
-        path = None
-    else:
-        if args.resume == "auto":
-            first = load_config(resolve_config(args.config), args.overrides)
-            path = Path(first.output.dir) / first.run_name / "last.pt"
-        else:
-            path = Path(args.resume)
-        cfg = checkpoint_config(load_checkpoint(path), args.overrides)
-    result = train(cfg, resume=path, stop_after=args.stop_after)
+    cfg = load_config(resolve_config(args.config), args.overrides, require_root=not args.print_config)
+    path = None
+    if args.resume == "auto":
+        last = Path(cfg.output.dir) / cfg.run_name / "last.pt"
+        path = last if last.is_file() else None
+    elif args.resume is not None:
+        path = Path(args.resume)
+    if path is not None:  # the run's own config, then the overrides
+        cfg = checkpoint_config(load_checkpoint(path), args.overrides, require_root=not args.print_config)
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    result = train(cfg, resume=path if path is not None else args.resume, stop_after=args.stop_after)
     if result.history and _is_main():
         last, best = result.final, result.best
         print(f"test accuracy {last['test_acc']:.2%} after epoch {last['epoch']}/{cfg.train.epochs} "
@@ -218,9 +221,14 @@ def _ablate(args, argv: list[str]) -> int:
 
 
 def _visualize(args) -> int:
+    from .training import ConfigError
+
+    try:
+        import pytorch_grad_cam  # noqa: F401
+    except ImportError:
+        raise ConfigError('staa-snn visualize needs Grad-CAM: pip install "staa-snn[viz]"') from None
     from .analysis.loading import dataset_batches, model_from
     from .analysis.visualize import visualize
-    from .training import ConfigError
 
     overrides = [f"data.root={json.dumps(args.data_root)}"] if args.data_root else []
     models, cfgs = {}, []
@@ -251,26 +259,43 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from ._malloc import tune_cpu_allocator
     from .data import CorruptFileError
-    from .training import ConfigError, TrainingDiverged
+    from .training import ConfigError, RunFolderError, TrainingDiverged
 
     tune_cpu_allocator()  # CPU tensors reuse freed memory instead of fresh pages (glibc; see staa_snn._malloc)
 
     handlers = {"train": _train, "eval": _eval, "profile": _profile,
                 "ablate": lambda a: _ablate(a, sys.argv[1:] if argv is None else list(argv)),
                 "visualize": _visualize}
+    name = f"staa-snn {args.command}"
     try:
         return handlers[args.command](args)
-    except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError) as e:
-        print(f"staa-snn {args.command}: error: {e}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError, RunFolderError,
+            NotADirectoryError, PermissionError) as e:
+        if args.debug:
+            raise
+        print(f"{name}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
-        print(f"staa-snn {args.command}: stopped: {e}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"{name}: stopped: {e}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        hint = " (the last complete checkpoint is kept: continue with --resume auto)" \
-            if args.command in ("train", "ablate") else ""
-        print(f"staa-snn {args.command}: interrupted{hint}", file=sys.stderr)
+        hint = {"train": " (the last complete checkpoint is kept: continue with --resume auto)",
+                "ablate": " (finished runs are kept: run the same command again to continue)"}.get(args.command, "")
+        print(f"{name}: interrupted{hint}", file=sys.stderr)
         return 130
+    except Exception as e:  # not a known kind of bad input: one line, and how to see more
+        if args.debug:
+            raise
+        print(f"{name}: error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -9,8 +9,19 @@ draw of ``lambda`` serves the whole batch.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+class Mix(NamedTuple):
+    """How a batch was mixed: ``lam`` of each sample's label, ``1 - lam`` of its partner's."""
+
+    labels: torch.Tensor
+    partners: torch.Tensor
+    lam: float
 
 
 class MixupCutmix:
@@ -23,7 +34,7 @@ class MixupCutmix:
     share of the kept area after clipping the box at the borders.
     """
 
-    def __init__(self, num_classes: int, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+    def __init__(self, num_classes: int | None = None, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  prob: float = 1.0, switch_prob: float = 0.5, label_smoothing: float = 0.0):
         if mixup_alpha < 0 or cutmix_alpha < 0:
             raise ValueError(f"alphas must be >= 0, got mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}")
@@ -40,23 +51,25 @@ class MixupCutmix:
     def enabled(self) -> bool:
         return self.prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
 
-    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        off = self.label_smoothing / self.num_classes
-        return F.one_hot(y, self.num_classes).float() * (1.0 - self.label_smoothing) + off
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        target = self.one_hot(y)
-        if not self.enabled or float(torch.rand(())) >= self.prob:
-            return x, target
-        use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha == 0 or float(torch.rand(())) < self.switch_prob)
+    def mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, Mix]:
+        """Mix the inputs: ``(x, mix)`` where ``mix`` says how to mix the targets
+        (:meth:`targets`). ``rng``: where the draws come from (default: a generator
+        seeded from torch's); the trainer passes one seeded by (seed, epoch, step)."""
+        if not self.enabled:
+            return x, Mix(y, y, 1.0)
+        if rng is None:
+            rng = np.random.default_rng(int(torch.randint(2**62, ())))
+        if rng.random() >= self.prob:
+            return x, Mix(y, y, 1.0)
+        use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha == 0 or rng.random() < self.switch_prob)
         alpha = self.cutmix_alpha if use_cutmix else self.mixup_alpha
-        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        lam = float(rng.beta(alpha, alpha))
         partner = x.flip(0)
         if use_cutmix:
             h, w = x.shape[-2:]
             cut = (1.0 - lam) ** 0.5
             ch, cw = int(h * cut), int(w * cut)
-            cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
             y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
             x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
             x = x.clone()
@@ -64,4 +77,17 @@ class MixupCutmix:
             lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
         else:
             x = lam * x + (1.0 - lam) * partner
-        return x, lam * target + (1.0 - lam) * target.flip(0)
+        return x, Mix(y, y.flip(0), lam)
+
+    def targets(self, mix: Mix, num_classes: int | None = None) -> torch.Tensor:
+        """Soft targets ``[B, num_classes]``: ``lam`` of the (smoothed) labels, the rest of the partners'."""
+        k = num_classes or self.num_classes
+        off = self.label_smoothing / k
+        one_hot = (lambda labels: F.one_hot(labels, k).float() * (1.0 - self.label_smoothing) + off)
+        target = one_hot(mix.labels)
+        return target if mix.lam == 1.0 else mix.lam * target + (1.0 - mix.lam) * one_hot(mix.partners)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        xm, mix = self.mix(x, y, rng)
+        return xm, self.targets(mix)

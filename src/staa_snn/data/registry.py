@@ -72,9 +72,9 @@ def _cifar(name):
 
 
 def _imagenet(what):
-    def build(root, split, *, T, split_by, size, augment, cache_dir):
+    def build(root, split, *, T, split_by, size, augment, cache_dir, skip_bad_files=False):
         return static.image_folder(root, split, transforms.imagenet_transform(split == "train", augment, size),
-                                   what=what)
+                                   what=what, skip_bad_files=skip_bad_files)
     return build
 
 
@@ -112,7 +112,9 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
       default. Event frames without it are raw per-pixel event counts.
     - ``cache_dir``: where event frames are cached (default ``root/frames_cache``).
     - ``**options``: dataset-specific, e.g. ``holdout="first"``,
-      ``workers=4``, ``skip_bad_files=True`` for the event datasets.
+      ``workers=4`` for the event datasets, ``skip_bad_files=True`` for the event
+      datasets (bad recordings left out when converting) and image folders (an
+      unreadable image dropped from its batch, counted per epoch).
 
     >>> ds = get_dataset("digits", split="test")
     >>> len(ds), tuple(ds[0][0].shape), ds[0][1]

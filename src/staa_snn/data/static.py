@@ -115,10 +115,35 @@ def cifar(name: str, root, split: str, transform=None) -> TensorImages:
     return TensorImages(torch.from_numpy(np.concatenate(data)), targets, transform, classes)
 
 
-def image_folder(root, split: str, transform=None, *, what: str = "an image folder"):
-    """``root/<train|val>/<class>/<image>`` through torchvision's ImageFolder.
-    ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``)."""
+def _checked_image_folder():
     from torchvision.datasets import ImageFolder
+
+    class CheckedImageFolder(ImageFolder):
+        """ImageFolder whose unreadable images (corrupt, truncated, not an image) raise a
+        :class:`CorruptFileError` naming the file, or, with ``skip_bad_files``, come back as
+        ``None`` (the trainer drops them from their batch and counts them)."""
+
+        skip_bad_files = False
+
+        def __getitem__(self, index: int):
+            path = self.samples[index][0]
+            try:
+                return super().__getitem__(index)
+            except (OSError, ValueError, SyntaxError) as e:  # PIL: truncated, unidentified, broken
+                if self.skip_bad_files:
+                    return None
+                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise CorruptFileError(f"{path}: not a readable image ({first}); remove it, or set "
+                                       f"data.options={{skip_bad_files: true}} to skip unreadable files") from None
+
+    return CheckedImageFolder
+
+
+def image_folder(root, split: str, transform=None, *, what: str = "an image folder", skip_bad_files: bool = False):
+    """``root/<train|val>/<class>/<image>`` through torchvision's ImageFolder.
+    ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``). An unreadable
+    image raises a :class:`CorruptFileError` naming it when it is read, or is skipped
+    (``skip_bad_files``: the sample comes back as ``None``)."""
 
     root = Path(root)
     candidates = ["train"] if split == "train" else ["val", "test"]
@@ -132,6 +157,8 @@ def image_folder(root, split: str, transform=None, *, what: str = "an image fold
     if empty:
         raise FileNotFoundError(f"{what}: class folder(s) with no files in {folder}: {', '.join(empty)}")
     try:
-        return ImageFolder(os.fspath(folder), transform=transform)
+        dataset = _checked_image_folder()(os.fspath(folder), transform=transform)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{what} at {folder}: {e}") from e
+    dataset.skip_bad_files = bool(skip_bad_files)
+    return dataset

@@ -10,12 +10,14 @@ no pickled object is ever executed.
 from __future__ import annotations
 
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .._io import atomic_path, is_temporary
+from ..data import CorruptFileError
 
 FORMAT = "staa-snn-checkpoint-1"
 
@@ -52,17 +54,35 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a checkpoint safely (``weights_only=True``), with a clear error for anything else."""
+    """Read a checkpoint safely (``weights_only=True``), with a one-line error naming the file and
+    what is wrong with it: missing, a folder, empty, truncated or damaged, or not a checkpoint."""
     path = Path(path)
+    if path.is_dir():
+        inside = [p.name for p in (path / "best.pt", path / "last.pt") if p.is_file()]
+        hint = f"; did you mean {path / inside[0]}?" if inside else " (no best.pt or last.pt in it)"
+        raise CorruptFileError(f"{path} is a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise CorruptFileError(f"{path}: the file is empty (0 bytes), not a checkpoint")
+    if not zipfile.is_zipfile(path):
+        kind = "truncated or damaged" if _starts_like_a_zip(path) else "not a PyTorch checkpoint"
+        raise CorruptFileError(f"{path}: {kind} ({size} bytes)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for foreign or damaged files
-        raise ValueError(f"{path}: not a readable staa-snn checkpoint ({type(e).__name__}: {e})") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CorruptFileError(f"{path}: not a readable staa-snn checkpoint ({first[:200]})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a staa-snn checkpoint (expected format {FORMAT!r})")
+        what = f"a {type(ckpt).__name__}" if not isinstance(ckpt, dict) else "a dict without the staa-snn format tag"
+        raise CorruptFileError(f"{path}: not a staa-snn checkpoint ({what}; expected one written by staa-snn train)")
     return ckpt
+
+
+def _starts_like_a_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:

@@ -7,11 +7,16 @@ also takes every option of its neuron kind (``tsrd_p``, ``gc_ratio``, ``tau``,
 another with ``base: other.yaml`` (resolved relative to it) and change only
 what differs. Everything is checked by :meth:`Config.validate` before any data
 is read: unknown keys and invalid values name the key and what is valid.
+
+:func:`load_config` takes a YAML path or the name of a bundled config
+(``load_config("digits")``, ``load_config("cifar100_resnet20_t4_mpbn")``; the
+names are :func:`bundled_configs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +27,10 @@ import yaml
 
 from ..data import SPLIT_MODES, dataset_info, list_datasets
 from ..models import INIT_SCHEMES, NEURON_KINDS, list_models, neuron_options
+from ..neurons.base import BACKENDS
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
 class ConfigError(ValueError):
@@ -79,13 +88,15 @@ class TrainConfig:
     sync_bn: bool = False  # DDP: batch statistics over the global batch
     max_batches: int | None = None  # cap on training batches per epoch (quick checks); None: all
     progress: bool = True  # progress bars (rank 0)
+    checkpoint_every: int | str | None = None  # also checkpoint mid-epoch: every N steps, or "30min"; None: off
+    check_every: int = 50  # steps between reads of the running loss (NaN check, progress): host syncs
 
 
 @dataclass
 class OutputConfig:
     dir: str = "runs"
     name: str | None = None  # run folder under dir; None: <data>_<model>_<neuron>_t<T>
-    tensorboard: bool = True  # also log to TensorBoard when it is installed
+    tensorboard: bool | str = "auto"  # auto: when installed | true: required (warns if missing) | false
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig,
@@ -163,7 +174,8 @@ class Config:
         _one_of("optim.schedule", o.schedule, SCHEDULES)
         _one_of("optim.weight_decay_on", o.weight_decay_on, DECAY_TARGETS)
         _one_of("train.amp", t.amp, AMP_MODES)
-        for key, value in (("model.T", m.T), ("data.batch_size", d.batch_size), ("train.epochs", t.epochs)):
+        for key, value in (("model.T", m.T), ("data.batch_size", d.batch_size), ("train.epochs", t.epochs),
+                           ("train.check_every", t.check_every)):
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
         for key, value in (("data.test_batch_size", d.test_batch_size), ("train.max_batches", t.max_batches),
@@ -185,6 +197,12 @@ class Config:
             raise ConfigError(f"data.mix_prob must be in [0, 1], got {d.mix_prob}")
         if t.device != "auto" and t.device != "cpu" and not t.device.startswith("cuda"):
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
+        checkpoint_interval(t.checkpoint_every)
+        if self.output.tensorboard not in (True, False, "auto"):
+            raise ConfigError(f"output.tensorboard must be auto, true or false, got {self.output.tensorboard!r}")
+        backend = m.neuron_options.get("backend", "auto")
+        if backend not in BACKEND_CHOICES:
+            raise ConfigError(f"model.backend: unknown value {backend!r}; valid values: {', '.join(BACKEND_CHOICES)}")
         info = dataset_info(d.name)
         if require_root and info.needs_root and not d.root:
             raise ConfigError(f"data.root is required for data.name={d.name!r}: the folder holding {info.layout}")
@@ -199,12 +217,54 @@ class Config:
             raise ConfigError(f"model.tsrd_p must be in [0, 1], got {tsrd!r}")
         return self
 
+    def flat(self) -> dict[str, Any]:
+        """``{"section.key": value}`` for every key (the neuron's options under ``model.``)."""
+        return {f"{section}.{key}": value for section, values in self.to_dict().items() for key, value in values.items()}
+
     @property
     def run_name(self) -> str:
         """``output.name``, or ``<data>_<model>_<neuron>[_<preset>]_t<T>`` (the preset when not ``spec``)."""
         preset = self.model.neuron_options.get("neuron_preset", "spec")
         neuron = self.model.neuron if preset == "spec" else f"{self.model.neuron}_{preset}"
         return self.output.name or f"{self.data.name}_{self.model.name}_{neuron}_t{self.model.T}"
+
+
+def checkpoint_interval(value) -> tuple[str, float] | None:
+    """``train.checkpoint_every`` as ``("steps", n)`` or ``("seconds", s)``; ``None`` when off.
+    Accepts an int (steps) or a string ``"500"``, ``"500steps"``, ``"30min"``, ``"90s"``, ``"2h"``."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(steps?|s|sec|min|m|h)?", text)
+    if match is None or float(match.group(1)) <= 0 or isinstance(value, bool):
+        raise ConfigError(f"train.checkpoint_every: expected a number of steps (e.g. 1000) or a duration "
+                          f"(e.g. 30min, 90s, 2h), got {value!r}")
+    number, unit = float(match.group(1)), match.group(2) or "steps"
+    if unit.startswith("step"):
+        if number != int(number):
+            raise ConfigError(f"train.checkpoint_every: a number of steps must be whole, got {value!r}")
+        return "steps", int(number)
+    return "seconds", number * {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}[unit]
+
+
+def bundled_configs() -> list[str]:
+    """Names of the bundled configs (``_<dataset>.yaml`` recipe bases excluded)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def resolve_config(spec: str | Path | None, default: str = "digits") -> Path:
+    """A YAML path, or the name of a bundled config (``None``: ``default``)."""
+    spec = default if spec is None else spec
+    path = Path(spec)
+    if path.is_file():
+        return path
+    bundled = CONFIG_DIR / f"{str(spec).removesuffix('.yaml')}.yaml"
+    if bundled.is_file():
+        return bundled
+    if path.is_dir():
+        raise ConfigError(f"config {spec!r} is a folder, not a YAML file")
+    raise ConfigError(f"config {spec!r} is neither a file nor a bundled config; bundled: "
+                      f"{', '.join(bundled_configs())}")
 
 
 def _one_of(key: str, value, valid) -> None:
@@ -273,8 +333,9 @@ def _merge(a: dict, b: dict) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), *, require_root: bool = True) -> Config:
-    """Defaults, then the YAML file (with its ``base:`` chain), then the overrides; validated."""
-    tree = _read_yaml(Path(path).resolve()) if path is not None else {}
+    """Defaults, then the YAML file or bundled config (with its ``base:`` chain), then the
+    overrides; validated."""
+    tree = _read_yaml(resolve_config(path).resolve()) if path is not None else {}
     cfg = Config.from_dict(tree)
     for text in overrides:
         cfg.set(*parse_override(text))

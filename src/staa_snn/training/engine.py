@@ -1,36 +1,60 @@
 """The training and evaluation loops.
 
-``train(cfg)`` runs a whole job from a validated :class:`Config`: it builds the
-model (before any data is read), the data loaders, the optimiser and schedule,
-then trains epoch by epoch, evaluating, logging and checkpointing after each.
-Under ``torchrun`` it runs DDP; only rank 0 writes files.
+``train(config)`` runs a whole job: the run folder (locked, one run at a time),
+the model (built before any data is read), the data loaders, the optimiser and
+schedule, the state of a resumed run, then epoch after epoch of training,
+evaluation, metrics and checkpoints. The same :class:`Trainer` serves the
+command line and the Python API, where a model and datasets of your own can
+replace the config's. Under ``torchrun`` it runs DDP; only rank 0 writes files.
+
+The loop never waits for the device inside a step: loss sums, correct counts and
+the finite check stay on the device and are read every ``train.check_every``
+steps, before every checkpoint and at the end of the epoch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
+import platform
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import yaml
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
 
 from .. import __version__
-from .._io import write_text_atomic
 from ..data import MixupCutmix, dataset_info, get_dataset
-from ..models import SpikingNet, create_model
+from ..models import SpikingNet, create_model, set_backend
 from . import distributed as ddp
-from .checkpoint import load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError, parse_override
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import Config, ConfigError, checkpoint_interval, load_config, parse_override
+from .loaders import EpochSampler, SeededSamples, make_loader, sample_seed
+from .resume import describe, resume_changes
+from .run_folder import RunFolder, RunFolderError
+
+__all__ = ["TrainResult", "Trainer", "TrainingDiverged", "build_datasets", "build_model", "build_optimizer",
+           "checkpoint_config", "evaluate", "evaluate_checkpoint", "load_trained", "lr_factor", "parameter_groups",
+           "resolve_backend", "soft_cross_entropy", "train"]
+
+# backend="auto": compile the neuron loops when the job has at least this many optimiser steps
+# (the compile costs tens of seconds to a few minutes per process; a paper row has ~200 000 steps,
+# the bundled digits default 360).
+AUTO_COMPILE_MIN_STEPS = 2000
+
+Callback = Callable[[dict], None]
 
 
 class TrainingDiverged(RuntimeError):
@@ -55,12 +79,16 @@ class TrainResult:
 # -- building blocks ----------------------------------------------------------
 
 def build_model(cfg: Config, num_classes: int | None = None) -> SpikingNet:
-    """The config's net; ``ConfigError`` (naming ``model``) for a bad neuron option value."""
+    """The config's net (``model.backend=auto`` builds it on the fused backend; :class:`Trainer`
+    switches long jobs to the compiled one); ``ConfigError`` (naming ``model``) for a bad neuron
+    option value."""
     info = dataset_info(cfg.data.name)
+    options = dict(cfg.model.neuron_options)
+    if options.get("backend") == "auto":
+        del options["backend"]
     try:
         return create_model(cfg.model.name, num_classes=num_classes or info.num_classes, T=cfg.model.T,
-                            neuron=cfg.model.neuron, in_channels=info.in_channels, init=cfg.model.init,
-                            **cfg.model.neuron_options)
+                            neuron=cfg.model.neuron, in_channels=info.in_channels, init=cfg.model.init, **options)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model: {e}") from e
 
@@ -115,43 +143,94 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
 
 
+def resolve_backend(requested: str, steps: int, device: torch.device) -> tuple[str, str]:
+    """``(backend, why)`` for ``model.backend``: ``"auto"`` compiles the neuron loops for jobs of
+    at least :data:`AUTO_COMPILE_MIN_STEPS` optimiser steps where ``torch.compile`` can run (a C++
+    compiler on the CPU, Triton on CUDA), and runs the fused eager kernels otherwise."""
+    if requested != "auto":
+        return requested, "as configured"
+    if steps < AUTO_COMPILE_MIN_STEPS:
+        return "fused", f"auto: {steps} steps, under {AUTO_COMPILE_MIN_STEPS} (compiling would not pay)"
+    if platform.system() == "Windows":
+        return "fused", "auto: torch.compile is not supported on Windows"
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        return "fused", "auto: Triton is not installed"
+    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")):
+        return "fused", "auto: no C++ compiler for torch.compile on the CPU"
+    return "compiled", f"auto: {steps} steps"
+
+
 def _autocast(device: torch.device, amp: str):
     if amp == "none":
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def _step_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Per-step logits ``[T, B, K]``: ``forward_steps`` of a :class:`SpikingNet`; another model's
+    ``[T, B, K]`` output as it is, its ``[B, K]`` output as one step."""
+    if isinstance(model, SpikingNet):
+        return model.forward_steps(x)
+    out = model(x)
+    return out if out.dim() == 3 else out.unsqueeze(0)
+
+
+def _neuron_records(model: nn.Module):
+    """``(name, module)`` of the layers that record a firing rate (and SA gates)."""
+    return [(n, m) for n, m in model.named_modules() if hasattr(m, "last_firing_rate")]
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, *, amp: str = "none",
              ctx: ddp.DistContext | None = None, progress: bool = False) -> dict:
-    """Test loss and accuracy, and the accuracy when reading out after ``1..T``
-    steps (``acc_per_step[t-1]``: the mean of the first ``t`` steps' logits)."""
+    """Test loss and accuracy, the accuracy when reading out after ``1..T`` steps
+    (``acc_per_step[t-1]``: the mean of the first ``t`` steps' logits), and the mean firing rate
+    of every neuron layer (and, for STAA-LIF layers, the mean SA gates on history and input)."""
     ctx = ctx or ddp.DistContext(device=device)
     model.eval()
-    loss_sum, n = 0.0, 0
-    correct_steps = torch.zeros(model.T, dtype=torch.float64)  # same length on every rank, even an idle one
-    for x, y in _bar(loader, "eval", progress and ctx.is_main):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    neurons = _neuron_records(model)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    n = torch.zeros((), dtype=torch.float64, device=device)
+    correct = rates = gates = None
+    for batch in _bar(loader, "eval", progress and ctx.is_main):
+        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         with _autocast(device, amp):
-            steps = model.forward_steps(x).float()  # [T, B, K]
-        T = steps.shape[0]
+            steps = _step_logits(model, x).float()  # [T, B, K]
+        T, B = steps.shape[:2]
         running = steps.cumsum(0) / torch.arange(1, T + 1, device=device).view(T, 1, 1)
-        loss_sum += F.cross_entropy(running[-1], y, reduction="sum").item()
-        correct_steps += (running.argmax(-1) == y).sum(1).double().cpu()
-        n += len(y)
-    totals = ddp.all_reduce_sum([loss_sum, n, *correct_steps.tolist()], ctx)
-    loss_sum, n, per = totals[0], totals[1], totals[2:]
+        hits = (running.argmax(-1) == y).sum(1).double()
+        correct = hits if correct is None else correct + hits
+        loss_sum += F.cross_entropy(running[-1], y, reduction="sum").double()
+        n += B
+        batch_rates = torch.stack([m.last_firing_rate.double() if m.last_firing_rate is not None
+                                   else torch.zeros((), dtype=torch.float64, device=device) for _, m in neurons]) \
+            if neurons else torch.zeros(0, dtype=torch.float64, device=device)
+        rates = batch_rates * B if rates is None else rates + batch_rates * B
+        batch_gates = [m.last_sa_gates.double().mean((0, 1, 3)) * B for _, m in neurons
+                       if getattr(m, "last_sa_gates", None) is not None]
+        if batch_gates:
+            gates = torch.stack(batch_gates) if gates is None else gates + torch.stack(batch_gates)
+    T = _num_steps(model, correct)
+    correct = correct if correct is not None else torch.zeros(T, dtype=torch.float64, device=device)
+    rates = rates if rates is not None else torch.zeros(len(neurons), dtype=torch.float64, device=device)
+    totals = ddp.all_reduce_sum([loss_sum.item(), n.item(), *correct.tolist(), *rates.tolist()], ctx)
+    loss_sum, n, per, layer_rates = totals[0], totals[1], totals[2:2 + T], totals[2 + T:]
     if n == 0:
         raise ValueError("the test set is empty")
-    return {"loss": loss_sum / n, "acc": per[-1] / n, "acc_per_step": [c / n for c in per], "samples": int(n)}
+    result = {"loss": loss_sum / n, "acc": per[-1] / n, "acc_per_step": [c / n for c in per], "samples": int(n),
+              "firing_rates": {name: r / n for (name, _), r in zip(neurons, layer_rates, strict=True)}}
+    if gates is not None:
+        sa_layers = [name for name, m in neurons if getattr(m, "last_sa_gates", None) is not None]
+        values = ddp.all_reduce_sum(gates.flatten().tolist(), ctx)
+        result["sa_gates"] = {name: {"history": values[2 * i] / n, "input": values[2 * i + 1] / n}
+                              for i, name in enumerate(sa_layers)}
+    return result
 
 
-def _all_finite(loss: torch.Tensor, ctx: ddp.DistContext) -> bool:
-    """Whether the loss is finite on every rank (so all ranks stop together)."""
-    bad = (~torch.isfinite(loss.detach())).float().reshape(1)
-    if ctx.distributed:
-        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-    return not bool(bad.item())
+def _num_steps(model: nn.Module, correct) -> int:
+    """How many read-out steps the evaluation counts (the same on every rank, even an idle one)."""
+    T = getattr(model, "T", None)
+    return int(T) if T is not None else (len(correct) if correct is not None else 1)
 
 
 def _bar(iterable, desc: str, enabled: bool, total: int | None = None):
@@ -159,8 +238,10 @@ def _bar(iterable, desc: str, enabled: bool, total: int | None = None):
         return iterable
     from tqdm.auto import tqdm
 
-    # disable=None: tqdm shows the bar on a terminal only, so logs and CI stay readable
-    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, file=sys.stderr, disable=None)
+    # disable=None: tqdm shows the bar on a terminal only, so logs and CI stay readable;
+    # mininterval: at most two redraws a second
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, file=sys.stderr, disable=None,
+                mininterval=0.5)
 
 
 def _git_commit() -> str | None:
@@ -172,180 +253,434 @@ def _git_commit() -> str | None:
         return None
 
 
+def _say(ctx: ddp.DistContext, cfg: Config, text: str) -> None:
+    """A notice on rank 0's stderr (what a run does that one should know of: resuming, starting
+    afresh, clearing leftovers, skipping files, compiling), whether or not progress is shown."""
+    if ctx.is_main:
+        print(f"staa-snn: {text}", file=sys.stderr)
+
+
+def as_config(config: Config | str | os.PathLike) -> Config:
+    """A :class:`Config` as it is, or loaded from a YAML path or bundled name."""
+    if isinstance(config, Config):
+        return config
+    return load_config(config)
+
+
 # -- the job -------------------------------------------------------------------
 
-def train(cfg: Config, *, resume: str | Path | None = None, stop_after: int | None = None) -> TrainResult:
-    """Run a training job. ``resume``: a checkpoint path, or ``"auto"`` for the
-    run folder's ``last.pt``. ``stop_after``: train at most this many epochs in
-    this call (checkpointed; resume later)."""
-    cfg.validate()
+def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None, train_set: Dataset | None = None,
+          test_set: Dataset | None = None, callbacks: Iterable[Callback] = (), resume: str | Path | None = None,
+          stop_after: int | None = None, stop_after_steps: int | None = None) -> TrainResult:
+    """Run a training job.
+
+    Args:
+        config: a :class:`Config`, a YAML path or the name of a bundled config (``"digits"``).
+        model: a net of your own instead of the config's: a :class:`~staa_snn.models.SpikingNet`
+            or any ``nn.Module`` mapping a batch to ``[B, K]`` (or per-step ``[T, B, K]``) logits.
+        train_set, test_set: map-style datasets of ``(x, label)`` instead of the config's data
+            (both, or neither).
+        callbacks: called on rank 0 with each epoch's record (a dict, as written to
+            ``metrics.jsonl``), e.g. to log to Weights & Biases.
+        resume: a checkpoint path, or ``"auto"``: the run folder's ``last.pt`` if there is one
+            (otherwise a fresh start).
+        stop_after: train at most this many epochs in this call (checkpointed; resume later).
+        stop_after_steps: train at most this many optimiser steps in this call; when that ends in
+            the middle of an epoch, a mid-epoch checkpoint is written to resume from.
+    """
+    cfg = as_config(config)
+    if (train_set is None) != (test_set is None):
+        raise ValueError("give both train_set and test_set, or neither")
+    cfg.validate(require_root=train_set is None)
     ctx = ddp.setup(cfg.train.device)
+    trainer = Trainer(cfg, ctx, model=model, train_set=train_set, test_set=test_set, callbacks=callbacks)
     try:
-        return _train(cfg, ctx, resume, stop_after)
+        return trainer.run(resume, stop_after, stop_after_steps)
     finally:
+        trainer.close()
         ddp.teardown(ctx)
 
 
-def _train(cfg: Config, ctx: ddp.DistContext, resume, stop_after) -> TrainResult:
-    device, t = ctx.device, cfg.train
-    if t.amp == "fp16" and device.type != "cuda":
-        raise ConfigError("train.amp=fp16 needs a CUDA device; use train.amp=bf16 on the CPU")
-    run_dir = Path(cfg.output.dir) / cfg.run_name
-    ckpt = None
-    if resume is not None:
-        path = run_dir / "last.pt" if str(resume) == "auto" else Path(resume)
-        ckpt = load_checkpoint(path)
-        run_dir = path.parent
-    elif (run_dir / "last.pt").exists():
-        raise FileExistsError(f"{run_dir} already holds a run (last.pt): resume it with --resume auto, "
-                              f"or choose another output.name")
+@dataclass
+class _Sums:
+    """Running totals of an epoch, on the device (read at check points and at the end)."""
 
-    torch.manual_seed(t.seed)  # the same initial weights on every rank
-    info = dataset_info(cfg.data.name)
-    model = build_model(cfg) if info.num_classes else None  # bad options fail before any data is read
-    if ctx.distributed and not ctx.is_main:
-        dist.barrier()  # rank 0 converts event data and creates the run folder first
-    train_set, test_set = build_datasets(cfg)
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(run_dir)
-    if ctx.distributed and ctx.is_main:
-        dist.barrier()
-    if model is None:
-        torch.manual_seed(t.seed)
-        model = build_model(cfg, num_classes=len(train_set.classes))
-    num_classes = model.num_classes
-    if cfg.train.sync_bn and ctx.distributed:
-        model = ddp.convert_sync_batchnorm(model, device)
-    model.to(device)
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
-        if ctx.distributed else model
+    loss: torch.Tensor
+    correct: torch.Tensor
+    seen: torch.Tensor
+    bad: torch.Tensor        # whether a non-finite loss has been seen
+    bad_step: torch.Tensor   # the first such global step (-1: none)
+    bad_loss: torch.Tensor   # its loss
+    skipped: int = 0         # unreadable samples dropped (host count)
 
-    world, d = ctx.world_size, cfg.data
-    sampler = ddp.GlobalBatchSampler(len(train_set), d.batch_size, rank=ctx.rank, world_size=world, seed=t.seed)
-    test_bs = d.test_batch_size or d.batch_size
-    loader_opts = dict(num_workers=d.workers, pin_memory=device.type == "cuda", persistent_workers=d.workers > 0)
-    train_loader = DataLoader(train_set, batch_size=d.batch_size // world, sampler=sampler, **loader_opts)
-    test_loader = DataLoader(test_set, batch_size=max(test_bs // world, 1), **loader_opts,
-                             sampler=ddp.GlobalBatchSampler(len(test_set), test_bs, rank=ctx.rank, world_size=world,
-                                                            shuffle=False, drop_last=False))
-    steps_per_epoch = min(len(sampler) * world // d.batch_size, t.max_batches or 10**18)
-    if steps_per_epoch == 0:
-        raise ValueError(f"the training set ({len(train_set)} samples) is smaller than one batch "
-                         f"(data.batch_size={d.batch_size})")
+    @classmethod
+    def zeros(cls, device) -> "_Sums":
+        z = lambda dtype=torch.float64: torch.zeros((), dtype=dtype, device=device)  # noqa: E731
+        return cls(z(), z(), z(), z(torch.bool), z(torch.int64) - 1, z(torch.float32))
 
-    optimizer = build_optimizer(cfg, model)
-    o = cfg.optim
-    total = steps_per_epoch * t.epochs
-    warmup = round(o.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
-        s, total=total, warmup=warmup, schedule=o.schedule, floor=o.min_lr / o.lr))
-    scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
-    mixer = MixupCutmix(num_classes, mixup_alpha=d.mixup, cutmix_alpha=d.cutmix, prob=d.mix_prob,
-                        label_smoothing=o.label_smoothing)
+    def as_floats(self) -> dict:
+        return {"loss": float(self.loss), "correct": float(self.correct), "seen": float(self.seen),
+                "skipped": self.skipped}
 
-    history: list[dict] = []
-    start_epoch, step = 0, 0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, step, history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
-        set_rng_state(ckpt["rng"][ctx.rank] if ctx.rank < len(ckpt["rng"]) else ckpt["rng"][0])
-    else:
-        torch.manual_seed(t.seed + ctx.rank)  # the random stream of training (TSRD, augmentation, mixing)
+    @classmethod
+    def from_floats(cls, saved: dict, device) -> "_Sums":
+        sums = cls.zeros(device)
+        sums.loss += saved["loss"]
+        sums.correct += saved["correct"]
+        sums.seen += saved["seen"]
+        sums.skipped = int(saved.get("skipped", 0))
+        return sums
 
-    writer = None
-    if ctx.is_main:
-        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        meta = {"staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
-                "command": sys.argv, "world_size": world, "device": str(device),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": start_epoch or None}
-        write_text_atomic(run_dir / "meta.json", json.dumps(meta, indent=1))
-        write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-        if cfg.output.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                writer = SummaryWriter(str(run_dir / "tensorboard"))
-            except ImportError:
-                writer = None
 
-    end_epoch = t.epochs if stop_after is None else min(t.epochs, start_epoch + stop_after)
-    best_acc = max((h["test_acc"] for h in history), default=-1.0)
-    for epoch in range(start_epoch, end_epoch):
-        sampler.set_epoch(epoch)
-        net.train()
-        tic = time.perf_counter()
-        loss_sum = correct = seen = 0.0
-        bar = _bar(train_loader, f"epoch {epoch + 1}/{t.epochs}", t.progress and ctx.is_main, steps_per_epoch)
-        for i, (x, y) in enumerate(bar):
-            if i >= steps_per_epoch:
+class Trainer:
+    """One training job, in named stages: :meth:`open_run`, :meth:`build`, :meth:`restore`,
+    :meth:`train_epoch`, :meth:`finish_epoch`, :meth:`checkpoint` (see :func:`train`)."""
+
+    def __init__(self, cfg: Config, ctx: ddp.DistContext, *, model: nn.Module | None = None,
+                 train_set: Dataset | None = None, test_set: Dataset | None = None,
+                 callbacks: Iterable[Callback] = ()) -> None:
+        self.cfg, self.ctx, self.device = cfg, ctx, ctx.device
+        self.user_model, self.train_set, self.test_set = model, train_set, test_set
+        self.callbacks = list(callbacks)
+        self.run_folder: RunFolder | None = None
+        self.history: list[dict] = []
+        self.epoch = self.batch = self.step = 0  # completed epochs, batches of the current one, optimiser steps
+        self.writer = None
+        self.stop_at_step: int | None = None
+        self.cudnn_benchmark = torch.backends.cudnn.benchmark
+
+    # -- stage 1: the run folder ------------------------------------------------
+    def open_run(self, resume) -> dict | None:
+        """Lock the run folder (created, checked writable) and find what to resume, before any
+        data is read. Returns the checkpoint to resume from, or ``None`` for a fresh start."""
+        cfg, ctx = self.cfg, self.ctx
+        auto = resume is not None and str(resume) == "auto"
+        path = Path(resume) if resume is not None and not auto else None
+        folder = path.parent if path is not None else Path(cfg.output.dir) / cfg.run_name
+        self.run_folder = RunFolder(folder)
+        if ctx.is_main:
+            self.run_folder.lock()
+        if auto:
+            path = folder / "last.pt" if (folder / "last.pt").is_file() else None
+        ckpt = load_checkpoint(path) if path is not None else None
+        name = folder.name
+        if ckpt is None:
+            if (folder / "last.pt").exists():
+                raise FileExistsError(f"{folder} already holds a run (last.pt): resume it with --resume auto, "
+                                      f"or choose another output.name")
+            removed = self.run_folder.clear_leftovers() if ctx.is_main else []
+            if auto:
+                _say(ctx, cfg, f"no checkpoint in {folder} yet: starting {name} from the beginning")
+            if removed:
+                _say(ctx, cfg, f"cleared what an unfinished run left in {folder}: {', '.join(removed)}")
+            return None
+        old = checkpoint_config(ckpt, require_root=False)
+        mid = ckpt.get("batch", 0) > 0
+        changed = resume_changes(old, cfg, epochs_done=ckpt["epoch"], mid_epoch=mid, run=name)
+        where = f"epoch {ckpt['epoch']}/{cfg.train.epochs}" + (f", batch {ckpt['batch']}" if mid else "")
+        what = describe(changed)
+        _say(ctx, cfg, f"resuming {name} from {where}" + (f" (changed: {what})" if what else ""))
+        return ckpt
+
+    # -- stage 2: model, data, optimisation ---------------------------------------
+    def build(self) -> None:
+        cfg, ctx, t, d = self.cfg, self.ctx, self.cfg.train, self.cfg.data
+        if t.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError("train.amp=fp16 needs a CUDA device; use train.amp=bf16 on the CPU")
+        torch.manual_seed(t.seed)  # the same initial weights on every rank
+        own_data = self.train_set is not None
+        num_classes = dataset_info(cfg.data.name).num_classes if not own_data else None
+        model = self.user_model
+        if model is None and (num_classes or own_data and hasattr(self.train_set, "classes")):
+            model = build_model(cfg, num_classes=num_classes or len(self.train_set.classes))
+        if ctx.distributed and not ctx.is_main:
+            dist.barrier()  # rank 0 converts event data first
+        if not own_data:
+            self.train_set, self.test_set = build_datasets(cfg)
+        if ctx.distributed and ctx.is_main:
+            dist.barrier()
+        if model is None:  # the classes are known from the data (image folders)
+            torch.manual_seed(t.seed)
+            model = build_model(cfg, num_classes=len(self.train_set.classes))
+        self.model = model
+
+        world = ctx.world_size
+        self.sampler = EpochSampler(ddp.GlobalBatchSampler(len(self.train_set), d.batch_size, rank=ctx.rank,
+                                                           world_size=world, seed=t.seed))
+        pin = self.device.type == "cuda"
+        self.train_loader = make_loader(SeededSamples(self.train_set, t.seed), self.sampler, d.batch_size // world,
+                                        workers=d.workers, pin_memory=pin)
+        test_bs = d.test_batch_size or d.batch_size
+        test_sampler = ddp.GlobalBatchSampler(len(self.test_set), test_bs, rank=ctx.rank, world_size=world,
+                                              shuffle=False, drop_last=False)
+        self.test_loader = make_loader(self.test_set, test_sampler, max(test_bs // world, 1), workers=d.workers,
+                                       pin_memory=pin)
+        self.steps_per_epoch = min(len(self.sampler.batches) * world // d.batch_size, t.max_batches or 10**18)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"the training set ({len(self.train_set)} samples) is smaller than one batch "
+                             f"(data.batch_size={d.batch_size})")
+        total = self.steps_per_epoch * t.epochs
+        self.backend, self.backend_reason = resolve_backend(cfg.model.neuron_options.get("backend", "auto"), total,
+                                                            self.device)
+        set_backend(model, self.backend)
+
+        if t.sync_bn and ctx.distributed:
+            model = ddp.convert_sync_batchnorm(model, self.device)
+            self.model = model
+        model.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+        self.net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if ctx.distributed else model
+
+        o = cfg.optim
+        self.optimizer = build_optimizer(cfg, model)
+        warmup = round(o.warmup_epochs * self.steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(
+            s, total=total, warmup=warmup, schedule=o.schedule, floor=o.min_lr / o.lr))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        self.mixer = MixupCutmix(mixup_alpha=d.mixup, cutmix_alpha=d.cutmix, prob=d.mix_prob,
+                                 label_smoothing=o.label_smoothing)
+        self.checkpoint_rule = checkpoint_interval(t.checkpoint_every)
+
+    # -- stage 3: the state of a resumed run --------------------------------------
+    def restore(self, ckpt: dict | None) -> _Sums | None:
+        """Load a checkpoint's states and position; the running totals of an epoch left in the
+        middle (``None`` when starting at an epoch boundary)."""
+        if ckpt is None:
+            torch.manual_seed(self.cfg.train.seed + self.ctx.rank)  # the stream of training (TSRD)
+            return None
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
+        self.batch = ckpt.get("batch", 0)
+        rank = self.ctx.rank
+        set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+        if self.batch:
+            return _Sums.from_floats(ckpt["sums"][rank] if rank < len(ckpt["sums"]) else ckpt["sums"][0],
+                                     self.device)
+        return None
+
+    def write_run_files(self) -> None:
+        if not self.ctx.is_main:
+            return
+        cfg, folder = self.cfg, self.run_folder
+        folder.remove_temporaries()
+        folder.write_config(cfg.to_dict())
+        folder.write_meta({
+            "staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__, "command": sys.argv,
+            "world_size": self.ctx.world_size, "device": str(self.device), "backend": self.backend,
+            "model": type(self.model).__name__ if self.user_model is not None else cfg.model.name,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": self.epoch or None})
+        folder.write_metrics(self.history)
+        self.writer = folder.tensorboard(cfg.output.tensorboard)
+
+    # -- the job ------------------------------------------------------------------
+    def run(self, resume, stop_after=None, stop_after_steps=None) -> TrainResult:
+        ckpt = self.open_run(resume)
+        self.build()
+        sums = self.restore(ckpt)
+        if self.backend == "compiled":
+            _say(self.ctx, self.cfg, f"neuron backend: compiled ({self.backend_reason}; the first steps compile "
+                                     f"the neuron loops)")
+        self.write_run_files()
+        t = self.cfg.train
+        self.stop_at_step = None if stop_after_steps is None else self.step + stop_after_steps
+        end = t.epochs if stop_after is None else min(t.epochs, self.epoch + stop_after)
+        while self.epoch < end:
+            sums, stopped = self.train_epoch(sums)
+            if stopped:  # stop_after_steps ended this call in the middle of the epoch (checkpointed)
+                break
+            self.finish_epoch(sums)
+            sums = None
+            if self.stop_at_step is not None and self.step >= self.stop_at_step:
+                break
+        return TrainResult(self.model, self.history, self.run_folder.path)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.run_folder is not None:
+            self.run_folder.unlock()
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+
+    # -- stage 4: one epoch -------------------------------------------------------
+    def train_epoch(self, sums: _Sums | None) -> tuple[_Sums, bool]:
+        """Train the current epoch from batch ``self.batch``; ``(totals, stopped)``."""
+        cfg, ctx, t = self.cfg, self.ctx, self.cfg.train
+        device, epoch = self.device, self.epoch
+        sums = sums or _Sums.zeros(device)
+        self.sampler.set_epoch(epoch, self.batch)
+        self.net.train()
+        self.tic = time.perf_counter()
+        self.timed_from = self.batch
+        next_save = self._next_checkpoint(self.batch)
+        bar = _bar(self.train_loader, f"epoch {epoch + 1}/{t.epochs}", t.progress and ctx.is_main,
+                   self.steps_per_epoch - self.batch)
+        for x, y, skipped in bar:
+            if self.batch >= self.steps_per_epoch:
                 break
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            xm, target = mixer(x, y)
+            sums.skipped += skipped
+            rng = np.random.default_rng(sample_seed(t.seed, ctx.rank, epoch, self.batch))
+            xm, mix = self.mixer.mix(x, y, rng)
             with _autocast(device, t.amp):
-                logits = net(xm)
-            loss = soft_cross_entropy(logits, target)
-            if not _all_finite(loss, ctx):
-                last = run_dir / "last.pt"
-                raise TrainingDiverged(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                    + (f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet")
-                    + " -- lower optim.lr or set optim.grad_clip")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if o.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            batch_loss = loss.item()
-            loss_sum += batch_loss * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            if bar is not train_loader and not bar.disable:
-                bar.set_postfix(loss=f"{batch_loss:.3f}", acc=f"{correct / seen:.3f}",
-                                img_s=f"{seen * world / (time.perf_counter() - tic):.0f}")
-        if bar is not train_loader:
+                logits = self.net(xm)
+            if logits.dim() == 3:  # per-step logits [T, B, K]
+                logits = logits.mean(0)
+            loss = soft_cross_entropy(logits, self.mixer.targets(mix, logits.shape[-1]))
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.optim.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            # running totals on the device: no host synchronisation here
+            loss = loss.detach()
+            bad_now = ~torch.isfinite(loss)
+            sums.bad_step = torch.where(bad_now & (sums.bad_step < 0), self.step + 1, sums.bad_step)
+            sums.bad_loss = torch.where(bad_now & ~sums.bad, loss.float(), sums.bad_loss)
+            sums.bad |= bad_now
+            sums.loss += loss.double() * len(y)
+            sums.correct += (logits.detach().argmax(1) == y).sum()
+            sums.seen += len(y)
+            self.step += 1
+            self.batch += 1
+            if self.batch % t.check_every == 0:
+                self._check(sums)
+                if bar is not self.train_loader and not bar.disable:
+                    seen = float(sums.seen)
+                    bar.set_postfix(loss=f"{float(sums.loss) / seen:.3f}", acc=f"{float(sums.correct) / seen:.3f}",
+                                    img_s=f"{seen * ctx.world_size / (time.perf_counter() - self.tic):.0f}")
+            if self.batch < self.steps_per_epoch and self.stop_at_step is not None and self.step >= self.stop_at_step:
+                self._check(sums)
+                self.checkpoint(sums)
+                break
+            if next_save is not None and self.batch < self.steps_per_epoch and self._due(next_save):
+                self._check(sums)
+                self.checkpoint(sums)
+                next_save = self._next_checkpoint(self.batch)
+        if bar is not self.train_loader:
             bar.close()
-        train_time = time.perf_counter() - tic
-        loss_sum, correct, seen = ddp.all_reduce_sum([loss_sum, correct, seen], ctx)
-        test = evaluate(model, test_loader, device, amp=t.amp, ctx=ctx, progress=t.progress)
-        record = {"epoch": epoch + 1, "step": step, "lr": optimizer.param_groups[0]["lr"],
+        self._check(sums)
+        return sums, self.batch < self.steps_per_epoch
+
+    def _next_checkpoint(self, batch: int):
+        """When the next mid-epoch checkpoint is due: a batch number or a time (``None``: off)."""
+        rule = self.checkpoint_rule
+        if rule is None:
+            return None
+        if rule[0] == "steps":
+            return ("batch", (batch // rule[1] + 1) * rule[1])
+        # a duration: rank 0's clock decides, every rank follows at the same batch
+        return ("time", time.monotonic() + rule[1])
+
+    def _due(self, when) -> bool:
+        kind, value = when
+        if kind == "batch":
+            return self.batch >= value
+        if self.batch % self.cfg.train.check_every:
+            return False  # (time is looked at only at the check points, where ranks agree anyway)
+        due = torch.tensor([float(time.monotonic() >= value)])
+        if self.ctx.distributed:
+            dist.broadcast(due, 0)
+        return bool(due.item())
+
+    def _check(self, sums: _Sums) -> None:
+        """Raise :class:`TrainingDiverged` when a loss was not finite (on any rank)."""
+        flag = sums.bad.float().reshape(1)
+        if self.ctx.distributed:
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if not bool(flag.item()):
+            return
+        last = self.run_folder.path / "last.pt"
+        step = int(sums.bad_step)
+        where = f"step {step}" if step > 0 else "a step on another rank"
+        raise TrainingDiverged(
+            f"the loss became {float(sums.bad_loss)} at epoch {self.epoch + 1}, {where}; "
+            + (f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet")
+            + " -- lower optim.lr or set optim.grad_clip")
+
+    # -- stage 5: the end of an epoch ---------------------------------------------
+    def finish_epoch(self, sums: _Sums) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        train_time = time.perf_counter() - self.tic
+        loss_sum, correct, seen, skipped = ddp.all_reduce_sum(
+            [float(sums.loss), float(sums.correct), float(sums.seen), float(sums.skipped)], ctx)
+        timed = (self.batch - self.timed_from) * cfg.data.batch_size
+        test = evaluate(self.model, self.test_loader, self.device, amp=cfg.train.amp, ctx=ctx,
+                        progress=cfg.train.progress)
+        self.epoch += 1
+        self.batch = 0
+        record = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
                   "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "test_loss": test["loss"], "test_acc": test["acc"], "test_acc_per_step": test["acc_per_step"],
-                  "train_samples_per_s": seen / train_time, "epoch_time_s": time.perf_counter() - tic}
-        history.append(record)
-        rngs = [rng_state()]
-        if ctx.distributed:
-            gathered = [None] * world
-            dist.all_gather_object(gathered, rngs[0])
-            rngs = gathered
+                  "firing_rates": test["firing_rates"], **({"sa_gates": test["sa_gates"]} if "sa_gates" in test else {}),
+                  "train_samples_per_s": timed / train_time, "epoch_time_s": time.perf_counter() - self.tic}
+        if skipped:
+            record["skipped_samples"] = int(skipped)
+            _say(ctx, cfg, f"epoch {self.epoch}: skipped {int(skipped)} unreadable sample(s) (data.options."
+                           f"skip_bad_files)")
+        self.history.append(record)
+        best = max(h["test_acc"] for h in self.history)
+        self.checkpoint(None, best=record["test_acc"] >= best)
         if ctx.is_main:
-            payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rngs,
-                       "epoch": epoch + 1, "step": step, "history": history, "config": cfg.to_dict(),
-                       "num_classes": num_classes, "staa_snn": __version__}
-            save_checkpoint(run_dir / "last.pt", payload)
-            if record["test_acc"] > best_acc:
-                best_acc = record["test_acc"]
-                save_checkpoint(run_dir / "best.pt", payload)
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if writer is not None:
+            if self.writer is not None:
                 for k in ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "train_samples_per_s"):
-                    writer.add_scalar(k, record[k], epoch + 1)
-                writer.flush()
-            if t.progress:
-                print(f"epoch {epoch + 1}/{t.epochs}: train loss {record['train_loss']:.4f} "
+                    self.writer.add_scalar(k, record[k], self.epoch)
+                for name, rate in record["firing_rates"].items():
+                    self.writer.add_scalar(f"firing_rate/{name}", rate, self.epoch)
+                self.writer.flush()
+            for callback in self.callbacks:
+                callback(record)
+            if cfg.train.progress:
+                print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
                       f"acc {record['train_acc']:.2%} | test loss {record['test_loss']:.4f} "
                       f"acc {record['test_acc']:.2%} | {record['train_samples_per_s']:.0f} img/s", file=sys.stderr)
-    if writer is not None:
-        writer.close()
-    return TrainResult(model, history, run_dir)
+
+    # -- stage 6: checkpoints -----------------------------------------------------
+    def checkpoint(self, sums: _Sums | None, *, best: bool = False) -> None:
+        """Write ``last.pt`` (and ``best.pt``): at an epoch end (``sums`` None), or in the middle of
+        one with the running totals, to resume at the same batch. Never from non-finite weights."""
+        ctx = self.ctx
+        finite = torch.stack([p.detach().isfinite().all() for p in self.model.parameters()]).all().float().reshape(1)
+        if ctx.distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not bool(finite.item()):
+            raise TrainingDiverged(f"the weights became non-finite in epoch {self.epoch + (sums is not None)} "
+                                   f"(before step {self.step + 1}); the last good checkpoint is "
+                                   f"{self.run_folder.path / 'last.pt'} -- lower optim.lr or set optim.grad_clip")
+        rngs, totals = [rng_state()], [sums.as_floats() if sums is not None else {}]
+        if ctx.distributed:
+            gathered, gathered_sums = [None] * ctx.world_size, [None] * ctx.world_size
+            dist.all_gather_object(gathered, rngs[0])
+            dist.all_gather_object(gathered_sums, totals[0])
+            rngs, totals = gathered, gathered_sums
+        if not ctx.is_main:
+            return
+        payload = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                   "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
+                   "epoch": self.epoch, "batch": self.batch, "step": self.step, "history": self.history,
+                   "config": self.cfg.to_dict(), "num_classes": _num_classes(self.model), "staa_snn": __version__}
+        if sums is not None:
+            payload["sums"] = totals
+        folder = self.run_folder
+        save_checkpoint(folder.path / "last.pt", payload)
+        if best:
+            save_checkpoint(folder.path / "best.pt", payload)
+        if sums is None:
+            folder.write_metrics(self.history)
+
+
+def _num_classes(model: nn.Module) -> int | None:
+    if hasattr(model, "num_classes"):
+        return int(model.num_classes)
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else None
 
 
 def checkpoint_config(ckpt: dict, overrides=(), *, require_root: bool = True) -> Config:
@@ -378,8 +713,9 @@ def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None, devic
     dev = ddp.resolve_device(device)
     model.to(dev)
     _, test_set = build_datasets(cfg)
-    loader = DataLoader(test_set, batch_size=cfg.data.test_batch_size or cfg.data.batch_size,
-                        num_workers=cfg.data.workers)
+    bs = cfg.data.test_batch_size or cfg.data.batch_size
+    loader = make_loader(test_set, ddp.GlobalBatchSampler(len(test_set), bs, shuffle=False, drop_last=False), bs,
+                         workers=cfg.data.workers, pin_memory=dev.type == "cuda")
     amp = cfg.train.amp if dev.type == "cuda" or cfg.train.amp != "fp16" else "none"
     result = evaluate(model, loader, dev, amp=amp, progress=progress)
     return {"checkpoint": str(path), "epoch": ckpt["epoch"], "dataset": cfg.data.name, "model": cfg.model.name,
