@@ -49,7 +49,7 @@ def test_config_by_path_or_name(tmp_path):
         resolve_config("nope")
 
 
-def test_interrupt_is_reported_with_the_resume_hint(monkeypatch, capsys):
+def test_interrupt_is_reported_with_the_resume_hint(monkeypatch, capsys, tmp_path):
     import staa_snn.training as training
 
     def interrupted(*args, **kwargs):
@@ -58,3 +58,38 @@ def test_interrupt_is_reported_with_the_resume_hint(monkeypatch, capsys):
     monkeypatch.setattr(training, "train", interrupted)
     assert main(["train", "train.epochs=1"]) == 130
     assert "interrupted (the last complete checkpoint is kept: continue with --resume auto)" in capsys.readouterr().err
+    from staa_snn.analysis import ablate
+
+    monkeypatch.setattr(ablate, "train", interrupted)
+    assert main(["ablate", "--grid", "pe_kind", "--epochs", "1", "--seeds", "1", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert "run the same command again to continue" in err and "--resume" not in err
+
+
+def test_visualize_without_its_extra_says_so_before_loading_anything(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # as if not installed
+    assert main(["visualize", "--checkpoint", "/nonexistent/best.pt"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == 'staa-snn visualize: error: staa-snn visualize needs Grad-CAM: pip install "staa-snn[viz]"'
+
+
+def test_print_config_prints_the_resolved_yaml(capsys):
+    import yaml
+
+    assert main(["train", "--config", "cifar100_resnet20_t4_mpbn", "optim.lr=0.05", "--print-config"]) == 0
+    tree = yaml.safe_load(capsys.readouterr().out)
+    assert tree["optim"]["lr"] == 0.05 and tree["model"]["neuron_preset"] == "mpbn" and tree["data"]["root"] is None
+
+
+def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys):
+    import staa_snn.training as training
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside\nbroke")
+
+    monkeypatch.setattr(training, "train", broken)
+    assert main(["train", "train.epochs=1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "staa-snn train: error: RuntimeError: something inside broke (run with --debug for the traceback)"
+    with pytest.raises(RuntimeError, match="something inside"):
+        main(["--debug", "train", "train.epochs=1"])

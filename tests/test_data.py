@@ -84,6 +84,34 @@ def test_aedat2_address_bits_by_hand(tmp_path):
     assert {k: v.tolist() for k, v in got.items()} == {"t": [42], "x": [127 - 9], "y": [127 - 5], "p": [0]}
 
 
+def test_aedat2_from_other_cameras_is_refused_or_read_as_asked(tmp_path):
+    """A DAVIS240C recording (another address layout) is not read as a DVS128 (it once came back as
+    99,761 events on one row): refused by its AEChip line, or, without one, by address bits above 15;
+    camera='davis240' reads it exactly, dropping the APS samples."""
+    rng = np.random.default_rng(4)
+    n = 500
+    ev = {"t": np.sort(rng.integers(0, 10**6, n)), "x": rng.integers(0, 240, n), "y": rng.integers(0, 180, n),
+          "p": rng.integers(0, 2, n)}
+    davis = writers.write_bytes(tmp_path / "davis.aedat", writers.davis_aedat2_bytes(**ev, aps_every=50))
+    with pytest.raises(data.CorruptFileError, match=r"davis.aedat: recorded with a eu.seebetter.ini.chips.davis."
+                                                    r"DAVIS240C \(its header's AEChip\), not a DVS128"):
+        data.read_aedat2(davis)
+    anonymous = writers.write_bytes(tmp_path / "anon.aedat", writers.davis_aedat2_bytes(**ev, chip=None))
+    with pytest.raises(data.CorruptFileError, match=r"anon.aedat: address 0x[0-9a-f]{8} uses bits above 15"):
+        data.read_aedat2(anonymous)
+    got = data.read_aedat2(davis, camera="davis240")
+    for k in "txyp":
+        np.testing.assert_array_equal(got[k], ev[k])
+    with pytest.raises(data.CorruptFileError, match=r"outside the 240x180 sensor of a davis240"):
+        data.read_aedat2(writers.write_bytes(tmp_path / "big.aedat", writers.davis_aedat2_bytes(
+            t=[1], x=[300], y=[10], p=[1], chip="eu.seebetter.ini.chips.davis.Davis346B")), camera="davis240")
+    dvs = writers.write_bytes(tmp_path / "dvs.aedat", writers.aedat2_bytes(
+        **writers.random_events(rng, 50), chip="ch.unizh.ini.jaer.chip.retina.DVS128"))
+    assert len(data.read_aedat2(dvs)["t"]) == 50  # the DVS128 chip line is accepted
+    with pytest.raises(data.CorruptFileError, match="not a DAVIS camera; read it with camera='dvs128'"):
+        data.read_aedat2(dvs, camera="davis346")
+
+
 def test_aedat3_exact_packets_overflow_special_invalid(tmp_path):
     ev = writers.random_events(np.random.default_rng(3), 3000, t0=2**31 - 400_000)
     raw = writers.aedat3_bytes(**ev, packet_size=256, invalid=np.array([5, 2000]), spare_capacity=3)

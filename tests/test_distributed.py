@@ -15,6 +15,7 @@ from staa_snn.training import load_config, train
 JOB = Path(__file__).with_name("ddp_job.py")
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tmp_path):
     # Deterministic data path (no augmentation, no TSRD) so both runs see the same numbers;
     # sync_bn: batch statistics over the global batch (GlobalBatchNorm on gloo).

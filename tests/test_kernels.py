@@ -52,6 +52,7 @@ def _check_fused_against_reference(shape, kind, surrogate, v_reset, detach_reset
     ((4, 2, 3, 4, 4), "float", "rectangle", 0.0, False),   # the LIF
     ((5, 6, 8), "channel", "sigmoid", -0.3, True),          # an adaptive LIF, the other branches
 ])
+@pytest.mark.slow
 def test_compiled_lif_matches_reference(shape, kind, surrogate, v_reset, detach_reset):
     """backend="compiled": the same loops through torch.compile (a few compiles, so two cases)."""
     _check_fused_against_reference(shape, kind, surrogate, v_reset, detach_reset, compiled=True)
@@ -122,6 +123,7 @@ COMPILED_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", list(COMPILED_CASES.values()), ids=list(COMPILED_CASES))
 def test_compiled_staa_matches_reference(kw):
     torch.manual_seed(0)
@@ -345,11 +347,14 @@ def test_fused_kernels_under_bf16_autocast_follow_the_reference(neuron):
     torch.testing.assert_close(grads[0], grads[1], rtol=0.02, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_compiling_a_kernel_raises_the_recompile_limit():
     """A net's layer shapes and loop variants need more graphs per kernel than torch's default 8;
     past the limit torch would run the kernel eagerly, silently."""
     from staa_snn.kernels._compile import RECOMPILE_LIMIT, compiled
 
-    with torch._dynamo.config.patch(recompile_limit=8):
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+    with config.patch(**{name: 8}):
         compiled(lambda x: x + 1)  # a new function: compiled() runs (it caches per function)
-        assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT
+        assert getattr(config, name) == RECOMPILE_LIMIT

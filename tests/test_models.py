@@ -118,9 +118,6 @@ def test_convert_our_net_to_staa_and_back_is_exact_at_init():
         convert_neurons(copy.deepcopy(lif_net), "staa", T=3)
 
 
-sj = pytest.importorskip("spikingjelly.activation_based", reason="SpikingJelly is an optional extra")
-
-
 def _spikingjelly_net(T):
     from spikingjelly.activation_based import layer, neuron, surrogate
 
@@ -137,6 +134,7 @@ def _spikingjelly_net(T):
 
 
 def test_convert_spikingjelly_net():
+    pytest.importorskip("spikingjelly.activation_based", reason="SpikingJelly is an optional extra ([dev] installs it)")
     from spikingjelly.activation_based import functional
 
     T = 4

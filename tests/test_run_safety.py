@@ -168,6 +168,7 @@ def test_a_truncated_image_is_named_or_skipped_and_counted(tmp_path, capsys):
 
 # -- 9. exact resume with workers, in the middle of an epoch -------------------------------
 
+@pytest.mark.slow
 def test_workers_and_stops_do_not_change_the_run(tmp_path):
     """Augmentation and mixing draw from (seed, epoch, sample) and (seed, epoch, step): any number of
     loader workers, and a stop and resume at an epoch end or mid-epoch, give identical weights."""

@@ -17,8 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._io import atomic_path, write_text_atomic
+from .._io import write_text_atomic
 from ..training import Config, load_checkpoint, parse_override, train
+from .figures import save, subplots
 
 
 @dataclass(frozen=True)
@@ -132,15 +133,10 @@ def to_markdown(s: dict) -> str:
 
 
 def plot(s: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = s["rows"]
     means = [r["mean"] * 100 for r in rows]
     stds = [r["std"] * 100 for r in rows]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows)), 3.2))
+    fig, ax = subplots(figsize=(max(4.0, 1.1 * len(rows)), 3.2))
     numeric = all(isinstance(r["value"], (int, float)) for r in rows)
     if numeric:
         xs = [r["value"] for r in rows]
@@ -154,9 +150,7 @@ def plot(s: dict, path: Path) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']} ({s['seeds']} seeds)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 def command_line(argv: list[str]) -> str:

@@ -17,8 +17,10 @@ def model_from(config=None, overrides=(), checkpoint=None, *, require_root: bool
     if checkpoint is not None:
         return load_trained(checkpoint, overrides, require_root=require_root)
     cfg = load_config(config, overrides, require_root=require_root)
-    torch.manual_seed(cfg.train.seed)
-    return cfg, build_model(cfg).eval(), None
+    with torch.random.fork_rng(devices=[]):  # the weights the seed gives, without touching the caller's stream
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg)
+    return cfg, model.eval(), None
 
 
 def random_batch(cfg: Config, batch_size: int, seed: int = 0) -> torch.Tensor:

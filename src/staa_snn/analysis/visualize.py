@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_path
 from ..models.layers import SpikingNeuron
+from .figures import save, subplots
 from .profile import firing_rates
 
 
@@ -75,26 +75,9 @@ def display_image(x: torch.Tensor) -> np.ndarray:
     return (img - lo) / (hi - lo + 1e-12)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
-
-
 def figure_gradcam(inputs: torch.Tensor, labels, cams: dict[str, np.ndarray], layer: str, path: Path) -> Path:
-    plt = _plt()
     n, names = len(inputs), list(cams)
-    fig, axes = plt.subplots(n, 1 + len(names), figsize=(2.1 * (1 + len(names)), 2.1 * n), squeeze=False)
+    fig, axes = subplots(n, 1 + len(names), figsize=(2.1 * (1 + len(names)), 2.1 * n), squeeze=False)
     for i in range(n):
         img = display_image(inputs[i])
         axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None)
@@ -108,29 +91,27 @@ def figure_gradcam(inputs: torch.Tensor, labels, cams: dict[str, np.ndarray], la
         ax.axis("off")
     fig.suptitle(f"Grad-CAM of {layer}, averaged over the time steps", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def figure_firing_rates(rates: dict[str, dict[str, float]], path: Path) -> Path:
-    plt = _plt()
     names = list(rates)
     layers = list(next(iter(rates.values())))
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(layers) + 2), 3.2))
+    fig, ax = subplots(figsize=(max(5.0, 0.5 * len(layers) + 2), 3.2))
     for j, name in enumerate(names):
         ax.bar(np.arange(len(layers)) + j * width, [rates[name].get(l, np.nan) for l in layers], width, label=name)
     ax.set_xticks(np.arange(len(layers)) + 0.4 - width / 2, layers, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("firing rate")
     ax.legend(fontsize=8)
     ax.set_title("firing rate per neuron layer", fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def figure_sa_gates(gates: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     """``gates[model][layer]``: ``[T, 2]`` mean history and input gates per step."""
-    plt = _plt()
     names = list(gates)
-    fig, axes = plt.subplots(len(names), 2, figsize=(8, 0.35 * max(len(g) for g in gates.values()) * len(names) + 1.5),
+    fig, axes = subplots(len(names), 2, figsize=(8, 0.35 * max(len(g) for g in gates.values()) * len(names) + 1.5),
                              squeeze=False)
     for i, name in enumerate(names):
         layers = list(gates[name])
@@ -143,15 +124,14 @@ def figure_sa_gates(gates: dict[str, dict[str, np.ndarray]], path: Path) -> Path
             ax.set_xlabel("step", fontsize=8)
             ax.set_title(f"{name}: {what}", fontsize=8)
             fig.colorbar(im, ax=ax)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def figure_pe_mn(model_params: dict[str, dict[str, dict[str, np.ndarray]]], path: Path) -> Path:
     """``model_params[model][layer]``: ``pe`` ``[T]`` (mean over channels, or
     absent), ``m`` and ``n`` (values over channels)."""
-    plt = _plt()
     names = list(model_params)
-    fig, axes = plt.subplots(len(names), 2, figsize=(10, 3.2 * len(names)), squeeze=False)
+    fig, axes = subplots(len(names), 2, figsize=(10, 3.2 * len(names)), squeeze=False)
     for i, name in enumerate(names):
         layers = list(model_params[name])
         pe = [model_params[name][l].get("pe") for l in layers]
@@ -176,7 +156,7 @@ def figure_pe_mn(model_params: dict[str, dict[str, dict[str, np.ndarray]]], path
                        boxprops={"facecolor": color}, showfliers=False)
         ax.set_xticks(pos, layers, rotation=60, ha="right", fontsize=7)
         ax.set_title(f"{name}: M (blue) and N (orange) over channels", fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _neurons(model: nn.Module) -> dict[str, nn.Module]:

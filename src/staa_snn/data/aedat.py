@@ -38,24 +38,64 @@ def _split_header(data: bytes, path: str, magic: bytes, end_marker: bytes | None
     return pos
 
 
-def read_aedat2(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a DVS128 AEDAT 2.0 file (CIFAR10-DVS) in SpikingJelly's coordinates.
+# jAER's AEDAT 2.0 address layouts: the DVS128 (CIFAR10-DVS) and the DAVIS cameras (240x180, 346x260).
+CAMERAS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260)}
+_DVS128_CHIPS = ("dvs128", "tmpdiff128")
 
-    Body: big-endian ``(address, timestamp)`` uint32 pairs. Address bit 15
-    marks a special (sync) event, which is dropped; raw x = bits 1-7, raw y =
-    bits 8-14, bit 0 = raw polarity (0 = ON). Mapped as ``x = 127 - raw_y``,
-    ``y = 127 - raw_x``, ``p = 1 - bit0``.
+
+def _chip(data: bytes, start: int) -> str | None:
+    """The ``# AEChip: <class>`` of a jAER header, if it has one."""
+    for line in data[:start].split(b"\n"):
+        line = line.strip().lstrip(b"#").strip()
+        if line.lower().startswith(b"aechip:"):
+            return line[7:].strip().decode("latin1")
+    return None
+
+
+def read_aedat2(path: str | os.PathLike, *, camera: str = "dvs128") -> dict[str, np.ndarray]:
+    """Read a jAER AEDAT 2.0 file.
+
+    Body: big-endian ``(address, timestamp)`` uint32 pairs. The address layout depends on the
+    camera, which must be the one given (a file from another camera is refused, naming it: by the
+    header's ``# AEChip:`` line when there is one, and by address bits the layout does not use):
+
+    * ``camera="dvs128"`` (default; CIFAR10-DVS), in SpikingJelly's coordinates: bit 15 marks a
+      special (sync) event, which is dropped; raw x = bits 1-7, raw y = bits 8-14, bit 0 = raw
+      polarity (0 = ON). Mapped as ``x = 127 - raw_y``, ``y = 127 - raw_x``, ``p = 1 - bit0``.
+      Bits 16-31 are never set.
+    * ``camera="davis240"`` / ``"davis346"`` (240x180, 346x260): bit 31 set marks an APS (frame)
+      or IMU sample, dropped; x = bits 12-21, y = bits 22-30, polarity = bit 11 (1 = ON), the
+      coordinates as jAER stores them (y = 0 at the bottom row).
     """
+    if camera not in CAMERAS:
+        raise ValueError(f"unknown camera {camera!r}; expected one of {sorted(CAMERAS)}")
     path = os.fspath(path)
     with open(path, "rb") as f:
         data = f.read()
     start = _split_header(data, path, b"#!AER-DAT2.0", None)
+    chip = _chip(data, start)
+    dvs128 = chip is None or any(c in chip.lower() for c in _DVS128_CHIPS)
+    if camera == "dvs128" and not dvs128:
+        raise CorruptFileError(f"{path}: recorded with a {chip} (its header's AEChip), not a DVS128; this reader "
+                               f"takes DVS128 recordings (CIFAR10-DVS), or DAVIS ones with camera='davis240' / "
+                               f"'davis346'")
+    if camera != "dvs128" and chip is not None and dvs128:
+        raise CorruptFileError(f"{path}: recorded with a {chip} (its header's AEChip), not a DAVIS camera; "
+                               f"read it with camera='dvs128'")
     body = len(data) - start
     if body % 8:
         raise CorruptFileError(f"{path}: truncated AEDAT 2.0 body ({body} bytes after the header, "
                                f"not a whole number of 8-byte events)")
     words = np.frombuffer(data, dtype=">u4", offset=start).reshape(-1, 2)
     addr = words[:, 0]
+    if camera != "dvs128":
+        return _davis_events(path, words, camera)
+    high = addr >> 16
+    if high.any():
+        first = int(addr[np.flatnonzero(high)[0]])
+        raise CorruptFileError(f"{path}: address 0x{first:08x} uses bits above 15, which a DVS128 never sets: "
+                               f"not a DVS128 recording (a DAVIS camera? read it with camera='davis240' or "
+                               f"'davis346')")
     keep = (addr & 0x8000) == 0
     addr = addr[keep].astype(np.int32)
     raw_x = (addr & 0xFE) >> 1
@@ -66,6 +106,21 @@ def read_aedat2(path: str | os.PathLike) -> dict[str, np.ndarray]:
         "y": 127 - raw_x,
         "p": 1 - (addr & 1),
     }
+
+
+def _davis_events(path: str, words: np.ndarray, camera: str) -> dict[str, np.ndarray]:
+    width, height = CAMERAS[camera]
+    addr = words[:, 0]
+    keep = (addr >> 31) == 0  # DVS events; APS and IMU samples have bit 31 set
+    addr = addr[keep]
+    x = ((addr >> 12) & 0x3FF).astype(np.int32)
+    y = ((addr >> 22) & 0x1FF).astype(np.int32)
+    outside = (x >= width) | (y >= height)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise CorruptFileError(f"{path}: event at x={x[i]}, y={y[i]} lies outside the {width}x{height} sensor of "
+                               f"a {camera}: another camera, or a damaged file")
+    return {"t": words[keep, 1].astype(np.int64), "x": x, "y": y, "p": ((addr >> 11) & 1).astype(np.int32)}
 
 
 _PACKET = struct.Struct("<hhiiiiii")

@@ -74,20 +74,38 @@ def write_cifar(root, name: str, images: dict[str, np.ndarray], labels: dict[str
     return folder
 
 
-def aedat2_bytes(t, x, y, p, *, special: np.ndarray | None = None) -> bytes:
+def aedat2_bytes(t, x, y, p, *, special: np.ndarray | None = None, chip: str | None = None) -> bytes:
     """An AEDAT 2.0 (jAER, DVS128) file: ``\\r\\n`` header lines, then big-endian
     ``(address, timestamp)`` pairs. ``special``: positions at which to insert a
-    special (sync, bit 15) event, which readers must skip."""
+    special (sync, bit 15) event, which readers must skip. ``chip``: an ``# AEChip:``
+    header line (jAER writes one; CIFAR10-DVS's: ``ch.unizh.ini.jaer.chip.retina.DVS128``)."""
     x, y, p = (np.asarray(a, dtype=np.int64) for a in (x, y, p))
     addr = ((127 - x) << 8) | ((127 - y) << 1) | (1 - p)  # raw_y = 127 - x, raw_x = 127 - y, bit0 = 1 - p
     words = np.stack([addr, np.asarray(t, dtype=np.int64)], axis=1)
     if special is not None and len(special):
         sync = np.stack([np.full(len(special), 0x8000), np.asarray(t, np.int64)[np.minimum(special, len(t) - 1)]], 1)
         words = np.insert(words, special, sync, axis=0)
-    header = (b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
-              b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
-              b"# Timestamps tick is 1 us\r\n# created by staa_snn.data.writers\r\n")
-    return header + words.astype(">u4").tobytes()
+    return _aedat2_header(chip) + words.astype(">u4").tobytes()
+
+
+def _aedat2_header(chip: str | None) -> bytes:
+    return (b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
+            b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
+            b"# Timestamps tick is 1 us\r\n# created by staa_snn.data.writers\r\n"
+            + (f"# AEChip: {chip}\r\n".encode() if chip else b""))
+
+
+def davis_aedat2_bytes(t, x, y, p, *, chip: str | None = "eu.seebetter.ini.chips.davis.DAVIS240C",
+                       aps_every: int = 0) -> bytes:
+    """An AEDAT 2.0 file of a DAVIS camera (jAER's layout): x = bits 12-21, y = bits 22-30,
+    polarity = bit 11; with ``aps_every``, an APS sample (bit 31 set) after every that many events."""
+    addr = (np.asarray(y, np.int64) << 22) | (np.asarray(x, np.int64) << 12) | (np.asarray(p, np.int64) << 11)
+    words = np.stack([addr, np.asarray(t, dtype=np.int64)], axis=1)
+    if aps_every:
+        at = np.arange(aps_every, len(words), aps_every)
+        aps = np.stack([np.full(len(at), (1 << 31) | (5 << 22) | (7 << 12)), words[at, 1]], axis=1)
+        words = np.insert(words, at, aps, axis=0)
+    return _aedat2_header(chip) + words.astype(">u4").tobytes()
 
 
 def aedat3_bytes(t, x, y, p, *, packet_size: int = 4096, special_every: int = 3,
@@ -173,6 +191,6 @@ def write_image_folder(root, split_dirs: dict[str, dict[str, list[np.ndarray]]],
     return root
 
 
-__all__ = ["aedat2_bytes", "aedat3_bytes", "random_events", "write_bytes", "write_cifar", "write_gesture",
+__all__ = ["aedat2_bytes", "aedat3_bytes", "davis_aedat2_bytes", "random_events", "write_bytes", "write_cifar", "write_gesture",
            "write_image_folder"]
 
