@@ -341,6 +341,54 @@ def test_cifar_exact(tmp_path, name, py2):
     assert aug[0][0].shape == (3, 32, 32) and not torch.equal(aug[0][0], train[0][0])
 
 
+@pytest.mark.parametrize("variant", ["numpy1-names-protocol2", "numpy2-names-protocol5"])
+def test_cifar_repickled_under_either_numpy_loads(tmp_path, variant):
+    """Re-pickles of the release by Python 3 under numpy 1 (numpy.core.multiarray) or numpy 2
+    (numpy._core.multiarray), with the old or the newest protocol, load through the restricted unpickler."""
+    files, imgs, labels = cifar_fixture(tmp_path, "cifar10", py2=False)
+    folder = tmp_path / "cifar-10-batches-py"
+    for f in files:
+        import pickle
+
+        with open(folder / f, "rb") as fh:
+            d = pickle.load(fh)
+        raw = pickle.dumps(d, protocol=2 if variant.endswith("2") else 5)
+        if variant.startswith("numpy1"):
+            assert b"numpy._core.multiarray\n" in raw or b"numpy.core.multiarray\n" in raw
+            raw = raw.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+        (folder / f).write_bytes(raw)
+    test = data.get_dataset("cifar10", tmp_path, "test", augment=False)
+    assert len(test) == 3 and [y for _, y in test] == labels["test_batch"]
+
+
+def test_a_crafted_cifar_pickle_runs_no_code(tmp_path, capsys):
+    """A test_batch whose payload would create a file is refused before anything of it runs, with a
+    one-line error naming the file and the forbidden global (torchvision's loader runs it)."""
+    import pickle
+
+    from staa_snn import cli
+
+    cifar_fixture(tmp_path, "cifar10", py2=True)
+    marker = tmp_path / "owned"
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, (f"open({str(marker)!r}, 'w').write('ran')",))
+
+    bad = tmp_path / "cifar-10-batches-py" / "test_batch"
+    bad.write_bytes(pickle.dumps({"data": Payload(), "labels": [0]}, protocol=2))
+    with pytest.raises(data.CorruptFileError, match=r"test_batch: refused: the pickle references builtins.exec, "
+                                                    r"which a CIFAR file never does"):
+        data.get_dataset("cifar10", tmp_path, "test")
+    assert not marker.exists()
+    assert cli.main(["eval", "--checkpoint", str(tmp_path / "missing.pt")]) == 2  # (one line for any bad input)
+    capsys.readouterr()
+    assert cli.main(["profile", "--config", "cifar10_vgg13_t2", f"data.root={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "refused: the pickle references builtins.exec" in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists()
+
+
 def test_cifar_missing_names_layout_and_url(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py.*toronto.*missing data_batch_1"):
         data.get_dataset("cifar10", tmp_path)

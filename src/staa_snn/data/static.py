@@ -4,6 +4,7 @@ any user folder of class sub-folders. ``x`` is a float ``[C, H, W]`` image
 
 from __future__ import annotations
 
+import _compat_pickle
 import os
 import pickle
 from pathlib import Path
@@ -66,18 +67,69 @@ def digits(split: str, size: int = 8, transform=None) -> TensorImages:
     return TensorImages(x.contiguous(), labels[keep].tolist(), transform, classes=[str(i) for i in range(10)])
 
 
+def _numpy_global(module: str, name: str):
+    """``numpy.core.<module>.<name>`` (numpy 1) / ``numpy._core.<module>.<name>`` (numpy 2), from
+    whichever numpy is installed: a pickle written under either names the same function."""
+    import importlib
+
+    try:
+        found = importlib.import_module(f"numpy._core.{module}")
+    except ImportError:  # numpy 1
+        found = importlib.import_module(f"numpy.core.{module}")
+    return getattr(found, name)
+
+
+# The only globals the CIFAR releases (and honest re-pickles of them) reference: numpy's array
+# (protocol 2-4: _reconstruct; protocol 5: _frombuffer), dtype and scalar reconstruction, and the
+# bytes reconstruction of protocol-2 Python 3 pickles. Containers, str, bytes, int and float are
+# pickle opcodes, not globals.
+_CIFAR_GLOBALS = {
+    **{(f"{package}.{module}", name): (lambda module=module, name=name: _numpy_global(module, name))
+       for package in ("numpy.core", "numpy._core")
+       for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))},
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("_codecs", "encode"): lambda: __import__("codecs").encode,
+    ("copyreg", "_reconstructor"): lambda: __import__("copyreg")._reconstructor,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_CIFAR_GLOBALS`: a crafted file cannot name any
+    other callable, so loading it runs nothing of it."""
+
+    def find_class(self, module: str, name: str):
+        # Python 2 names (__builtin__, copy_reg), as pickle itself maps them
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        resolve = _CIFAR_GLOBALS.get((module, name))
+        if resolve is None:
+            raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
+        return resolve()
+
+
 def _unpickle(path: Path) -> dict:
+    """Read a CIFAR pickle without running code from it (:class:`_CifarUnpickler`)."""
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
-        raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({e})") from e
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as e:
+        if str(e).startswith("forbidden global"):
+            raise CorruptFileError(f"{path}: refused: the pickle references {str(e)[17:]}, which a CIFAR file "
+                                   f"never does (a crafted or foreign file; nothing of it was run)") from None
+        raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({e})") from None
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
+            OverflowError, RecursionError, UnicodeDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {first[:200]})") from None
+    if not isinstance(d, dict):
+        raise CorruptFileError(f"{path}: not a CIFAR pickle (a {type(d).__name__}, expected a dict)")
     # Python 2 pickles: keys are bytes under encoding="bytes", str under "latin1".
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
 def _names(values) -> list[str]:
-    return [v.decode("latin1") if isinstance(v, bytes) else str(v) for v in values]
+    return [v.decode("latin1") if isinstance(v, (bytes, bytearray)) else str(v) for v in values]
 
 
 def cifar(name: str, root, split: str, transform=None) -> TensorImages:
@@ -98,21 +150,38 @@ def cifar(name: str, root, split: str, transform=None) -> TensorImages:
         raise FileNotFoundError(
             f"{name.upper()} not found at {root}: expected the python version ({folder}/ with "
             f"{', '.join(files['train'] + files['test'])}; {CIFAR_URL}); missing {', '.join(missing)}")
+    num_classes = 10 if name == "cifar10" else 100
     data, targets = [], []
     for f in wanted:
-        d = _unpickle(base / f)
-        if "data" not in d or label_key not in d:
-            raise CorruptFileError(f"{base / f}: expected keys 'data' and '{label_key}', got {sorted(d)}")
-        arr = np.asarray(d["data"], dtype=np.uint8)
-        if arr.ndim != 2 or arr.shape[1] != 3072 or len(arr) != len(d[label_key]):
-            raise CorruptFileError(f"{base / f}: expected data [N, 3072] and N labels, got data "
-                                   f"{list(arr.shape)} and {len(d[label_key])} labels")
+        arr, labels = _cifar_batch(base / f, label_key, num_classes)
         data.append(arr.reshape(-1, 3, 32, 32))
-        targets += [int(v) for v in d[label_key]]
+        targets += labels
     classes = None
     if (base / meta_file).is_file():
-        classes = _names(_unpickle(base / meta_file).get(names_key, [])) or None
+        names = _unpickle(base / meta_file).get(names_key, [])
+        classes = _names(names) if isinstance(names, (list, tuple)) and len(names) == num_classes else None
     return TensorImages(torch.from_numpy(np.concatenate(data)), targets, transform, classes)
+
+
+def _cifar_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, list[int]]:
+    """``(data [N, 3072] uint8, labels)`` of one CIFAR batch, every field checked."""
+    d = _unpickle(path)
+    if "data" not in d or label_key not in d:
+        raise CorruptFileError(f"{path}: expected keys 'data' and '{label_key}', got {sorted(map(repr, d))}")
+    arr, labels = d["data"], d[label_key]
+    if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] != 3072:
+        what = f"{arr.dtype} {list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise CorruptFileError(f"{path}: expected 'data' as a uint8 array [N, 3072], got {what}")
+    if not isinstance(labels, (list, tuple, np.ndarray)) or len(labels) != len(arr):
+        raise CorruptFileError(f"{path}: expected {len(arr)} labels for {len(arr)} images in '{label_key}'")
+    try:
+        targets = [int(v) for v in labels]
+    except (TypeError, ValueError, OverflowError):
+        raise CorruptFileError(f"{path}: '{label_key}' holds something other than integer labels") from None
+    bad = [v for v in targets if not 0 <= v < num_classes]
+    if bad:
+        raise CorruptFileError(f"{path}: label {bad[0]} outside 0..{num_classes - 1}")
+    return arr, targets
 
 
 def _checked_image_folder():

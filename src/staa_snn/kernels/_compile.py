@@ -15,6 +15,22 @@ from torch import Tensor
 RECOMPILE_LIMIT = 64
 
 
+# The oldest torch whose compiler runs the neuron loops correctly, as far as tested: torch 2.4.1's
+# Inductor computed wrong gradients for the fused LIF loop (T = 5, sigmoid surrogate) and torch
+# 2.6.0's Dynamo failed on the STAA loops (SpeculationLog diverged) in the equivalence tests;
+# torch 2.14.1 passes them all. The eager backends are tested on torch 2.4.1 and 2.14.1.
+COMPILE_MIN_TORCH = (2, 7)
+
+
+def compile_unsupported() -> str | None:
+    """Why ``backend="compiled"`` cannot run with this torch, or ``None`` when it can."""
+    version = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    if version < COMPILE_MIN_TORCH:
+        return (f"backend='compiled' needs torch >= {'.'.join(map(str, COMPILE_MIN_TORCH))} (this is {torch.__version__}, "
+                f"whose compiler fails the neuron loops' equivalence tests); use backend='fused'")
+    return None
+
+
 @functools.cache
 def compiled(fn):
     """``fn`` through ``torch.compile`` (shapes dynamic), made on first use and cached.
@@ -22,6 +38,9 @@ def compiled(fn):
     Raises ``torch._dynamo.config.recompile_limit`` (a process-wide setting) to at least
     :data:`RECOMPILE_LIMIT`.
     """
+    problem = compile_unsupported()
+    if problem:
+        raise RuntimeError(problem)
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
     if getattr(config, name, RECOMPILE_LIMIT) < RECOMPILE_LIMIT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..neurons import MultiStepNeuron
+from ..kernels._compile import compile_unsupported
 from ..neurons.base import BACKENDS
 
 __all__ = ["fold_mpbn", "set_backend"]
@@ -29,6 +30,8 @@ def set_backend(model: nn.Module, backend: str) -> nn.Module:
     in place; returns ``model``. The numbers stay the same (the backends are tested equal)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    if backend == "compiled" and (problem := compile_unsupported()):
+        raise ValueError(problem)
     for module in model.modules():
         if isinstance(module, MultiStepNeuron):
             module.backend = backend

@@ -24,6 +24,7 @@ from .._validation import check_positive_int
 from ..functional.lif import lif_multistep
 from ..functional.mpbn import fold_thresholds, folded_fire_input, membrane_batch_norm
 from ..functional.surrogate import Surrogate, get_surrogate
+from ..kernels._compile import compile_unsupported
 from ..kernels.lif_fused import lif_multistep_fused
 from ..kernels.membrane_bn import fusable
 from .presets import get_preset
@@ -57,6 +58,8 @@ class MultiStepNeuron(nn.Module):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        if backend == "compiled" and (problem := compile_unsupported()):
+            raise ValueError(problem)
         self.backend = backend
         self.neuron_preset = neuron_preset
         chosen = get_preset(neuron_preset).fill(v_threshold=v_threshold, surrogate=surrogate, mpbn=mpbn)

@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 
 from .. import __version__
 from ..data import MixupCutmix, dataset_info, get_dataset
+from ..kernels._compile import compile_unsupported
 from ..models import SpikingNet, create_model, set_backend
 from . import distributed as ddp
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -153,6 +154,8 @@ def resolve_backend(requested: str, steps: int, device: torch.device) -> tuple[s
         return "fused", f"auto: {steps} steps, under {AUTO_COMPILE_MIN_STEPS} (compiling would not pay)"
     if platform.system() == "Windows":
         return "fused", "auto: torch.compile is not supported on Windows"
+    if compile_unsupported():
+        return "fused", f"auto: torch {torch.__version__} is older than the compiled backend needs"
     if device.type == "cuda" and importlib.util.find_spec("triton") is None:
         return "fused", "auto: Triton is not installed"
     if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")):
