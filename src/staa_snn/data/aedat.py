@@ -127,7 +127,7 @@ _PACKET = struct.Struct("<hhiiiiii")
 POLARITY_EVENT = 1
 
 
-def read_aedat3(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_aedat3(path: str | os.PathLike, *, sensor: tuple[int, int] = (128, 128)) -> dict[str, np.ndarray]:
     """Read an AEDAT 3.1 file (DVS128 Gesture): polarity packets only.
 
     Each packet: a 28-byte header ``<hhiiiiii`` (type, source, size, TS
@@ -135,7 +135,8 @@ def read_aedat3(path: str | os.PathLike) -> dict[str, np.ndarray]:
     ``size`` bytes; the first ``number`` are events. Polarity events are
     ``<u4 data, <i4 timestamp``: valid = bit 0, polarity = bit 1 (1 = ON),
     y = bits 2-16, x = bits 17-31; the full timestamp is ``overflow << 31 | ts``.
-    Events whose valid bit is clear are dropped, as are non-polarity packets.
+    Events whose valid bit is clear are dropped, as are non-polarity packets. An event outside
+    the ``sensor`` (width, height; the DVS128's 128x128) means another camera or a damaged file.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
@@ -170,7 +171,13 @@ def read_aedat3(path: str | os.PathLike) -> dict[str, np.ndarray]:
     valid = (d & 1).astype(bool)
     if not valid.all():
         d, t = d[valid], t[valid]
-    return {"t": t, "x": _bits(d, 17, 0x7FFF), "y": _bits(d, 2, 0x7FFF), "p": _bits(d, 1, 1)}
+    x, y = _bits(d, 17, 0x7FFF), _bits(d, 2, 0x7FFF)
+    outside = (x >= sensor[0]) | (y >= sensor[1])
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise CorruptFileError(f"{path}: event at x={x[i]}, y={y[i]} lies outside the {sensor[0]}x{sensor[1]} "
+                               f"sensor: another camera, or a damaged file")
+    return {"t": t, "x": x, "y": y, "p": _bits(d, 1, 1)}
 
 
 def _bits(words: np.ndarray, shift: int, mask: int) -> np.ndarray:

@@ -12,10 +12,12 @@ Conversion runs in a process pool with a progress bar.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
 import warnings
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +42,65 @@ DVSGESTURE_CLASSES = 11
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
-    """SpikingJelly's converted events (keys t, x, y, p; already image coordinates)."""
+    """SpikingJelly's converted events (keys t, x, y, p; already image coordinates, 128x128):
+    every array's header is checked against the bytes the archive holds before it is read."""
     try:
-        with np.load(path) as z:
-            return {k: z[k].astype(np.int64) for k in ("t", "x", "y", "p")}
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise CorruptFileError(f"{path}: not a readable events .npz with keys t, x, y, p ({e})") from e
+        with zipfile.ZipFile(path) as z:
+            events = {}
+            for key in ("t", "x", "y", "p"):
+                if f"{key}.npy" not in z.namelist():
+                    raise CorruptFileError(f"{path}: no array {key!r} (expected keys t, x, y, p)")
+                info = z.getinfo(f"{key}.npy")
+                # a compressed member may expand, but never past 64x the archive (events compress ~3-5x)
+                with z.open(info) as f:
+                    events[key] = read_npy(f, f"{path}:{key}.npy", info.file_size,
+                                           max_bytes=64 * max(os.path.getsize(path), 1 << 16))
+    except CorruptFileError:
+        raise
+    except Exception as e:  # zipfile, zlib and numpy fail in many ways on a damaged archive
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CorruptFileError(f"{path}: not a readable events .npz with keys t, x, y, p "
+                               f"({type(e).__name__}: {first[:200]})") from None
+    n = len(events["t"])
+    if any(v.ndim != 1 or len(v) != n for v in events.values()):
+        raise CorruptFileError(f"{path}: t, x, y, p must be 1-D arrays of one length, got shapes "
+                               f"{[list(v.shape) for v in events.values()]}")
+    events = {k: v.astype(np.int64) for k, v in events.items()}
+    x, y, p = events["x"], events["y"], events["p"]
+    if n and (x.min() < 0 or x.max() >= SENSOR or y.min() < 0 or y.max() >= SENSOR or p.min() < 0 or p.max() > 1):
+        raise CorruptFileError(f"{path}: events outside the {SENSOR}x{SENSOR} sensor or polarities other than 0/1")
+    return events
+
+
+def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kinds: str = "biuf") -> np.ndarray:
+    """One ``.npy`` array from an open binary file of ``size`` bytes, its header checked first: a plain
+    numeric dtype (no pickled objects), and a shape whose bytes the file holds (a corrupt shape
+    cannot make it allocate more than the file, or ``max_bytes``)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        shape, fortran, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0) else
+                                 fmt.read_array_header_2_0(f) if version == (2, 0) else
+                                 fmt._read_array_header(f, version))
+    except Exception as e:  # numpy parses the header with ast.literal_eval: many ways to fail on damage
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CorruptFileError(f"{name}: not a .npy array ({type(e).__name__}: {first[:200]})") from None
+    if dtype.hasobject or dtype.kind not in dtype_kinds:
+        raise CorruptFileError(f"{name}: unexpected dtype {dtype} (expected a plain number type)")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    nbytes = count * dtype.itemsize
+    header = f.tell() if hasattr(f, "tell") else 0
+    limit = size - header if max_bytes is None else min(max(size - header, 0), max_bytes)
+    if nbytes > max(limit, 0):
+        raise CorruptFileError(f"{name}: its header says {list(shape)} {dtype} ({nbytes} bytes), but the file "
+                               f"holds {max(size - header, 0)} bytes of data")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise CorruptFileError(f"{name}: truncated ({len(data)} of {nbytes} bytes of data)")
+    array = np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+    return array
 
 
 READERS = {"aedat2": read_aedat2, "aedat3": read_aedat3, "npz": _read_npz}
@@ -178,12 +233,26 @@ class EventFrames(Dataset):
                 raise
         return bad
 
+    def load_frames(self, path: str) -> np.ndarray:
+        """One cached sample, ``[T, 2, size, size]`` float32, checked: a damaged or foreign cache file
+        raises a :class:`CorruptFileError` naming it (delete it: it is converted again)."""
+        try:
+            with open(path, "rb") as f:
+                frames = read_npy(f, path, os.fstat(f.fileno()).st_size, dtype_kinds="biu")
+        except OSError as e:
+            raise CorruptFileError(f"{path}: cannot read the cached frames ({e.strerror or e})") from None
+        expected = (self.T, 2, self.size, self.size)
+        if frames.shape != expected:
+            raise CorruptFileError(f"{path}: cached frames of shape {list(frames.shape)}, expected {list(expected)} "
+                                   f"(delete the file to convert it again)")
+        return frames.astype(np.float32)
+
     # -- Dataset ------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int):
-        frames = torch.from_numpy(np.load(self.files[index]).astype(np.float32))
+        frames = torch.from_numpy(self.load_frames(self.files[index]))
         if self.transform is not None:
             frames = self.transform(frames)
         return frames, self.targets[index]
@@ -259,8 +328,19 @@ class CIFAR10DVS(EventFrames):
 
 def read_gesture_labels(path: str | os.PathLike) -> list[tuple[int, int, int]]:
     """``class,startTime_usec,endTime_usec`` rows as ``(label 0..10, start, end)``."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorruptFileError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
+    try:
+        return _gesture_rows(path, text)
+    except csv.Error as e:
+        raise CorruptFileError(f"{path}: not a readable CSV file ({e})") from None
+
+
+def _gesture_rows(path, text: str) -> list[tuple[int, int, int]]:
     rows = []
-    with open(path, newline="") as f:
+    with io.StringIO(text, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip() for h in header] != ["class", "startTime_usec", "endTime_usec"]:

@@ -5,8 +5,11 @@ any user folder of class sub-folders. ``x`` is a float ``[C, H, W]`` image
 from __future__ import annotations
 
 import _compat_pickle
+import io
 import os
 import pickle
+import pickletools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,47 +82,108 @@ def _numpy_global(module: str, name: str):
     return getattr(found, name)
 
 
-# The only globals the CIFAR releases (and honest re-pickles of them) reference: numpy's array
-# (protocol 2-4: _reconstruct; protocol 5: _frombuffer), dtype and scalar reconstruction, and the
-# bytes reconstruction of protocol-2 Python 3 pickles. Containers, str, bytes, int and float are
-# pickle opcodes, not globals.
-_CIFAR_GLOBALS = {
-    **{(f"{package}.{module}", name): (lambda module=module, name=name: _numpy_global(module, name))
-       for package in ("numpy.core", "numpy._core")
-       for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))},
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: __import__("codecs").encode,
-    ("copyreg", "_reconstructor"): lambda: __import__("copyreg")._reconstructor,
-}
+def _plain_dtype(*args):
+    """``numpy.dtype`` for the plain numeric kinds a CIFAR array has (never object or structured)."""
+    dtype = np.dtype(*args)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise pickle.UnpicklingError(f"forbidden dtype {dtype}")
+    return dtype
 
 
 class _CifarUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only :data:`_CIFAR_GLOBALS`: a crafted file cannot name any
-    other callable, so loading it runs nothing of it."""
+    """An unpickler that resolves only the globals the CIFAR releases (and honest re-pickles of them)
+    reference -- numpy's array (protocol 2-4: ``_reconstruct``; protocol 5: ``_frombuffer``), dtype
+    and scalar reconstruction, and the bytes reconstruction of protocol-2 Python 3 pickles -- so a
+    crafted file cannot name any other callable and loading it runs nothing of it. Arrays it
+    reconstructs are bounded by the file's size (a corrupt shape cannot make it allocate more).
+    Containers, str, bytes, int and float are pickle opcodes, not globals."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data), encoding="bytes")  # reads past the end come back short
+        self.limit = len(data)
+        self.allowed = {
+            **{(f"{package}.{module}", name): self._numpy(module, name) for package in ("numpy.core", "numpy._core")
+               for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
+                                    ("numeric", "_frombuffer"))},
+            ("numpy", "ndarray"): lambda: np.ndarray,
+            ("numpy", "dtype"): lambda: _plain_dtype,
+            ("_codecs", "encode"): lambda: _latin1_bytes,
+            ("copyreg", "_reconstructor"): lambda: self._reconstructor,
+        }
+
+    def _numpy(self, module: str, name: str):
+        def resolve():
+            function = _numpy_global(module, name)
+            return self._bounded(function) if name == "_reconstruct" else function
+        return resolve
+
+    def _bounded(self, reconstruct):
+        def bounded(subtype, shape, dtype_char, *rest):
+            if subtype is not np.ndarray:
+                raise pickle.UnpicklingError(f"forbidden array type {subtype!r}")
+            count = 1
+            for n in shape if isinstance(shape, tuple) else (shape,):
+                count *= int(n)
+            if count > self.limit:
+                raise pickle.UnpicklingError(f"an array of {count} elements in a file of {self.limit} bytes")
+            return reconstruct(subtype, shape, dtype_char, *rest)
+        return bounded
+
+    @staticmethod
+    def _reconstructor(cls, base, state):
+        if cls is not np.ndarray and base is not object:
+            raise pickle.UnpicklingError(f"forbidden reconstruction of {cls!r}")
+        return __import__("copyreg")._reconstructor(cls, base, state)
 
     def find_class(self, module: str, name: str):
         # Python 2 names (__builtin__, copy_reg), as pickle itself maps them
         module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        resolve = _CIFAR_GLOBALS.get((module, name))
+        resolve = self.allowed.get((module, name))
         if resolve is None:
             raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
         return resolve()
 
 
+def _latin1_bytes(text, encoding="latin1", errors="strict"):
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"forbidden encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1", errors)
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Walk the pickle's opcodes without running any: the C unpickler sizes its memo by the largest
+    index a PUT names, so a damaged 4-byte index would make it allocate gigabytes. A real pickle's
+    memo indices count up from 0, one per PUT."""
+    puts = 0
+    with warnings.catch_warnings():  # a damaged text opcode may warn about its escapes
+        warnings.simplefilter("ignore")
+        ops = list(pickletools.genops(data))
+    for opcode, arg, _ in ops:
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if not isinstance(arg, int) or not 0 <= arg <= puts:
+                raise pickle.UnpicklingError(f"memo index {arg} out of order (after {puts} entries)")
+            puts += 1
+        elif opcode.name == "MEMOIZE":
+            puts += 1
+        elif opcode.name == "STOP":
+            return
+
+
 def _unpickle(path: Path) -> dict:
-    """Read a CIFAR pickle without running code from it (:class:`_CifarUnpickler`)."""
+    """Read a CIFAR pickle without running code from it (:class:`_CifarUnpickler`), its opcodes
+    checked first (:func:`_check_opcodes`)."""
     try:
-        with open(path, "rb") as f:
-            d = _CifarUnpickler(f, encoding="bytes").load()
+        data = Path(path).read_bytes()
+        _check_opcodes(data)
+        d = _CifarUnpickler(data).load()
     except pickle.UnpicklingError as e:
         if str(e).startswith("forbidden global"):
             raise CorruptFileError(f"{path}: refused: the pickle references {str(e)[17:]}, which a CIFAR file "
                                    f"never does (a crafted or foreign file; nothing of it was run)") from None
         raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({e})") from None
-    except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
-            OverflowError, RecursionError, UnicodeDecodeError) as e:
+    except Exception as e:  # a damaged pickle fails in many ways, all of them "not a CIFAR file"
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {first[:200]})") from None
     if not isinstance(d, dict):
