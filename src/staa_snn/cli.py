@@ -1,4 +1,5 @@
-"""The ``staa-snn`` command line: ``train``, ``eval``, ``profile``, ``ablate``, ``visualize``, ``configs``.
+"""The ``staa-snn`` command line: ``train``, ``eval``, ``profile``, ``ablate``, ``visualize``, ``plot``,
+``export``, ``configs``.
 
 Also runs as ``python -m staa_snn.cli`` (the form ``torchrun`` needs). Bad input
 gets one line on stderr and exit code 2 (a traceback only with ``--debug``).
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"staa-snn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,profile,ablate,visualize,configs}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,profile,ablate,visualize,plot,export,configs}")
 
     tr = sub.add_parser("train", help="train a model (default: the bundled digits config)",
                         description="Train an SNN from a config. With no arguments: a small STAA-SNN on "
@@ -112,6 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--samples", type=int, default=6, help="test samples to show (default 6)")
     vi.add_argument("--data-root", help="dataset folder, if not the one the checkpoints were trained on")
     vi.add_argument("--out", default="figures", help="output folder (default figures/)")
+
+    pl = sub.add_parser("plot", help="training curves of one or more runs, overlaid, as PNG",
+                        description="Loss and accuracy per epoch (train dashed, test solid), test accuracy when "
+                                    "reading out after 1..T steps, and the mean firing rate per epoch, from each "
+                                    "run folder's metrics.jsonl; several runs overlaid with their names.")
+    pl.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by staa-snn train")
+    pl.add_argument("--out", help="the PNG to write (default: <run>/curves.png for one run, curves.png for several)")
+
+    ex = sub.add_parser("export", help="a trained net as ONNX, NIR or safetensors weights with a model card",
+                        description="onnx: the eval-mode net (MPBN folded, TSRD off), batch size free. nir: LIF and "
+                                    "adaptive-LIF nets as a NIR graph (conv with BN folded, avg-pool, linear, LIF "
+                                    "with its leak, threshold and reset; STAA-LIF has no NIR primitive). "
+                                    "safetensors: a folder with model.safetensors, config.json and README.md (a "
+                                    "model card), loaded by staa_snn.models.load_pretrained. Needs pip install "
+                                    '"staa-snn[export]".')
+    ex.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by staa-snn train")
+    ex.add_argument("--format", required=True, choices=["onnx", "nir", "safetensors"])
+    ex.add_argument("--out", required=True, help="the file (onnx, nir) or folder (safetensors) to write")
+    ex.add_argument("--profile-batches", type=int, default=2,
+                    help="safetensors: test batches the model card's energy figures are measured on (default 2)")
     return parser
 
 
@@ -248,6 +269,30 @@ def _visualize(args) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    from .analysis.plot import plot_runs
+
+    out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1
+                                           else Path("curves.png"))
+    plot_runs(args.runs, out)
+    print(out)
+    return 0
+
+
+def _export(args) -> int:
+    from .export import export_checkpoint
+    from .training import ConfigError
+
+    if args.profile_batches < 1:
+        raise ConfigError(f"--profile-batches must be >= 1, got {args.profile_batches}")
+    try:
+        written = export_checkpoint(args.checkpoint, args.format, args.out, profile_batches=args.profile_batches)
+    except ImportError as e:
+        raise ConfigError(str(e)) from None
+    print(written)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -259,18 +304,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from ._malloc import tune_cpu_allocator
     from .data import CorruptFileError
+    from .export.nir_graph import NIRExportError
     from .training import ConfigError, RunFolderError, TrainingDiverged
 
     tune_cpu_allocator()  # CPU tensors reuse freed memory instead of fresh pages (glibc; see staa_snn._malloc)
 
     handlers = {"train": _train, "eval": _eval, "profile": _profile,
                 "ablate": lambda a: _ablate(a, sys.argv[1:] if argv is None else list(argv)),
-                "visualize": _visualize}
+                "visualize": _visualize, "plot": _plot, "export": _export}
     name = f"staa-snn {args.command}"
     try:
         return handlers[args.command](args)
     except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError, RunFolderError,
-            NotADirectoryError, PermissionError) as e:
+            NotADirectoryError, PermissionError, NIRExportError) as e:
         if args.debug:
             raise
         print(f"{name}: error: {_one_line(e)}", file=sys.stderr)

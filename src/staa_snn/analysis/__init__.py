@@ -1,8 +1,11 @@
 """Analysis: operation counts, firing rates and energy (:func:`profile_model`),
-Grad-CAM and figures (:mod:`.visualize`), ablation sweeps (:mod:`.ablate`)."""
+Grad-CAM and figures (:mod:`.visualize`), ablation sweeps (:mod:`.ablate`), training
+curves (:func:`plot_runs`)."""
 
 from .profile import (E_AC_PJ, E_MAC_PJ, ProfileReport, count_operations, firing_rates, is_spiking_module,
                       profile_model)
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "ProfileReport", "count_operations", "firing_rates", "is_spiking_module",
+from .plot import plot_runs
+
+__all__ = ["plot_runs", "E_AC_PJ", "E_MAC_PJ", "ProfileReport", "count_operations", "firing_rates", "is_spiking_module",
            "profile_model"]

@@ -35,9 +35,10 @@ _marks: contextvars.ContextVar["dict[int, _Mark] | None"] = contextvars.ContextV
 
 
 def mark_binary(t: Tensor) -> Tensor:
-    """Declare that ``t`` holds only 0 and 1 (no-op outside :func:`binary_saved_tensors`)."""
+    """Declare that ``t`` holds only 0 and 1 (no-op outside :func:`binary_saved_tensors`, and while
+    compiling or exporting, where a tensor has no storage to point at)."""
     marks = _marks.get()
-    if marks is not None:
+    if marks is not None and not torch.compiler.is_compiling():
         marks[t.untyped_storage().data_ptr()] = _Mark(t)
     return t
 

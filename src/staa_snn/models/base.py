@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import Tensor, nn
 
@@ -65,7 +67,11 @@ class SpikingNet(nn.Module):
     def forward_steps(self, x: Tensor, time_first: bool = False) -> Tensor:
         """Per-step logits ``[T, B, num_classes]``."""
         folded = self.encode(x, time_first)
-        with binary_saved_tensors():  # spikes saved for backward are kept as bool (exact)
+        # Training, eagerly: spikes saved for backward are kept as bool (exact). Not without autograd
+        # (nothing is saved), nor under torch.compile / export, where AOTAutograd decides what to save.
+        storage = binary_saved_tensors() if torch.is_grad_enabled() and not torch.compiler.is_compiling() \
+            else nullcontext()
+        with storage:
             logits = self.classifier(torch.flatten(self.features(folded), 1))
         return logits.unflatten(0, (self.T, -1))
 

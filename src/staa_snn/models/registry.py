@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Callable
 
 from .base import SpikingNet
 from .init import init_weights
+from .pretrained import load_weights
 from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron
 from .resnet import resnet18, resnet19, resnet20, resnet34
 from .vgg import vgg13, vgg_small
@@ -43,6 +45,7 @@ def create_model(
     neuron: str = "staa",
     in_channels: int = 3,
     init: str = "torch",
+    weights: "str | os.PathLike | None" = None,
     **neuron_options,
 ) -> SpikingNet:
     """Build a registered spiking net.
@@ -56,6 +59,9 @@ def create_model(
         in_channels: input channels (3 for images, 2 for event frames).
         init: ``"torch"`` (PyTorch's layer defaults) or ``"mpbn"`` (the MPBN code's initialisation,
             :func:`~staa_snn.models.init.init_weights`).
+        weights: a folder (or its ``model.safetensors``) written by ``staa-snn export --format
+            safetensors``, loaded into the net strictly (:func:`~staa_snn.models.load_pretrained`
+            builds the net from the folder's ``config.json`` instead).
         **neuron_options: passed to every neuron layer (e.g. ``gc=False``, ``tsrd_p=0``,
             ``tau=2.0``, ``neuron_preset="mpbn"``); unknown options are rejected with the list of
             valid ones.
@@ -71,7 +77,8 @@ def create_model(
         raise ValueError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURON_KINDS)}")
     check_neuron_options(neuron, neuron_options)
     factory = partial(_neuron_for, neuron, T, neuron_options)
-    return init_weights(_MODELS[name](factory, T, in_channels, num_classes), init)
+    model = init_weights(_MODELS[name](factory, T, in_channels, num_classes), init)
+    return model if weights is None else load_weights(model, weights)
 
 
 def _neuron_for(kind: str, T: int, options: dict, channels: int):

@@ -1,0 +1,89 @@
+"""Training curves of one or more runs, overlaid: ``staa-snn plot RUN_DIR [RUN_DIR ...]``.
+
+Four panels from each run's ``metrics.jsonl``: loss and accuracy per epoch (train dashed, test
+solid), the test accuracy when reading out after ``1..T`` steps (the last epoch), and the mean
+firing rate of the neuron layers per epoch (on the test set). A LIF baseline beside an STAA run
+is the picture this is for.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .figures import save, subplots
+
+__all__ = ["Curves", "load_history", "plot_runs"]
+
+
+def load_history(run: str | Path) -> list[dict]:
+    """The epoch records of a run folder (its ``metrics.jsonl``)."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        hint = "" if Path(run).is_dir() else " (no such folder)"
+        raise FileNotFoundError(f"{path} does not exist{hint}: give run folders written by staa-snn train")
+    records = []
+    for line, text in enumerate(path.read_text().splitlines(), 1):
+        if text.strip():
+            try:
+                records.append(json.loads(text))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {line} is not JSON ({e.msg})") from None
+    if not records:
+        raise ValueError(f"{path} holds no epoch yet")
+    return records
+
+
+@dataclass
+class Curves:
+    """What was drawn: ``series[panel][run] = (x, y)`` for every line, and the file."""
+
+    path: Path
+    series: dict[str, dict[str, tuple[list, list]]] = field(default_factory=dict)
+
+
+def _name(run: Path, names: list[str]) -> str:
+    return run.name if names.count(run.name) == 1 else f"{run.parent.name}/{run.name}"
+
+
+def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
+    """Draw the curves of ``runs`` into ``out`` (a PNG); returns what was drawn."""
+    if not runs:
+        raise ValueError("plot needs at least one run folder")
+    runs = [Path(r) for r in runs]
+    histories = {r: load_history(r) for r in runs}
+    plain = [r.name for r in runs]
+    fig, axes = subplots(2, 2, figsize=(11, 7.5))
+    curves = Curves(Path(out), {k: {} for k in ("train_loss", "test_loss", "train_acc", "test_acc",
+                                                "test_acc_per_step", "firing_rate")})
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    for run, color in zip(runs, colors, strict=True):
+        h, name = histories[run], _name(run, plain)
+        epochs = [r["epoch"] for r in h]
+        for key, ax, style in (("train_loss", axes[0, 0], "--"), ("test_loss", axes[0, 0], "-"),
+                               ("train_acc", axes[0, 1], "--"), ("test_acc", axes[0, 1], "-")):
+            values = [r[key] for r in h]
+            ax.plot(epochs, values, style, color=color, label=f"{name} ({key.split('_')[0]})")
+            curves.series[key][name] = (epochs, values)
+        per_step = h[-1].get("test_acc_per_step", [])
+        steps = list(range(1, len(per_step) + 1))
+        axes[1, 0].plot(steps, per_step, "o-", color=color, label=f"{name} (epoch {epochs[-1]})")
+        curves.series["test_acc_per_step"][name] = (steps, per_step)
+        rated = [(r["epoch"], sum(r["firing_rates"].values()) / len(r["firing_rates"])) for r in h
+                 if r.get("firing_rates")]
+        if rated:
+            x, y = [e for e, _ in rated], [v for _, v in rated]
+            axes[1, 1].plot(x, y, "-", color=color, label=name)
+            curves.series["firing_rate"][name] = (x, y)
+    titles = (("loss (train dashed, test solid)", "epoch"), ("accuracy (train dashed, test solid)", "epoch"),
+              ("test accuracy read out after t steps", "steps t"), ("mean firing rate of the neuron layers", "epoch"))
+    for ax, (title, xlabel) in zip(axes.flat, titles, strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, out)
+    return curves

@@ -1,0 +1,80 @@
+"""Export a trained net: ONNX (any ONNX runtime), NIR (neuromorphic hardware and simulators), and
+safetensors weights with a model card (to share; :func:`staa_snn.models.load_pretrained` loads them).
+
+``staa-snn export --checkpoint best.pt --format onnx|nir|safetensors --out PATH`` runs
+:func:`export_checkpoint`. The ``[export]`` extra installs what the formats need.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .nir_graph import NIRExportError, to_nir
+from .onnx_export import to_onnx
+from .weights import model_card, model_spec, save_weights
+
+__all__ = ["FORMATS", "NIRExportError", "export_checkpoint", "to_nir", "to_onnx", "save_weights"]
+
+FORMATS = ("onnx", "nir", "safetensors")
+
+
+def _input_shape(cfg) -> tuple[int, ...]:
+    from ..data import dataset_info
+
+    info = dataset_info(cfg.data.name)
+    size = cfg.data.size or info.size
+    return (info.in_channels, size, size)
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, profile_batches: int = 2,
+                      batch_size: int = 16, command: list[str] | None = None) -> Path:
+    """Export a checkpoint written by ``staa-snn train``; returns the file or folder written.
+
+    * ``onnx``: one ``.onnx`` file (the eval-mode net, MPBN folded, batch size free);
+    * ``nir``: one ``.nir`` file (LIF / adaptive-LIF nets; STAA-LIF is refused, naming its layers);
+    * ``safetensors``: a folder with ``model.safetensors``, ``config.json`` and ``README.md`` (a model
+      card with the accuracy and, from ``staa-snn profile`` on ``profile_batches`` test batches -- or a
+      random input when the data are not at hand -- the operation counts and energy).
+    """
+    from ..analysis.loading import dataset_batches, random_batch
+    from ..analysis.profile import profile_model
+    from ..training import load_trained
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    cfg, model, ckpt = load_trained(checkpoint, require_root=False)
+    out = Path(out)
+    if out.parent != Path(""):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    shape = _input_shape(cfg)
+    if fmt == "nir":
+        import nir
+
+        graph = to_nir(model, shape)
+        from .._io import atomic_path
+
+        with atomic_path(out) as tmp:
+            nir.write(tmp, graph)
+        return out
+    if fmt == "onnx":
+        from ..data import dataset_info
+
+        events = dataset_info(cfg.data.name).kind == "events"
+        example = torch.zeros(2, cfg.model.T, *shape) if events else torch.zeros(2, *shape)
+        return to_onnx(model, example, out)
+    try:  # the model card's energy: test data when at hand, else a random input (exact counts only)
+        inputs, what = dataset_batches(cfg, profile_batches, batch_size)[0], f"{profile_batches} test batches"
+    except (FileNotFoundError, ValueError, OSError):
+        inputs, what = [random_batch(cfg, batch_size)], "a random input: the firing rates, #AC and energy are not a trained net's on data"
+    from ..models import fold_mpbn
+    import copy
+
+    report = profile_model(fold_mpbn(copy.deepcopy(model)), inputs).to_dict()
+    spec = model_spec(cfg, ckpt["num_classes"], shape[0], model)
+    card = model_card(cfg=cfg, ckpt=ckpt, spec=spec, profile=report, profile_input=what,
+                      command=command if command is not None else sys.argv)
+    return save_weights(model, out, spec, card=card)

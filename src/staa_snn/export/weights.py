@@ -1,0 +1,79 @@
+"""Weights to share: ``model.safetensors``, ``config.json`` and a model card (``README.md``); the
+way back is :func:`staa_snn.models.load_pretrained`.
+
+``config.json`` holds what :func:`~staa_snn.models.create_model` needs (net, neuron and its
+options, ``T``, classes, input channels, initialisation) and the training config the weights
+came from; ``model.safetensors`` the state dict (tensors only: loading runs no code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import __version__
+from .._io import atomic_path, write_text_atomic
+from ..models.pretrained import FORMAT, _safetensors
+
+__all__ = ["save_weights", "model_card", "model_spec"]
+
+
+def save_weights(model: nn.Module, folder: str | os.PathLike, spec: dict, *, card: str | None = None) -> Path:
+    """Write ``folder/model.safetensors``, ``folder/config.json`` (``spec``: the create_model
+    arguments and provenance) and, when given, ``folder/README.md``; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(folder / "model.safetensors") as tmp:
+        _safetensors().save_file(state, str(tmp), metadata={"format": FORMAT, "staa_snn": __version__})
+    write_text_atomic(folder / "config.json", json.dumps({"format": FORMAT, **spec}, indent=1) + "\n")
+    if card is not None:
+        write_text_atomic(folder / "README.md", card)
+    return folder
+
+
+def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_input: str, command: list[str]) -> str:
+    """A model card in markdown: what the net is, how well it did, what it costs, how to load it."""
+    import yaml
+
+    history = ckpt.get("history") or []
+    record = next((h for h in history if h["epoch"] == ckpt["epoch"]), history[-1] if history else {})
+    m = spec["model"]
+    options = {k: v for k, v in m.items() if k not in ("name", "neuron", "T", "num_classes", "in_channels", "init")}
+    lines = [f"# {m['name']}, {m['neuron']} neurons, T = {m['T']} ({cfg.data.name})", "",
+             f"Spiking network trained with [staa-snn](https://github.com/) {ckpt.get('staa_snn', __version__)}: "
+             f"`{m['name']}` with `{m['neuron']}` neurons over T = {m['T']} steps, {m['num_classes']} classes, "
+             f"{m['in_channels']} input channels.", "",
+             "| | |", "|---|---|",
+             f"| net | `{m['name']}` ({spec['parameters']:,} parameters) |",
+             f"| neuron | `{m['neuron']}`, " + (", ".join(f"`{k}={v!r}`" for k, v in options.items()) or "defaults")
+             + " |",
+             f"| T | {m['T']} |", f"| dataset | `{cfg.data.name}` |",
+             f"| trained | {ckpt['epoch']} of {cfg.train.epochs} epochs, step {ckpt.get('step')} |"]
+    if record:
+        steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
+        lines += [f"| test accuracy | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
+                  f"| accuracy read out after 1..T steps | {steps} |"]
+    if profile is not None:
+        lines += [f"| dense MACs (T steps) | {profile['dense_macs'] / 1e9:.4f} G |",
+                  f"| #AC / #MAC | {profile['ac'] / 1e9:.4f} G / {profile['mac'] / 1e9:.4f} G |",
+                  f"| energy (45 nm) | {profile['energy_mj']:.4f} mJ per sample ({profile_input}) |"]
+    lines += ["", "## Use", "", "```python", "from staa_snn.models import load_pretrained", "",
+              "net = load_pretrained(\"path/to/this/folder\")   # eval mode; net(x) -> logits", "```", "",
+              "## Training config", "", "```yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), "```", "",
+              "## Exported with", "", "```bash", " ".join(command) if command else " ".join(sys.argv), "```", ""]
+    return "\n".join(lines)
+
+
+def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module) -> dict:
+    """``config.json``'s content: the create_model arguments, the parameter count, the training config."""
+    options = {k: v for k, v in cfg.model.neuron_options.items() if k != "backend"}
+    return {"model": {"name": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T, "num_classes": num_classes,
+                      "in_channels": in_channels, "init": cfg.model.init, **options},
+            "parameters": sum(p.numel() for p in model.parameters()), "dataset": cfg.data.name,
+            "config": cfg.to_dict(), "staa_snn": __version__, "torch": torch.__version__}

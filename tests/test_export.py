@@ -1,0 +1,215 @@
+"""Export: ONNX (onnxruntime gives PyTorch's logits), NIR (a small interpreter reproduces the spikes),
+safetensors with a model card (load_pretrained gives the same net back); training curves."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from staa_snn import cli
+from staa_snn.analysis.plot import load_history, plot_runs
+from staa_snn.models import SpikingNeuron, create_model, fold_mpbn, load_pretrained
+from staa_snn.neurons import MultiStepNeuron
+from staa_snn.training import load_config, train
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A LIF and an STAA digits run, 2 epochs at T = 4 (tiny budget)."""
+    out = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for neuron in ("lif", "staa"):
+        cfg = load_config("digits", ["data.size=12", "model.T=4", f"model.neuron={neuron}", "train.epochs=2",
+                                     "train.max_batches=6", "train.progress=false", f"output.dir={out}",
+                                     f"output.name={neuron}"])
+        folders[neuron] = train(cfg).run_dir
+    return folders
+
+
+def _test_batch(n=16, size=12):
+    from staa_snn.data import get_dataset
+
+    ds = get_dataset("digits", split="test", size=size)
+    return torch.stack([ds[i][0] for i in range(n)])
+
+
+@pytest.mark.parametrize("neuron", ["lif", "staa"])
+def test_onnx_runs_in_onnxruntime_with_pytorchs_logits(runs, neuron, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime", reason='ONNX export is the [export] extra')
+    out = tmp_path / f"{neuron}.onnx"
+    assert cli.main(["export", "--checkpoint", str(runs[neuron] / "best.pt"), "--format", "onnx",
+                     "--out", str(out)]) == 0
+    model = load_pretrained_from_checkpoint(runs[neuron] / "best.pt")
+    session = ort.InferenceSession(str(out))
+    for batch in (16, 5):  # the batch size is free
+        x = _test_batch(batch)
+        got = session.run(None, {"x": x.numpy()})[0]
+        with torch.no_grad():
+            want = model(x).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    assert out.stat().st_size > 10_000
+
+
+def load_pretrained_from_checkpoint(path):
+    from staa_snn.training import load_trained
+
+    return load_trained(path, require_root=False)[1]
+
+
+def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    out = tmp_path / "shared"
+    assert cli.main(["export", "--checkpoint", str(runs["staa"] / "best.pt"), "--format", "safetensors",
+                     "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    card = (out / "README.md").read_text()
+    record = next(h for h in load_history(runs["staa"]) if h["test_acc"] == max(r["test_acc"] for r in
+                                                                                 load_history(runs["staa"])))
+    assert f"| test accuracy | {record['test_acc']:.2%}" in card and "| energy (45 nm) |" in card
+    assert "vgg_small" in card and "load_pretrained" in card and "staa-snn" in card
+    spec = json.loads((out / "config.json").read_text())
+    assert spec["model"]["neuron"] == "staa" and spec["model"]["T"] == 4 and spec["model"]["num_classes"] == 10
+    trained = load_pretrained_from_checkpoint(runs["staa"] / "best.pt")
+    loaded = load_pretrained(out)
+    again = create_model("vgg_small", num_classes=10, T=4, in_channels=1, neuron="staa",
+                         weights=out / "model.safetensors").eval()
+    x = _test_batch()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), trained(x)) and torch.equal(again(x), trained(x))
+    with pytest.raises(ValueError, match=r"do not fit this net: \d+ unexpected \(e.g. features.12.neuron.gc"):
+        create_model("vgg_small", num_classes=10, T=4, in_channels=1, neuron="adaptive", weights=out)
+
+
+# -- NIR ---------------------------------------------------------------------------------------
+
+def run_nir(graph, x: torch.Tensor, T: int):
+    """A small interpreter of the NIR graphs written here: dt = 1, Euler, each LIF starting at rest
+    (v = v_leak); NIR's LIF fires on v > threshold.
+    Returns the per-step outputs and every LIF node's spikes per step."""
+    preds = {name: [s for s, d in graph.edges if d == name] for name in graph.nodes}
+    order, done = [], set()
+    while len(order) < len(graph.nodes):
+        for name in graph.nodes:
+            if name not in done and all(p in done for p in preds[name]):
+                order.append(name)
+                done.add(name)
+    state = {n: None for n, node in graph.nodes.items() if type(node).__name__ == "LIF"}
+    outputs, spikes = [], {n: [] for n in state}
+    t64 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+    for _ in range(T):
+        values = {}
+        for name in order:
+            node = graph.nodes[name]
+            kind = type(node).__name__
+            inp = x if kind == "Input" else sum(values[p] for p in preds[name])
+            if kind == "Conv2d":
+                out = F.conv2d(inp[None], t64(node.weight), t64(node.bias), tuple(node.stride), tuple(node.padding),
+                               tuple(node.dilation), node.groups)[0]
+            elif kind == "AvgPool2d":
+                out = F.avg_pool2d(inp[None], tuple(node.kernel_size), tuple(node.stride), tuple(node.padding))[0]
+            elif kind == "Flatten":
+                out = inp.reshape(-1)
+            elif kind == "Affine":
+                out = t64(node.weight) @ inp + t64(node.bias)
+            elif kind == "LIF":
+                v = state[name] if state[name] is not None else t64(node.v_leak).expand_as(inp)  # at rest
+                v = v + (t64(node.v_leak) - v + t64(node.r) * inp) / t64(node.tau)
+                s = (v > t64(node.v_threshold)).double()
+                state[name] = torch.where(s.bool(), t64(node.v_reset), v)
+                spikes[name].append(s)
+                out = s
+            else:  # Input, Output
+                out = inp
+            values[name] = out
+        outputs.append(values["output"])
+    return torch.stack(outputs), {n: torch.stack(v) for n, v in spikes.items()}
+
+
+def _our_spikes(model, x):
+    got = {}
+    hooks = [m.register_forward_hook(lambda mod, a, out, name=name: got.__setitem__(name, out.detach()))
+             for name, m in model.named_modules() if isinstance(m, SpikingNeuron)]
+    with torch.no_grad():
+        steps = model.forward_steps(x[None])
+    for h in hooks:
+        h.remove()
+    return steps[:, 0], {n: s.unflatten(0, (model.T, -1))[:, 0] for n, s in got.items()}
+
+
+@pytest.mark.parametrize("name, neuron, options", [
+    ("vgg_small", "lif", {}),
+    ("vgg_small", "adaptive", {"neuron_preset": "mpbn"}),  # per-channel M, N; BN_mp folded into thresholds
+    ("resnet20", "lif", {"tau": 3.0, "v_reset": -0.2}),   # residual edges, AvgPool shortcuts
+])
+def test_nir_graph_reproduces_the_spikes(name, neuron, options, tmp_path):
+    nir = pytest.importorskip("nir", reason="NIR export is the [export] extra")
+    from staa_snn.export import to_nir
+
+    torch.manual_seed(0)
+    size = 16
+    model = create_model(name, num_classes=5, T=3, in_channels=1, neuron=neuron, **options).double()
+    with torch.no_grad():  # a trained-looking net: BN statistics away from (0, 1), some weights negative
+        model.train()
+        model(torch.rand(8, 1, size, size, dtype=torch.float64) * 3)
+        for m in model.modules():
+            if isinstance(m, MultiStepNeuron) and m.bn_mp is not None:
+                m.bn_mp.weight.uniform_(0.5, 1.5)
+                m.bn_mp.bias.uniform_(-0.3, 0.3)
+            if hasattr(m, "m") and isinstance(getattr(m, "m"), torch.nn.Parameter):
+                m.m.uniform_(0.1, 0.6)
+                m.n.uniform_(0.5, 1.5)
+    model.eval()
+    path = tmp_path / "net.nir"
+    nir.write(path, to_nir(model, (1, size, size)))
+    graph = nir.read(path)
+    x = torch.rand(1, size, size, dtype=torch.float64) * 3
+    reference = fold_mpbn(model)
+    logits, ours = _our_spikes(reference, x)
+    out, theirs = run_nir(graph, x, model.T)
+    assert set(theirs) == {f"{n}" for n in ours} and sum(s.sum() for s in ours.values()) > 0
+    for n, s in ours.items():
+        assert torch.equal(theirs[n], s), n
+    torch.testing.assert_close(out, logits, rtol=1e-9, atol=1e-9)
+
+
+def test_nir_refuses_what_it_cannot_express(tmp_path, runs, capsys):
+    pytest.importorskip("nir", reason="NIR export is the [export] extra")
+    from staa_snn.export import NIRExportError, to_nir
+
+    staa = create_model("vgg_small", num_classes=5, T=2, in_channels=1, neuron="staa")
+    with pytest.raises(NIRExportError, match=r"STAA-LIF layers have no NIR primitive .*features.2.neuron"):
+        to_nir(staa, (1, 8, 8))
+    mpbn = create_model("vgg_small", num_classes=5, T=2, in_channels=1, neuron="lif", neuron_preset="mpbn")
+    with torch.no_grad():
+        mpbn.features[2].neuron.bn_mp.weight[3] = -1.0
+    with pytest.raises(NIRExportError, match="negative BN weight fire below their threshold"):
+        to_nir(mpbn.eval(), (1, 8, 8))
+    assert cli.main(["export", "--checkpoint", str(runs["staa"] / "best.pt"), "--format", "nir",
+                     "--out", str(tmp_path / "x.nir")]) == 2
+    err = capsys.readouterr().err
+    assert "STAA-LIF layers have no NIR primitive" in err and len(err.strip().splitlines()) == 1
+
+
+# -- curves --------------------------------------------------------------------------------------
+
+def test_plot_draws_every_run_from_its_metrics(runs, tmp_path, capsys):
+    out = tmp_path / "curves.png"
+    assert cli.main(["plot", str(runs["lif"]), str(runs["staa"]), "--out", str(out)]) == 0
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size[0] > 500 and im.size[1] > 400
+    curves = plot_runs([runs["lif"], runs["staa"]], tmp_path / "again.png")
+    for panel in ("train_loss", "test_loss", "train_acc", "test_acc", "test_acc_per_step", "firing_rate"):
+        assert sorted(curves.series[panel]) == ["lif", "staa"], panel  # one line per run
+    for neuron in ("lif", "staa"):
+        history = load_history(runs[neuron])
+        assert curves.series["test_acc"][neuron] == ([1, 2], [h["test_acc"] for h in history])
+        assert curves.series["test_acc_per_step"][neuron][1] == history[-1]["test_acc_per_step"]
+        rates = history[-1]["firing_rates"]
+        assert curves.series["firing_rate"][neuron][1][-1] == pytest.approx(sum(rates.values()) / len(rates))
+    assert cli.main(["plot", str(tmp_path / "nowhere")]) == 2
+    assert "metrics.jsonl does not exist (no such folder)" in capsys.readouterr().err
