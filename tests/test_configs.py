@@ -73,3 +73,13 @@ def test_paper_config_trains_one_step(row, tmp_path):
     lif = load_config(cli.resolve_config(f"{row}_lif"), ["data.root=/placeholder"])
     expected = load_config(cli.resolve_config(row), ["data.root=/placeholder", "model.neuron=lif"]).to_dict()
     assert lif.to_dict() == expected
+
+
+def test_full_tables_from_a_config_follow_the_data_size():
+    from staa_snn.neurons import STAALIF
+    from staa_snn.training.engine import build_model
+
+    cfg = load_config("digits", ["model.pe_shape=full", "model.mn_shape=full", "data.size=16"])
+    layers = [m for m in build_model(cfg).modules() if isinstance(m, STAALIF)]
+    assert [m.spatial_shape for m in layers] == [(16, 16), (16, 16), (8, 8), (8, 8)]
+    assert [tuple(m.pe.p.shape[-2:]) for m in layers] == [(16, 16), (16, 16), (8, 8), (8, 8)]

@@ -154,3 +154,45 @@ def test_convert_spikingjelly_net():
     out.sum().backward()
     assert all(p.grad is not None for p in converted.parameters())
     assert isinstance(convert_neurons(copy.deepcopy(net), "adaptive").get_submodule("1"), AdaptiveLIF)
+
+
+@pytest.mark.parametrize("name,neuron,size,options", [
+    ("resnet20", "staa", (32, 24), dict(pe_shape="full", mn_shape="full")),
+    ("vgg13", "adaptive", (48, 40), dict(mn_shape="full")),
+])
+def test_full_tables_get_each_layers_own_spatial_shape(name, neuron, size, options):
+    model = create_model(name, num_classes=10, T=2, neuron=neuron, input_size=size, **options)
+    seen = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a: seen.__setitem__(m, tuple(a[0].shape[3:])))
+             for m in model.modules() if isinstance(m, AdaptiveLIF)]
+    model(torch.rand(2, 3, *size)).sum().backward()
+    for h in hooks:
+        h.remove()
+    shapes = {m: m.spatial_shape for m in seen}
+    assert shapes == seen and len(set(seen.values())) >= 3  # every stage's own (H, W), from the input's down
+    first = next(iter(seen))
+    assert first.spatial_shape == size and first.m.shape == (first.channels, *size)
+    if neuron == "staa":
+        assert first.pe.p.shape == (2, first.channels, *size)
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match=r"mn_shape='full' .*pass input_size=\(H, W\)"):
+        create_model(name, num_classes=10, T=2, neuron=neuron, **options)
+    with pytest.raises(ValueError, match=r"input_size=\(4, 4\) is too small for vgg13"):
+        create_model("vgg13", num_classes=10, T=2, neuron=neuron, input_size=4, **options)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "staa"])
+@pytest.mark.parametrize("backend", ["fused", "reference", "compiled"])
+def test_torch_compile_of_a_whole_net_has_no_graph_break(neuron, backend):
+    # The spike storage (data pointers, a context variable), TSRD's host-side mask and the
+    # neurons' own compiled loops all step aside while Dynamo traces a whole net.
+    from staa_snn.kernels._compile import compile_unsupported
+
+    if backend == "compiled" and compile_unsupported():
+        pytest.skip(compile_unsupported())
+    torch._dynamo.reset()
+    model = create_model("vgg_small", num_classes=10, T=2, neuron=neuron, in_channels=1, backend=backend, tsrd_p=0.5) \
+        if neuron == "staa" else create_model("vgg_small", num_classes=10, T=2, neuron=neuron, in_channels=1, backend=backend)
+    explained = torch._dynamo.explain(model.train())(torch.rand(3, 1, 8, 8))
+    assert explained.graph_break_count == 0, [str(b.reason)[:200] for b in explained.break_reasons]
+    assert explained.graph_count == 1

@@ -1,4 +1,4 @@
-"""Vectorised readers of the jAER / iniVation AEDAT files (data-formats.md).
+"""Vectorised readers of the jAER / iniVation AEDAT files (docs/data.md).
 
 Both readers return a dict of equal-length numpy arrays ``t`` (int64, us),
 ``x``, ``y`` (int32 image coordinates, x = column, y = row) and ``p`` (int32,

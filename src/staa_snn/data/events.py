@@ -1,4 +1,4 @@
-"""Event streams to frames (data-formats.md, "Events to frames").
+"""Event streams to frames (docs/data.md, "Event data").
 
 An event stream is four equal-length 1-D arrays ``t, x, y, p`` in time order:
 timestamps in microseconds, image coordinates (x = column, y = row) on the

@@ -1,4 +1,4 @@
-"""Per-dataset transforms of the training recipes (models-and-recipes.md).
+"""Per-dataset transforms of the training recipes (docs/models.md).
 
 torchvision's v2 transforms where it has them (crop, flip, AutoAugment,
 random-resized crop); :class:`Cutout` and the event-frame transforms are

@@ -1,4 +1,4 @@
-"""Format-exact writers of the dataset releases (data-formats.md).
+"""Format-exact writers of the dataset releases (docs/data.md).
 
 They produce small files exactly as the originals are laid out, so the
 loaders can be checked without the real data (no dataset can be downloaded

@@ -18,6 +18,7 @@ from torch import nn
 
 from .. import __version__
 from .._io import atomic_path, write_text_atomic
+from ..data import dataset_info
 from ..models.pretrained import FORMAT, _safetensors
 
 __all__ = ["save_weights", "model_card", "model_spec"]
@@ -73,6 +74,7 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
 def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module) -> dict:
     """``config.json``'s content: the create_model arguments, the parameter count, the training config."""
     options = {k: v for k, v in cfg.model.neuron_options.items() if k != "backend"}
+    options["input_size"] = cfg.data.size or dataset_info(cfg.data.name).size
     return {"model": {"name": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T, "num_classes": num_classes,
                       "in_channels": in_channels, "init": cfg.model.init, **options},
             "parameters": sum(p.numel() for p in model.parameters()), "dataset": cfg.data.name,

@@ -60,8 +60,8 @@ def staa_lif_multistep(
     """
     T = x_seq.shape[0]
     shared_drop = None
-    if drop is not None and drop.shape[1] == 1:
-        shared_drop = drop[:, 0].tolist()                      # one host sync per forward
+    if drop is not None and drop.shape[1] == 1 and not torch.compiler.is_compiling():
+        shared_drop = drop[:, 0].tolist()                      # one host sync per eager forward
     v = torch.full_like(x_seq[0], v_reset)
     spikes, gates = [], []
     for t in range(T):

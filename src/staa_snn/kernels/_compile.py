@@ -49,8 +49,9 @@ def compiled(fn):
 
 
 def maybe_compiled(fn, use_compiled: bool):
-    """``compiled(fn)`` when ``use_compiled``, else ``fn`` itself."""
-    return compiled(fn) if use_compiled else fn
+    """``compiled(fn)`` when ``use_compiled``, else ``fn`` itself (also inside a ``torch.compile``
+    of a whole net, which then traces the loop into its own graph)."""
+    return compiled(fn) if use_compiled and not torch.compiler.is_compiling() else fn
 
 
 class StepOutput:

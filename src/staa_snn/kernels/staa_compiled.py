@@ -33,7 +33,7 @@ from torch import Tensor
 from ..functional.lif import hard_reset
 from ..functional.sa import step_attention
 from ..functional.surrogate import Surrogate
-from ._compile import compiled
+from ._compile import maybe_compiled
 
 __all__ = ["staa_lif_multistep_compiled"]
 
@@ -93,5 +93,5 @@ def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_thr
     (``sa_gates`` an ``nn.Module`` or ``None``; ``normalize`` BN_mp through its module, whose
     running statistics the compiled graph updates); compiled once per process."""
     with _memory_budget():  # in force whenever a (re)compile happens
-        return compiled(_loop)(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
+        return maybe_compiled(_loop, True)(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
                                  surrogate, detach_reset, normalize)

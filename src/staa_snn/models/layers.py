@@ -39,7 +39,7 @@ class SpikingNeuron(nn.Module):
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
-    """``conv(k, c_out, s)`` of models-and-recipes.md: bias-free conv, padding ``k // 2``, then BN."""
+    """``conv(k, c_out, s)`` of docs/models.md: bias-free conv, padding ``k // 2``, then BN."""
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
         nn.BatchNorm2d(c_out),

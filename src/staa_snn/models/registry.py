@@ -6,6 +6,9 @@ import os
 from functools import partial
 from typing import Callable
 
+import torch
+from torch import Tensor, nn
+
 from .base import SpikingNet
 from .init import init_weights
 from .pretrained import load_weights
@@ -46,6 +49,7 @@ def create_model(
     in_channels: int = 3,
     init: str = "torch",
     weights: "str | os.PathLike | None" = None,
+    input_size: "int | tuple[int, int] | None" = None,
     **neuron_options,
 ) -> SpikingNet:
     """Build a registered spiking net.
@@ -62,6 +66,10 @@ def create_model(
         weights: a folder (or its ``model.safetensors``) written by ``staa-snn export --format
             safetensors``, loaded into the net strictly (:func:`~staa_snn.models.load_pretrained`
             builds the net from the folder's ``config.json`` instead).
+        input_size: the input's ``(H, W)`` (or one int for square inputs). Needed only by the
+            options that hold a table over each layer's spatial positions (``mn_shape="full"``,
+            ``pe_shape="full"``): every neuron layer then gets the ``(H, W)`` of its own input,
+            inferred by a shape-only pass of the net (no arithmetic, on the ``meta`` device).
         **neuron_options: passed to every neuron layer (e.g. ``gc=False``, ``tsrd_p=0``,
             ``tau=2.0``, ``neuron_preset="mpbn"``); unknown options are rejected with the list of
             valid ones.
@@ -76,10 +84,56 @@ def create_model(
     if neuron not in NEURON_KINDS:
         raise ValueError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURON_KINDS)}")
     check_neuron_options(neuron, neuron_options)
-    factory = partial(_neuron_for, neuron, T, neuron_options)
-    model = init_weights(_MODELS[name](factory, T, in_channels, num_classes), init)
+    builder = _MODELS[name]
+    if _needs_spatial_shape(neuron, neuron_options):
+        if input_size is None:
+            full = [k for k in ("mn_shape", "pe_shape") if neuron_options.get(k) == "full"]
+            raise ValueError(f"{' and '.join(f'{k}={neuron_options[k]!r}' for k in full)} gives every neuron layer "
+                             "a table over its input's positions: pass input_size=(H, W), the input image size")
+        shapes = iter(_layer_spatial_shapes(name, builder, T, in_channels, num_classes, input_size))
+        factory = lambda channels: make_neuron(neuron, channels, T, spatial_shape=next(shapes), **neuron_options)  # noqa: E731
+    else:
+        factory = partial(_neuron_for, neuron, T, neuron_options)
+    model = init_weights(builder(factory, T, in_channels, num_classes), init)
     return model if weights is None else load_weights(model, weights)
 
 
 def _neuron_for(kind: str, T: int, options: dict, channels: int):
     return make_neuron(kind, channels, T, **options)
+
+
+def _needs_spatial_shape(kind: str, options: dict) -> bool:
+    """Whether the options size a table by the input's (H, W) and leave ``spatial_shape`` to us."""
+    if "spatial_shape" in options:  # given by the caller: the same shape for every layer
+        return False
+    pe_full = kind == "staa" and options.get("pe_shape") == "full" and options.get("pe", "learnable") not in (None, "none")
+    return kind != "lif" and (options.get("mn_shape") == "full" or pe_full)
+
+
+class _ShapeProbe(nn.Module):
+    """Stands in for a neuron while the net's shapes are traced: passes its input on, notes its shape."""
+
+    def __init__(self, seen: dict, index: int) -> None:
+        super().__init__()
+        self.seen, self.index = seen, index
+
+    def forward(self, x: Tensor) -> Tensor:  # [T, B, C, *spatial]
+        self.seen[self.index] = tuple(x.shape[3:])
+        return x
+
+
+def _layer_spatial_shapes(name: str, builder, T: int, in_channels: int, num_classes: int,
+                          input_size: "int | tuple[int, int]") -> list[tuple[int, ...]]:
+    """The spatial shape at each neuron slot, in the order the builder asks for neurons."""
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise ValueError(f"input_size must be a positive int or (H, W), got {input_size!r}")
+    seen: dict[int, tuple[int, ...]] = {}
+    count = iter(range(1 << 30))
+    with torch.device("meta"):
+        probe = builder(lambda channels: _ShapeProbe(seen, next(count)), T, in_channels, num_classes)
+        try:
+            probe.forward_steps(torch.empty(1, in_channels, *size))
+        except RuntimeError as e:  # a pooling or conv left with nothing
+            raise ValueError(f"input_size={size} is too small for {name}: {e}") from None
+    return [seen[i] for i in range(len(seen))]

@@ -1,6 +1,6 @@
 """Spiking ResNets: ResNet-19 and ResNet-20 (CIFAR), ResNet-18/34 (ImageNet).
 
-Definitions as in ``models-and-recipes.md``; every neuron slot takes the neuron
+Definitions as in ``docs/models.md``; every neuron slot takes the neuron
 built by ``neuron(channels)``, so one definition serves LIF, adaptive LIF and STAA-LIF.
 """
 

@@ -89,7 +89,8 @@ def build_model(cfg: Config, num_classes: int | None = None) -> SpikingNet:
         del options["backend"]
     try:
         return create_model(cfg.model.name, num_classes=num_classes or info.num_classes, T=cfg.model.T,
-                            neuron=cfg.model.neuron, in_channels=info.in_channels, init=cfg.model.init, **options)
+                            neuron=cfg.model.neuron, in_channels=info.in_channels, init=cfg.model.init,
+                            input_size=cfg.data.size or info.size, **options)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model: {e}") from e
 
