@@ -16,6 +16,9 @@ from staa_snn.neurons import LIF, STAALIF, AdaptiveLIF
 
 D64 = dict(dtype=torch.float64)
 
+# Every test here runs where ``pytest --device`` says (cpu by default; cuda in benchmarks/gpu_check.py).
+pytestmark = pytest.mark.usefixtures("on_device")
+
 
 def _params(kind, shape):
     if kind == "float":
@@ -343,7 +346,7 @@ def test_fused_kernels_under_bf16_autocast_follow_the_reference(neuron):
     x = torch.randn(4, 1, 16, 16)
     outs, grads = [], []
     for model in (fast, ref):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
             out = model(x)
         out.float().square().sum().backward()
         outs.append(out)

@@ -221,6 +221,41 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
 
+def _host_reads(monkeypatch):
+    """Record every read of a tensor's value back to Python made by staa-snn's own code (outside
+    the data loaders, which run on the CPU in worker processes): on a GPU each is a synchronisation."""
+    reads = []
+    data_dir = os.path.join("staa_snn", "data")
+
+    def counting(name, real):
+        def read(self, *args, **kwargs):
+            caller = sys._getframe(1)
+            path = caller.f_code.co_filename
+            if "staa_snn" in path and data_dir not in path:
+                reads.append(f"{name} at {os.path.basename(path)}:{caller.f_lineno}")
+            return real(self, *args, **kwargs)
+        return read
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+    return reads
+
+
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_a_training_epoch_reads_nothing_back_per_step(tmp_path, monkeypatch, backend):
+    # Loss sums, correct counts and the finite flag stay on the device between check points:
+    # an epoch of 8 steps reads exactly as many values back as an epoch of 2.
+    reads = _host_reads(monkeypatch)
+    counts = []
+    for steps in (2, 8):
+        del reads[:]
+        train(tiny(tmp_path, "train.epochs=1", f"train.max_batches={steps}", "train.check_every=1000",
+                   "model.tsrd_p=0.5", f"model.backend={backend}", name=f"{backend}{steps}"))
+        counts.append(sorted(reads))
+    assert counts[0] == counts[1], set(counts[1]) - set(counts[0])
+    assert len(counts[0]) < 40  # the epoch's end: totals, the finite checks, the evaluation's sums
+
+
 def test_bf16_mixup_adamw_and_eval_checkpoint(tmp_path):
     result = train(tiny(tmp_path, "train.amp=bf16", "data.mixup=0.4", "data.cutmix=1.0", "optim.name=adamw",
                         "optim.lr=0.003", "optim.grad_clip=1.0", "train.epochs=1"))

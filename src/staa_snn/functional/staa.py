@@ -59,40 +59,29 @@ def staa_lif_multistep(
         are the weights applied to ``(h, u)`` at each step: 1 where no SA ran.
     """
     T = x_seq.shape[0]
-    shared_drop = None
-    if drop is not None and drop.shape[1] == 1 and not torch.compiler.is_compiling():
-        shared_drop = drop[:, 0].tolist()                      # one host sync per eager forward
     v = torch.full_like(x_seq[0], v_reset)
     spikes, gates = [], []
     for t in range(T):
         h = m * (v - v_reset) if v_reset != 0.0 else m * v     # history term
-        basic = shared_drop is not None and shared_drop[t]
-        if basic:
-            H = h + n * x_seq[t]
+        u = n * x_hat_seq[t]                                   # input term
+        if sa_gates is not None:
+            g_h, g_u = sa_gates(h, u)
+            H = step_attention(h, u, g_h, g_u)
         else:
-            u = n * x_hat_seq[t]                               # input term
+            H = h + u
+        if membrane_pe is not None:
+            H = H + membrane_pe[t]
+        if drop is not None:  # basic steps: selected on the device, nothing read back per step
+            sel = drop[t].view((-1,) + (1,) * (H.dim() - 1))
+            H = torch.where(sel, h + n * x_seq[t], H)
             if sa_gates is not None:
-                g_h, g_u = sa_gates(h, u)
-                H = step_attention(h, u, g_h, g_u)
-            else:
-                H = h + u
-            if membrane_pe is not None:
-                H = H + membrane_pe[t]
-            if drop is not None and shared_drop is None:       # per-sample TSRD
-                sel = drop[t].view((-1,) + (1,) * (H.dim() - 1))
-                H = torch.where(sel, h + n * x_seq[t], H)
-                if sa_gates is not None:
-                    one = torch.ones((), dtype=g_h.dtype, device=g_h.device)
-                    g_h = torch.where(drop[t, :, None], one, g_h)
-                    g_u = torch.where(drop[t, :, None], one, g_u)
+                one = torch.ones((), dtype=g_h.dtype, device=g_h.device)
+                g_h = torch.where(drop[t, :, None], one, g_h)
+                g_u = torch.where(drop[t, :, None], one, g_u)
         if v_reset != 0.0:
             H = H + v_reset
         if sa_gates is not None:
-            if basic:
-                ones = torch.ones(x_seq.shape[1], 2, x_seq.shape[2], dtype=x_seq.dtype, device=x_seq.device)
-                gates.append(ones)
-            else:
-                gates.append(torch.stack([g_h, g_u], dim=1).detach())
+            gates.append(torch.stack([g_h, g_u], dim=1).detach().expand(x_seq.shape[1], 2, -1))
         s = fire(H if normalize is None else normalize(H), v_threshold, surrogate)
         v = hard_reset(H, s, v_reset, detach_reset)
         spikes.append(s)

@@ -589,7 +589,7 @@ class Trainer:
             return self.batch >= value
         if self.batch % self.cfg.train.check_every:
             return False  # (time is looked at only at the check points, where ranks agree anyway)
-        due = torch.tensor([float(time.monotonic() >= value)])
+        due = torch.tensor([float(time.monotonic() >= value)], device=self.device)  # NCCL needs it on the GPU
         if self.ctx.distributed:
             dist.broadcast(due, 0)
         return bool(due.item())
@@ -644,7 +644,8 @@ class Trainer:
             if cfg.train.progress:
                 print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
                       f"acc {record['train_acc']:.2%} | test loss {record['test_loss']:.4f} "
-                      f"acc {record['test_acc']:.2%} | {record['train_samples_per_s']:.0f} img/s", file=sys.stderr)
+                      f"acc {record['test_acc']:.2%} (best {best:.2%}) | {record['train_samples_per_s']:.0f} img/s",
+                      file=sys.stderr)
 
     # -- stage 6: checkpoints -----------------------------------------------------
     def checkpoint(self, sums: _Sums | None, *, best: bool = False) -> None:

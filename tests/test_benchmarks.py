@@ -1,0 +1,37 @@
+"""benchmarks/gpu_check.py in its CPU mode (tiny shapes), so the script a GPU machine runs cannot rot."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_the_cpu_and_reports(tmp_path):
+    pytest.importorskip("spikingjelly", reason="the report's SpikingJelly row (the dev extra installs it)")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["ok"] and report["environment"]["tiny"]
+    kernel = report["correctness"]["kernel_tests"]
+    assert kernel["ok"] and kernel["tests"] >= 10 and kernel["failures"] == kernel["errors"] == 0
+    assert {(r["neuron"], r["backend"]) for r in report["correctness"]["nets"]} == {("lif", "fused"), ("staa", "fused")}
+    assert all(r["logits_max_abs_diff"] < 1e-5 for r in report["correctness"]["nets"])
+    assert [r["amp"] for r in report["correctness"]["trainer"]] == ["none", "bf16"]
+    for workload in report["speed"]:
+        rows = {r["variant"]: r for r in workload["rows"]}
+        assert list(rows) == ["ANN", "LIF", "STAA", "SJ-LIFNode"]
+        assert rows["ANN"]["time_x_ann"] == 1.0 and rows["ANN"]["memory_x_ann"] == 1.0
+        for r in rows.values():
+            assert r["step_ms"] > 0 and r["images_per_s"] == pytest.approx(workload["batch"] * 1e3 / r["step_ms"])
+        assert rows["STAA"]["memory_mib"] > rows["LIF"]["memory_mib"]  # STAA saves its gate inputs too
+    projection = report["projection"]
+    assert projection["steps_per_epoch"] == 391 and projection["eval_batches"] == 79
+    assert projection["epoch_s"] == pytest.approx(projection["train_s_per_epoch"] + projection["eval_s_per_epoch"])
+    text = (tmp_path / "gpu_check.md").read_text()
+    assert "Overall: **correct**" in text and "| STAA |" in text
