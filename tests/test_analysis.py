@@ -156,7 +156,7 @@ def test_profile_firing_rates_are_the_neurons():
 
 
 def test_gradcam_equals_a_hand_computation_on_the_first_layer():
-    pytest.importorskip("pytorch_grad_cam", reason='Grad-CAM is the [viz] extra (pip install "staa-snn[viz]")')
+    pytest.importorskip("pytorch_grad_cam", reason='Grad-CAM is the [viz] extra (pip install -e ".[viz]" (in the repository))')
     torch.manual_seed(0)
     net = create_model("vgg_small", num_classes=10, T=2, neuron="lif", in_channels=1).eval()
     x = torch.rand(2, 1, 8, 8) * 3
@@ -187,7 +187,7 @@ def two_checkpoints(tmp_path_factory):
 
 
 def test_visualize_writes_the_figures(two_checkpoints, tmp_path, capsys):
-    pytest.importorskip("pytorch_grad_cam", reason='Grad-CAM is the [viz] extra (pip install "staa-snn[viz]")')
+    pytest.importorskip("pytorch_grad_cam", reason='Grad-CAM is the [viz] extra (pip install -e ".[viz]" (in the repository))')
     args = ["visualize", "--checkpoint", str(two_checkpoints[0]), "--checkpoint", str(two_checkpoints[1]),
             "--samples", "3", "--out", str(tmp_path)]
     assert cli.main(args) == 0
@@ -199,7 +199,7 @@ def test_visualize_writes_the_figures(two_checkpoints, tmp_path, capsys):
 
 
 def test_visualize_api_without_sa(two_checkpoints, tmp_path):
-    pytest.importorskip("pytorch_grad_cam", reason='Grad-CAM is the [viz] extra (pip install "staa-snn[viz]")')
+    pytest.importorskip("pytorch_grad_cam", reason='Grad-CAM is the [viz] extra (pip install -e ".[viz]" (in the repository))')
     from staa_snn.analysis.loading import dataset_batches, model_from
 
     cfg, model, _ = model_from(None, [], two_checkpoints[0])

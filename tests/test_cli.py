@@ -45,8 +45,10 @@ def test_config_by_path_or_name(tmp_path):
     own = tmp_path / "mine.yaml"
     own.write_text("train:\n  epochs: 1\n")
     assert resolve_config(str(own)) == own
-    with pytest.raises(ConfigError, match="neither a file nor a bundled config; bundled: cifar100_resnet19_t1"):
+    with pytest.raises(ConfigError, match="neither a file nor a bundled config; staa-snn configs lists the"):
         resolve_config("nope")
+    with pytest.raises(ConfigError, match="did you mean cifar10_resnet20_t4 or "):
+        resolve_config("cifar10_resnet50_t4")
 
 
 def test_interrupt_is_reported_with_the_resume_hint(monkeypatch, capsys, tmp_path):
@@ -70,7 +72,7 @@ def test_visualize_without_its_extra_says_so_before_loading_anything(monkeypatch
     monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)  # as if not installed
     assert main(["visualize", "--checkpoint", "/nonexistent/best.pt"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == 'staa-snn visualize: error: staa-snn visualize needs Grad-CAM: pip install "staa-snn[viz]"'
+    assert err.strip() == 'staa-snn visualize: error: staa-snn visualize needs Grad-CAM: pip install -e ".[viz]" (in the repository)'
 
 
 def test_print_config_prints_the_resolved_yaml(capsys):
@@ -93,3 +95,34 @@ def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys
     assert err == "staa-snn train: error: RuntimeError: something inside broke (run with --debug for the traceback)"
     with pytest.raises(RuntimeError, match="something inside"):
         main(["--debug", "train", "train.epochs=1"])
+
+
+def test_overrides_after_options_and_exponent_floats(capsys):
+    import yaml
+
+    argv = ["train", "optim.lr=1e-3", "--print-config", "optim.weight_decay=5E-4", "data.options.skip_bad_files=true"]
+    assert main(argv) == 0
+    tree = yaml.safe_load(capsys.readouterr().out)
+    assert tree["optim"]["lr"] == 0.001 and tree["optim"]["weight_decay"] == 0.0005  # floats, not strings
+    assert tree["data"]["options"] == {"skip_bad_files": True}
+    with pytest.raises(SystemExit):
+        main(["train", "--print-config", "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_warnings_print_as_one_line(monkeypatch):
+    import warnings
+
+    import staa_snn.training as training
+
+    shown = []
+
+    def warns(*args, **kwargs):  # what the command's warnings look like while it runs
+        shown.append(warnings.formatwarning("something to know\nabout", UserWarning, "engine.py", 366))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", warns)
+    before = warnings.formatwarning
+    assert main(["train", "train.epochs=1"]) == 130
+    assert shown == ["staa-snn: warning: something to know about\n"]
+    assert warnings.formatwarning is before  # restored for the caller

@@ -83,3 +83,15 @@ def test_full_tables_from_a_config_follow_the_data_size():
     layers = [m for m in build_model(cfg).modules() if isinstance(m, STAALIF)]
     assert [m.spatial_shape for m in layers] == [(16, 16), (16, 16), (8, 8), (8, 8)]
     assert [tuple(m.pe.p.shape[-2:]) for m in layers] == [(16, 16), (16, 16), (8, 8), (8, 8)]
+
+
+def test_yaml_reads_exponents_without_a_dot_as_floats(tmp_path):
+    (tmp_path / "c.yaml").write_text("base: digits.yaml\noptim:\n  lr: 3e-4\n  weight_decay: 1E-2\n")
+    import shutil
+
+    from staa_snn.training.config import CONFIG_DIR
+
+    shutil.copy(CONFIG_DIR / "digits.yaml", tmp_path / "digits.yaml")
+    cfg = load_config(tmp_path / "c.yaml", ["optim.min_lr=1e-6", "output.name=1e3"])
+    assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.min_lr) == (3e-4, 1e-2, 1e-6)
+    assert cfg.output.name == "1e3"  # a text key keeps the text as typed

@@ -221,6 +221,32 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
 
+def test_non_finite_weights_are_never_checkpointed(tmp_path, monkeypatch):
+    # The last step of epoch 2 leaves an infinite weight while its loss was finite: the epoch-end
+    # checkpoint refuses it, naming the last good one (epoch 1).
+    real, calls = torch.optim.AdamW.step, {"n": 0}
+
+    def step(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    with pytest.raises(TrainingDiverged, match=r"weights became non-finite in epoch 2 \(by step 6, the loss still "
+                                               r"finite\); the last good checkpoint is .*last.pt"):
+        train(tiny(tmp_path))
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+
+
+def test_a_nan_in_the_first_epoch_says_there_is_no_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, step 3; no checkpoint was written yet"):
+        train(tiny(tmp_path, "optim.lr=1e30", "optim.name=sgd"))
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def _host_reads(monkeypatch):
     """Record every read of a tensor's value back to Python made by staa-snn's own code (outside
     the data loaders, which run on the CPU in worker processes): on a GPU each is a synchronisation."""

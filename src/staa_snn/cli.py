@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Figures for one or more checkpoints on the same test inputs: Grad-CAM of a "
                                     "neuron layer's spike maps averaged over the time steps (side by side), firing "
                                     "rate per layer, SA gates per step and layer, learned PE and M, N per layer. "
-                                    'Grad-CAM needs pip install "staa-snn[viz]".')
+                                    'Grad-CAM needs pip install -e ".[viz]" (in the repository).')
     vi.add_argument("--checkpoint", action="append", required=True,
                     help="a checkpoint written by staa-snn train; repeat to compare (e.g. LIF vs STAA)")
     vi.add_argument("--layer", help="neuron slot for Grad-CAM, e.g. features.12 (default: the last spatial one)")
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "with its leak, threshold and reset; STAA-LIF has no NIR primitive). "
                                     "safetensors: a folder with model.safetensors, config.json and README.md (a "
                                     "model card), loaded by staa_snn.models.load_pretrained. Needs pip install "
-                                    '"staa-snn[export]".')
+                                    '-e ".[export]".')
     ex.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by staa-snn train")
     ex.add_argument("--format", required=True, choices=["onnx", "nir", "safetensors"])
     ex.add_argument("--out", required=True, help="the file (onnx, nir) or folder (safetensors) to write")
@@ -247,7 +248,7 @@ def _visualize(args) -> int:
     try:
         import pytorch_grad_cam  # noqa: F401
     except ImportError:
-        raise ConfigError('staa-snn visualize needs Grad-CAM: pip install "staa-snn[viz]"') from None
+        raise ConfigError('staa-snn visualize needs Grad-CAM: pip install -e ".[viz]" (in the repository)') from None
     from .analysis.loading import dataset_batches, model_from
     from .analysis.visualize import visualize
 
@@ -295,7 +296,14 @@ def _export(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may come before and after options (train optim.lr=0.01 --resume auto train.epochs=9):
+    # argparse stops a positional list at the first option, so the rest arrives as "unknown".
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 0
@@ -313,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                 "ablate": lambda a: _ablate(a, sys.argv[1:] if argv is None else list(argv)),
                 "visualize": _visualize, "plot": _plot, "export": _export}
     name = f"staa-snn {args.command}"
+    format_warning = warnings.formatwarning
+    if not args.debug:  # warnings as one line each, without the source line that raised them
+        warnings.formatwarning = lambda message, category, *_: f"staa-snn: warning: {_one_line(message)}\n"
     try:
         return handlers[args.command](args)
     except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError, RunFolderError,
@@ -337,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = format_warning
 
 
 def _one_line(error: BaseException) -> str:

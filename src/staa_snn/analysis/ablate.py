@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..training import Config, load_checkpoint, parse_override, train
+from ..training import Config, apply_override, load_checkpoint, train
 from .figures import save, subplots
 
 
@@ -78,7 +78,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
             for text in (*row.overrides, f"train.seed={seed}", f"train.epochs={epochs}",
                          f"output.dir={folder}", f"output.name={_slug(row.label)}_seed{seed}",
                          f"train.progress={str(progress).lower()}"):
-                cfg.set(*parse_override(text))
+                apply_override(cfg, text)
             configs.append((row, seed, cfg.validate()))
     results: dict[str, list[float]] = {row.label: [] for row in rows}
     for i, (row, seed, cfg) in enumerate(configs, 1):

@@ -2,7 +2,7 @@
 maps aggregated over the time steps, firing rates per layer, SA gates per step
 and layer, and the learned PE and M, N.
 
-Grad-CAM is pytorch-grad-cam's (``pip install "staa-snn[viz]"``). Our nets
+Grad-CAM is pytorch-grad-cam's (``pip install -e ".[viz]" (in the repository)``). Our nets
 keep time folded in the batch, ``[T*B, C, H, W]``; its ``reshape_transform``
 averages the captured activations and gradients over the ``T`` steps, so the
 map is Grad-CAM of the time-averaged spike map (the firing-rate map), weighted
@@ -51,7 +51,7 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, layer: str, targets: list[in
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     except ImportError as e:
-        raise ImportError('Grad-CAM needs pytorch-grad-cam: pip install "staa-snn[viz]"') from e
+        raise ImportError('Grad-CAM needs pytorch-grad-cam: pip install -e ".[viz]" (in the repository)') from e
     T = model.T
     module = model.get_submodule(layer)
     model.eval()

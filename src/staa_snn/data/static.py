@@ -266,8 +266,8 @@ def _checked_image_folder():
                 if self.skip_bad_files:
                     return None
                 first = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise CorruptFileError(f"{path}: not a readable image ({first}); remove it, or set "
-                                       f"data.options={{skip_bad_files: true}} to skip unreadable files") from None
+                raise CorruptFileError(f"{path}: not a readable image ({first}); remove it, or skip unreadable "
+                                       f"files with data.options.skip_bad_files=true (skip_bad_files=True in Python)") from None
 
     return CheckedImageFolder
 

@@ -51,7 +51,10 @@ def _fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None):
 
 class _Builder:
     def __init__(self, model: SpikingNet, shapes: dict[nn.Module, tuple]) -> None:
-        import nir
+        try:
+            import nir
+        except ImportError:
+            raise ImportError('NIR export needs nir: pip install -e ".[export]" (in the repository)') from None
 
         self.nir, self.model, self.shapes = nir, model, shapes
         self.nodes: dict = {}

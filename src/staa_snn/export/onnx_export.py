@@ -24,7 +24,7 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, *,
     try:
         import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
     except ImportError:
-        raise ImportError('ONNX export needs onnx and onnxscript: pip install "staa-snn[export]"') from None
+        raise ImportError('ONNX export needs onnx and onnxscript: pip install -e ".[export]" (in the repository)') from None
     net = fold_mpbn(copy.deepcopy(model))
     set_backend(net, "reference")
     net = net.float().eval()

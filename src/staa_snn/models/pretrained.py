@@ -18,7 +18,7 @@ def _safetensors():
     try:
         import safetensors.torch
     except ImportError:
-        raise ImportError('safetensors weights need safetensors: pip install "staa-snn[export]"') from None
+        raise ImportError('safetensors weights need safetensors: pip install -e ".[export]" (in the repository)') from None
     return safetensors.torch
 
 

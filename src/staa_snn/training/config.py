@@ -16,6 +16,7 @@ names are :func:`bundled_configs`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import types
 import typing
@@ -144,8 +145,9 @@ class Config:
             out[section] = d
         return out
 
-    def set(self, dotted: str, value: Any) -> None:
-        """Set ``section.key`` to ``value``, checking the key and its type."""
+    def set(self, dotted: str, value: Any, raw: str | None = None) -> None:
+        """Set ``section.key`` to ``value``, checking the key and its type; ``raw``, the text the
+        value was read from, is taken as it is for a text key (``output.name=1e3``)."""
         section, _, key = dotted.partition(".")
         if section not in SECTIONS or not key:
             raise ConfigError(f"{dotted!r}: expected section.key with a section in {sorted(SECTIONS)}")
@@ -154,11 +156,21 @@ class Config:
         if section == "model" and key not in fields:
             self.model.neuron_options[key] = value  # checked against the neuron in validate()
             return
+        if section == "data" and key.startswith("options.") and len(key) > len("options."):
+            self.data.options[key[len("options."):]] = value  # data.options.skip_bad_files=true
+            return
         if key not in fields or (section == "model" and key == "neuron_options"):
             valid = sorted(k for k in fields if k != "neuron_options")
             extra = " (and the neuron's options, e.g. tsrd_p, gc_ratio)" if section == "model" else ""
             raise ConfigError(f"unknown key {dotted!r}; valid keys in {section}: {valid}{extra}")
-        setattr(obj, key, _coerce(dotted, value, typing.get_type_hints(type(obj))[key]))
+        hint = typing.get_type_hints(type(obj))[key]
+        try:
+            setattr(obj, key, _coerce(dotted, value, hint))
+        except ConfigError:
+            allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+            if raw is None or value is None or str not in allowed or isinstance(value, (dict, list)):
+                raise
+            setattr(obj, key, raw.strip())
 
     # -- checks ---------------------------------------------------------------
     def validate(self, *, require_root: bool = True) -> Config:
@@ -263,8 +275,10 @@ def resolve_config(spec: str | Path | None, default: str = "digits") -> Path:
         return bundled
     if path.is_dir():
         raise ConfigError(f"config {spec!r} is a folder, not a YAML file")
-    raise ConfigError(f"config {spec!r} is neither a file nor a bundled config; bundled: "
-                      f"{', '.join(bundled_configs())}")
+    close = difflib.get_close_matches(Path(str(spec)).stem, bundled_configs(), n=3, cutoff=0.75)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ConfigError(f"config {spec!r} is neither a file nor a bundled config; {hint}"
+                      f"staa-snn configs lists the {len(bundled_configs())} bundled ones")
 
 
 def _one_of(key: str, value, valid) -> None:
@@ -296,13 +310,38 @@ def _coerce(key: str, value: Any, hint) -> Any:
     raise ConfigError(f"{key}: expected {names}, got {value!r}")
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, reading ``1e-3`` as a float: YAML 1.1 wants a dot in the
+    mantissa (``1.0e-3``) and would hand ``1e-3`` over as a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def safe_load(text: str):
+    """YAML as ``yaml.safe_load`` reads it (no tags that build objects), with ``1e-3`` a float."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
+
+
+def apply_override(cfg: "Config", text: str) -> None:
+    """Set one ``section.key=value`` override on ``cfg`` (checked as :meth:`Config.set` does)."""
+    cfg.set(*parse_override(text), raw=text.partition("=")[2])
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"optim.lr=0.05"`` -> ``("optim.lr", 0.05)``; the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or "." not in key:
         raise ConfigError(f"override {text!r}: expected section.key=value, e.g. optim.lr=0.05")
     try:
-        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+        return key.strip(), safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override {text!r}: the value is not valid YAML ({e})") from None
 
@@ -313,7 +352,7 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(tree, dict):
@@ -338,5 +377,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), *, re
     tree = _read_yaml(resolve_config(path).resolve()) if path is not None else {}
     cfg = Config.from_dict(tree)
     for text in overrides:
-        cfg.set(*parse_override(text))
+        apply_override(cfg, text)
     return cfg.validate(require_root=require_root)

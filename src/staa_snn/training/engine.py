@@ -41,7 +41,7 @@ from ..kernels._compile import compile_unsupported
 from ..models import SpikingNet, create_model, set_backend
 from . import distributed as ddp
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError, checkpoint_interval, load_config, parse_override
+from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config
 from .loaders import EpochSampler, SeededSamples, make_loader, sample_seed
 from .resume import describe, resume_changes
 from .run_folder import RunFolder, RunFolderError
@@ -601,13 +601,14 @@ class Trainer:
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         if not bool(flag.item()):
             return
-        last = self.run_folder.path / "last.pt"
         step = int(sums.bad_step)
         where = f"step {step}" if step > 0 else "a step on another rank"
-        raise TrainingDiverged(
-            f"the loss became {float(sums.bad_loss)} at epoch {self.epoch + 1}, {where}; "
-            + (f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet")
-            + " -- lower optim.lr or set optim.grad_clip")
+        raise TrainingDiverged(f"the loss became {float(sums.bad_loss)} at epoch {self.epoch + 1}, {where}; "
+                               f"{self._last_good()} -- lower optim.lr or set optim.grad_clip")
+
+    def _last_good(self) -> str:
+        last = self.run_folder.path / "last.pt"
+        return f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
 
     # -- stage 5: the end of an epoch ---------------------------------------------
     def finish_epoch(self, sums: _Sums) -> None:
@@ -657,8 +658,8 @@ class Trainer:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         if not bool(finite.item()):
             raise TrainingDiverged(f"the weights became non-finite in epoch {self.epoch + (sums is not None)} "
-                                   f"(before step {self.step + 1}); the last good checkpoint is "
-                                   f"{self.run_folder.path / 'last.pt'} -- lower optim.lr or set optim.grad_clip")
+                                   f"(by step {self.step}, the loss still finite); {self._last_good()} "
+                                   f"-- lower optim.lr or set optim.grad_clip")
         rngs, totals = [rng_state()], [sums.as_floats() if sums is not None else {}]
         if ctx.distributed:
             gathered, gathered_sums = [None] * ctx.world_size, [None] * ctx.world_size
@@ -695,7 +696,7 @@ def checkpoint_config(ckpt: dict, overrides=(), *, require_root: bool = True) ->
         tree = {**tree, "optim": {**tree.get("optim", {}), "weight_decay_on": "all"}}
     cfg = Config.from_dict(tree)
     for text in overrides:
-        cfg.set(*parse_override(text))
+        apply_override(cfg, text)
     return cfg.validate(require_root=require_root)
 
 

@@ -159,8 +159,8 @@ class RunFolder:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             if mode is True:
-                warnings.warn('output.tensorboard=true but TensorBoard is not installed (pip install '
-                              '"staa-snn[tensorboard]"); metrics go to metrics.jsonl and metrics.csv only',
+                warnings.warn('output.tensorboard=true but TensorBoard is not installed (pip install -e '
+                              '".[tensorboard]"); metrics go to metrics.jsonl and metrics.csv only',
                               stacklevel=2)
             return None
         return SummaryWriter(str(self.path / "tensorboard"))
