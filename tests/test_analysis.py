@@ -291,3 +291,19 @@ def test_figure_data_are_the_models_numbers(two_checkpoints):
         assert gates[name].shape == (cfg.model.T, 2)
         np.testing.assert_allclose(gates[name], neuron.last_sa_gates.mean(dim=(1, 3)).numpy())
         assert not np.allclose(gates[name], 1.0)  # trained SA: the gates moved away from their initial 1
+
+
+def test_counts_are_the_methods_whatever_the_backend():
+    from staa_snn.analysis import profile_model
+    from staa_snn.models import create_model
+
+    x = torch.rand(3, 1, 8, 8)
+    reports = {}
+    for backend in ("fused", "reference"):
+        torch.manual_seed(0)
+        net = create_model("vgg_small", num_classes=10, T=2, in_channels=1, backend=backend)
+        reports[backend] = profile_model(net, x)
+        assert all(m.backend == backend for m in net.modules() if hasattr(m, "backend"))  # restored
+    fused, ref = reports["fused"], reports["reference"]
+    assert fused.dense_macs == ref.dense_macs and fused.ac == ref.ac and fused.mac == ref.mac
+    assert [(r["module"], r["op"]) for r in fused.layers] == [(r["module"], r["op"]) for r in ref.layers]

@@ -21,3 +21,17 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    # Some writers (safetensors) create their file 0600; the renamed result is what open() would make.
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "w.bin") as tmp:
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "w.bin").stat().st_mode & 0o777 == 0o644

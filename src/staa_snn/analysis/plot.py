@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
 from .figures import save, subplots
 
 __all__ = ["Curves", "load_history", "plot_runs"]
@@ -81,6 +83,7 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
     for ax, (title, xlabel) in zip(axes.flat, titles, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs and steps are whole numbers
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)

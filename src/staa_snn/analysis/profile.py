@@ -215,7 +215,9 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
     """Run one forward of ``model`` in eval mode, recording every multiply-accumulate
     operation (with the module it ran in, and the firing rate of its spike operand) and every
     neuron layer's firing rate. ``spike_sources``: further module types whose outputs are spikes
-    (besides :func:`is_spiking_module`)."""
+    (besides :func:`is_spiking_module`). Our neurons run on the reference backend while counting,
+    so the counts are the method's operations (method.md), not those of a fast path (the fused
+    STAA kernel, for one, pools GAP and the GC context in one ``bmm``)."""
     where: list[str] = []
     spikes = _SpikeTensors()
 
@@ -234,8 +236,11 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
         hooks.append(m.register_forward_pre_hook(enter(name)))
         hooks.append(m.register_forward_hook(leave))
     was_training = model.training
+    backends = {m: m.backend for m in model.modules() if isinstance(m, MultiStepNeuron)}
     model.eval()
     try:
+        for m in backends:
+            m.backend = "reference"
         with _Counter(where, spikes) as counter:
             if time_first:
                 model(inputs, time_first=True)
@@ -244,6 +249,8 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
     finally:
         for h in hooks:
             h.remove()
+        for m, backend in backends.items():
+            m.backend = backend
         model.train(was_training)
     return counter.records, firing_rates(model)
 

@@ -45,16 +45,20 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     history = ckpt.get("history") or []
     record = next((h for h in history if h["epoch"] == ckpt["epoch"]), history[-1] if history else {})
     m = spec["model"]
-    options = {k: v for k, v in m.items() if k not in ("name", "neuron", "T", "num_classes", "in_channels", "init")}
+    options = {k: v for k, v in m.items()
+               if k not in ("name", "neuron", "T", "num_classes", "in_channels", "init", "input_size")}
+    size = m.get("input_size")
+    size = "x".join(map(str, size)) if isinstance(size, (list, tuple)) else f"{size}x{size}"
     lines = [f"# {m['name']}, {m['neuron']} neurons, T = {m['T']} ({cfg.data.name})", "",
-             f"Spiking network trained with [staa-snn](https://github.com/) {ckpt.get('staa_snn', __version__)}: "
-             f"`{m['name']}` with `{m['neuron']}` neurons over T = {m['T']} steps, {m['num_classes']} classes, "
-             f"{m['in_channels']} input channels.", "",
+             f"Spiking network trained with staa-snn {ckpt.get('staa_snn', __version__)}: "
+             f"`{m['name']}` with `{m['neuron']}` neurons over T = {m['T']} steps, {m['num_classes']} classes.", "",
              "| | |", "|---|---|",
              f"| net | `{m['name']}` ({spec['parameters']:,} parameters) |",
              f"| neuron | `{m['neuron']}`, " + (", ".join(f"`{k}={v!r}`" for k, v in options.items()) or "defaults")
              + " |",
              f"| T | {m['T']} |", f"| dataset | `{cfg.data.name}` |",
+             f"| input | {m['in_channels']} x {size} "
+             + ("event frames per step |" if dataset_info(cfg.data.name).kind == "events" else "images |"),
              f"| trained | {ckpt['epoch']} of {cfg.train.epochs} epochs, step {ckpt.get('step')} |"]
     if record:
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
