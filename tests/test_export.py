@@ -83,6 +83,122 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
         create_model("vgg_small", num_classes=10, T=4, in_channels=1, neuron="adaptive", weights=out)
 
 
+
+class FakeHub:
+    """huggingface_hub's calls we make, against a folder standing for the Hub: upload_folder copies the
+    allowed files of a folder to <remote>/<repo>, snapshot_download returns that folder. The keyword
+    arguments we pass are bound against the real library's signatures when it is installed."""
+
+    def __init__(self, remote: Path):
+        self.remote, self.calls = remote, []
+        hub = self
+
+        class HfApi:
+            def __init__(self, **kwargs):
+                hub._record("HfApi", kwargs)
+
+            def create_repo(self, **kwargs):
+                hub._record("create_repo", kwargs)
+                (hub.remote / kwargs["repo_id"]).mkdir(parents=True, exist_ok=True)
+
+            def upload_folder(self, **kwargs):
+                hub._record("upload_folder", kwargs)
+                import shutil
+
+                for name in kwargs["allow_patterns"]:
+                    shutil.copy(Path(kwargs["folder_path"]) / name, hub.remote / kwargs["repo_id"] / name)
+
+        self.HfApi = HfApi
+
+    def _record(self, name, kwargs):
+        self.calls.append((name, kwargs))
+        try:
+            import huggingface_hub as real
+        except ImportError:
+            return
+        fn = {"HfApi": real.HfApi.__init__, "create_repo": real.HfApi.create_repo,
+              "upload_folder": real.HfApi.upload_folder, "snapshot_download": real.snapshot_download}[name]
+        import inspect
+
+        inspect.signature(fn).bind(*([None] if name != "snapshot_download" else []), **kwargs)  # TypeError if not
+
+    def snapshot_download(self, **kwargs):
+        self._record("snapshot_download", kwargs)
+        folder = self.remote / kwargs["repo_id"]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no repository {kwargs['repo_id']}")
+        return str(folder)
+
+
+def test_weights_go_to_the_hub_and_come_back(runs, tmp_path, monkeypatch, capsys):
+    """export --push-to-hub uploads the export's three files; load_pretrained("hf://...") and
+    create_model(weights="hf://...") build the same net from them (a local folder stands for the Hub)."""
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    import sys
+
+    hub = FakeHub(tmp_path / "remote")
+    monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
+    out = tmp_path / "shared"
+    assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
+                     "--out", str(out), "--push-to-hub", "me/digits-lif", "--private"]) == 0
+    assert capsys.readouterr().out.split() == [str(out), "hf://me/digits-lif"]
+    assert sorted(p.name for p in (tmp_path / "remote/me/digits-lif").iterdir()) == \
+        ["README.md", "config.json", "model.safetensors"]
+    create = next(k for n, k in hub.calls if n == "create_repo")
+    assert create["repo_id"] == "me/digits-lif" and create["private"] is True and create["exist_ok"] is True
+    trained = load_pretrained_from_checkpoint(runs["lif"] / "best.pt")
+    loaded = load_pretrained("hf://me/digits-lif")
+    again = create_model("vgg_small", num_classes=10, T=4, in_channels=1, neuron="lif",
+                         weights="hf://me/digits-lif@main").eval()
+    downloads = [k for n, k in hub.calls if n == "snapshot_download"]
+    assert [(d["repo_id"], d["revision"]) for d in downloads] == [("me/digits-lif", None), ("me/digits-lif", "main")]
+    assert downloads[0]["allow_patterns"] == ["model.safetensors", "config.json", "README.md"]
+    x = _test_batch()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), trained(x)) and torch.equal(again(x), trained(x))
+
+
+def test_a_failed_upload_keeps_the_export_and_says_so(runs, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    import sys
+
+    hub = FakeHub(tmp_path / "remote")
+
+    def offline(**kwargs):
+        raise ConnectionError("no route to huggingface.co")
+
+    hub.HfApi.upload_folder = lambda self, **kwargs: offline()
+    monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
+    out = tmp_path / "shared"
+    assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
+                     "--out", str(out), "--push-to-hub", "me/net"]) == 1
+    err = capsys.readouterr().err
+    assert "uploading to me/net failed (ConnectionError: no route to huggingface.co)" in err
+    assert f"the export is in {out}" in err and len(err.strip().splitlines()) == 1
+    assert load_pretrained(out) is not None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "onnx", "--push-to-hub", "me/net"], "uploads safetensors weights, not onnx"),
+    (["--format", "safetensors", "--push-to-hub", "no-owner"], "is not a Hub model: expected hf://owner/name"),
+    (["--format", "safetensors", "--push-to-hub", "me/net@dev"], "takes OWNER/NAME"),
+    (["--format", "safetensors", "--private"], "--private goes with --push-to-hub"),
+])
+def test_hub_arguments_checked_before_the_export(runs, tmp_path, capsys, args, message):
+    out = tmp_path / "never"
+    assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_hub_missing_says_which_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails as if not installed
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[hub\]"'):
+        load_pretrained("hf://me/net")
+
 # -- NIR ---------------------------------------------------------------------------------------
 
 def run_nir(graph, x: torch.Tensor, T: int):

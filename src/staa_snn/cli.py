@@ -127,13 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
                                     "adaptive-LIF nets as a NIR graph (conv with BN folded, avg-pool, linear, LIF "
                                     "with its leak, threshold and reset; STAA-LIF has no NIR primitive). "
                                     "safetensors: a folder with model.safetensors, config.json and README.md (a "
-                                    "model card), loaded by staa_snn.models.load_pretrained. Needs pip install "
+                                    "model card), loaded by staa_snn.models.load_pretrained; --push-to-hub "
+                                    "uploads it to the Hugging Face Hub (pip install -e \".[hub]\"; a token from "
+                                    "huggingface-cli login or HF_TOKEN). Needs pip install "
                                     '-e ".[export]".')
     ex.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by staa-snn train")
     ex.add_argument("--format", required=True, choices=["onnx", "nir", "safetensors"])
     ex.add_argument("--out", required=True, help="the file (onnx, nir) or folder (safetensors) to write")
     ex.add_argument("--profile-batches", type=int, default=2,
                     help="safetensors: test batches the model card's energy figures are measured on (default 2)")
+    ex.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                    help="safetensors: then upload the folder to this Hugging Face Hub model repository (created "
+                         "if missing); load it back with load_pretrained('hf://OWNER/NAME')")
+    ex.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     return parser
 
 
@@ -286,11 +292,32 @@ def _export(args) -> int:
 
     if args.profile_batches < 1:
         raise ConfigError(f"--profile-batches must be >= 1, got {args.profile_batches}")
+    if args.push_to_hub is not None or args.private:  # checked before the export's work
+        from .models.pretrained import HUB_PREFIX, hub_repo, huggingface_hub
+
+        if args.push_to_hub is None:
+            raise ConfigError("--private goes with --push-to-hub OWNER/NAME")
+        if args.format != "safetensors":
+            raise ConfigError(f"--push-to-hub uploads safetensors weights, not {args.format}: use --format safetensors")
+        try:
+            if hub_repo(HUB_PREFIX + args.push_to_hub)[1] is not None:
+                raise ValueError(f"--push-to-hub takes OWNER/NAME, got {args.push_to_hub!r} (no @revision)")
+            huggingface_hub()
+        except (ValueError, ImportError) as e:
+            raise ConfigError(str(e)) from None
     try:
         written = export_checkpoint(args.checkpoint, args.format, args.out, profile_batches=args.profile_batches)
     except ImportError as e:
         raise ConfigError(str(e)) from None
     print(written)
+    if args.push_to_hub is not None:
+        from .export import push_to_hub
+
+        try:
+            print(push_to_hub(written, args.push_to_hub, private=args.private))
+        except Exception as e:  # the network, the token, the repository: the export itself is done
+            raise RuntimeError(f"uploading to {args.push_to_hub} failed ({type(e).__name__}: {e}); the export is in "
+                               f"{written}: upload it with staa_snn.export.push_to_hub") from e
     return 0
 
 

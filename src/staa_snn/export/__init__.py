@@ -1,5 +1,6 @@
 """Export a trained net: ONNX (any ONNX runtime), NIR (neuromorphic hardware and simulators), and
-safetensors weights with a model card (to share; :func:`staa_snn.models.load_pretrained` loads them).
+safetensors weights with a model card (to share, on the Hugging Face Hub too: :func:`push_to_hub`;
+:func:`staa_snn.models.load_pretrained` loads them).
 
 ``staa-snn export --checkpoint best.pt --format onnx|nir|safetensors --out PATH`` runs
 :func:`export_checkpoint`. The ``[export]`` extra installs what the formats need.
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import torch
 
+from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
 from .onnx_export import to_onnx
 from .weights import model_card, model_spec, save_weights
 
-__all__ = ["FORMATS", "NIRExportError", "export_checkpoint", "to_nir", "to_onnx", "save_weights"]
+__all__ = ["FORMATS", "NIRExportError", "export_checkpoint", "push_to_hub", "to_nir", "to_onnx", "save_weights"]
 
 FORMATS = ("onnx", "nir", "safetensors")
 

@@ -49,7 +49,9 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
                if k not in ("name", "neuron", "T", "num_classes", "in_channels", "init", "input_size")}
     size = m.get("input_size")
     size = "x".join(map(str, size)) if isinstance(size, (list, tuple)) else f"{size}x{size}"
-    lines = [f"# {m['name']}, {m['neuron']} neurons, T = {m['T']} ({cfg.data.name})", "",
+    front = ["---", "library_name: staa-snn", "tags:", "- spiking-neural-network", f"- {m['neuron']}-neurons",
+             f"- {cfg.data.name}", "---", ""]  # the Hub's model-card metadata
+    lines = [*front, f"# {m['name']}, {m['neuron']} neurons, T = {m['T']} ({cfg.data.name})", "",
              f"Spiking network trained with staa-snn {ckpt.get('staa_snn', __version__)}: "
              f"`{m['name']}` with `{m['neuron']}` neurons over T = {m['T']} steps, {m['num_classes']} classes.", "",
              "| | |", "|---|---|",
@@ -69,7 +71,8 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
                   f"| #AC / #MAC | {profile['ac'] / 1e9:.4f} G / {profile['mac'] / 1e9:.4f} G |",
                   f"| energy (45 nm) | {profile['energy_mj']:.4f} mJ per sample ({profile_input}) |"]
     lines += ["", "## Use", "", "```python", "from staa_snn.models import load_pretrained", "",
-              "net = load_pretrained(\"path/to/this/folder\")   # eval mode; net(x) -> logits", "```", "",
+              "net = load_pretrained(\"path/to/this/folder\")   # eval mode; net(x) -> logits",
+              "# on the Hugging Face Hub: load_pretrained(\"hf://owner/name\")", "```", "",
               "## Training config", "", "```yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), "```", "",
               "## Exported with", "", "```bash", " ".join(command) if command else " ".join(sys.argv), "```", ""]
     return "\n".join(lines)

@@ -1,5 +1,9 @@
 """Weights exported by ``staa-snn export --format safetensors``, loaded back: :func:`load_pretrained`
-builds the net from ``config.json`` and loads ``model.safetensors`` (tensors only: no code runs)."""
+builds the net from ``config.json`` and loads ``model.safetensors`` (tensors only: no code runs).
+
+A path is a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
+``hf://owner/name`` or ``hf://owner/name@revision`` (downloaded once into the Hub's cache; needs
+the ``[hub]`` extra)."""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from pathlib import Path
 
 from torch import nn
 
-__all__ = ["FORMAT", "load_pretrained", "load_weights"]
+__all__ = ["FORMAT", "HUB_PREFIX", "load_pretrained", "load_weights"]
 
 FORMAT = "staa-snn-weights-1"
+HUB_PREFIX = "hf://"
+FILES = ("model.safetensors", "config.json", "README.md")  # what an export folder holds
 
 
 def _safetensors():
@@ -22,8 +28,36 @@ def _safetensors():
     return safetensors.torch
 
 
+def hub_repo(ref: str) -> tuple[str, str | None]:
+    """``hf://owner/name[@revision]`` -> (``owner/name``, revision or None); a ValueError otherwise."""
+    repo, _, revision = ref[len(HUB_PREFIX):].partition("@") if ref.startswith(HUB_PREFIX) else (ref, "", "")
+    owner, _, name = repo.partition("/")
+    if not owner or not name or "/" in name or any(c.isspace() for c in repo):
+        raise ValueError(f"{ref!r} is not a Hub model: expected {HUB_PREFIX}owner/name or "
+                         f"{HUB_PREFIX}owner/name@revision")
+    return repo, revision or None
+
+
+def huggingface_hub():
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ImportError('Hugging Face Hub weights need huggingface_hub: pip install -e ".[hub]" (in the repository)'
+                          ) from None
+    return huggingface_hub
+
+
+def _local(path: str | os.PathLike) -> Path:
+    """A local path as it is; an ``hf://`` reference downloaded (only the export's files) into the Hub's cache."""
+    if isinstance(path, str) and path.startswith(HUB_PREFIX):
+        repo, revision = hub_repo(path)
+        return Path(huggingface_hub().snapshot_download(repo_id=repo, revision=revision, repo_type="model",
+                                                        allow_patterns=list(FILES), library_name="staa-snn"))
+    return Path(path)
+
+
 def _files(path: str | os.PathLike) -> tuple[Path, Path]:
-    path = Path(path)
+    path = _local(path)
     weights = path / "model.safetensors" if path.is_dir() else path
     config = weights.parent / "config.json"
     for f in (weights, config):
@@ -34,8 +68,8 @@ def _files(path: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load ``model.safetensors`` (a folder or the file) into ``model``, strictly: every key, every
-    shape; a mismatch is a ``ValueError`` saying which."""
+    """Load ``model.safetensors`` (a folder, the file or ``hf://owner/name[@revision]``) into
+    ``model``, strictly: every key, every shape; a mismatch is a ``ValueError`` saying which."""
     weights, _ = _files(path)
     state = _safetensors().load_file(str(weights))
     missing, unexpected = [], []
@@ -56,10 +90,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
 
 def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
-    """The net of an exported folder (or its ``model.safetensors``), built from ``config.json`` and
-    loaded, in ``eval()``. ``overrides``: create_model arguments to change (e.g. ``backend="compiled"``)."""
+    """The net of an exported folder (or its ``model.safetensors``, or ``hf://owner/name[@revision]``
+    on the Hugging Face Hub), built from ``config.json`` and loaded, in ``eval()``. ``overrides``:
+    create_model arguments to change (e.g. ``backend="compiled"``)."""
     from .registry import create_model
 
+    path = _local(path)  # one download for both files
     _, config = _files(path)
     spec = json.loads(config.read_text())
     if spec.get("format") != FORMAT:

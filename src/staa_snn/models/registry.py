@@ -64,8 +64,9 @@ def create_model(
         init: ``"torch"`` (PyTorch's layer defaults) or ``"mpbn"`` (the MPBN code's initialisation,
             :func:`~staa_snn.models.init.init_weights`).
         weights: a folder (or its ``model.safetensors``) written by ``staa-snn export --format
-            safetensors``, loaded into the net strictly (:func:`~staa_snn.models.load_pretrained`
-            builds the net from the folder's ``config.json`` instead).
+            safetensors``, or one on the Hugging Face Hub (``hf://owner/name[@revision]``), loaded
+            into the net strictly (:func:`~staa_snn.models.load_pretrained` builds the net from the
+            folder's ``config.json`` instead).
         input_size: the input's ``(H, W)`` (or one int for square inputs). Needed only by the
             options that hold a table over each layer's spatial positions (``mn_shape="full"``,
             ``pe_shape="full"``): every neuron layer then gets the ``(H, W)`` of its own input,
