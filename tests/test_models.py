@@ -118,6 +118,27 @@ def test_convert_our_net_to_staa_and_back_is_exact_at_init():
         convert_neurons(copy.deepcopy(lif_net), "staa", T=3)
 
 
+def test_convert_with_full_tables_reads_each_layers_shape_from_an_example():
+    """pe_shape / mn_shape="full" through convert_neurons: the same tables, shapes and outputs as
+    create_model(..., input_size=) builds, from one example input."""
+    options = dict(pe_shape="full", mn_shape="full")
+    built = create_model("vgg_small", num_classes=10, T=2, neuron="staa", in_channels=1, input_size=(12, 10),
+                         **options)
+    lif_net = create_model("vgg_small", num_classes=10, T=2, neuron="lif", in_channels=1)
+    with pytest.raises(ValueError, match=r"mn_shape='full' and pe_shape='full' gives.*pass example_input="):
+        convert_neurons(copy.deepcopy(lif_net), "staa", **options)
+    lif_net.train()
+    converted = convert_neurons(lif_net, "staa", example_input=torch.zeros(1, 1, 12, 10), **options)
+    assert converted.training  # the mode it came in
+    shapes = lambda net: {k: tuple(v.shape) for k, v in net.state_dict().items()}  # noqa: E731
+    assert shapes(converted) == shapes(built)
+    assert {tuple(m.neuron.pe.p.shape[-2:]) for m in converted.modules() if isinstance(m, SpikingNeuron)} == \
+        {(12, 10), (6, 5)}  # the stem's layers, then after one pooling
+    converted.load_state_dict(built.state_dict())
+    x = torch.randn(3, 1, 12, 10) * 2
+    assert torch.equal(converted.eval()(x), built.eval()(x))
+
+
 def _spikingjelly_net(T):
     from spikingjelly.activation_based import layer, neuron, surrogate
 
@@ -154,6 +175,9 @@ def test_convert_spikingjelly_net():
     out.sum().backward()
     assert all(p.grad is not None for p in converted.parameters())
     assert isinstance(convert_neurons(copy.deepcopy(net), "adaptive").get_submodule("1"), AdaptiveLIF)
+    full = convert_neurons(copy.deepcopy(net), "staa", T=T, example_input=x, pe_shape="full")
+    assert [tuple(m.pe.p.shape) for m in full.modules() if isinstance(m, STAALIF)] == [(T, 8, 8, 8), (T, 16, 8, 8)]
+    torch.testing.assert_close(full(x), ref)  # still the LIF at init
 
 
 @pytest.mark.parametrize("name,neuron,size,options", [

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import warnings
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from ..functional.surrogate import get_surrogate
 from ..neurons import LIF, AdaptiveLIF
 from .layers import SpikingNeuron
-from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron, neuron_options
+from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron, needs_spatial_shape, neuron_options
 
 __all__ = ["convert_neurons", "is_lif_type"]
 
@@ -57,7 +58,8 @@ def _inherited(old: nn.Module, kind: str) -> dict:
     return {k: v for k, v in opts.items() if k in valid}
 
 
-def convert_neurons(model: nn.Module, neuron: str = "staa", *, T: int | None = None, **options) -> nn.Module:
+def convert_neurons(model: nn.Module, neuron: str = "staa", *, T: int | None = None,
+                    example_input: Tensor | None = None, **options) -> nn.Module:
     """Replace every LIF-type neuron of ``model`` (in place) by a ``neuron`` layer; returns ``model``.
 
     Works on the nets of :func:`create_model` and on multi-step conv SNNs built
@@ -70,6 +72,10 @@ def convert_neurons(model: nn.Module, neuron: str = "staa", *, T: int | None = N
         model: the network.
         neuron: ``"staa"``, ``"adaptive"`` or ``"lif"``.
         T: steps, needed by ``"staa"`` (taken from ``model.T`` when the model has one).
+        example_input: an input batch of ``model`` (e.g. ``torch.zeros(1, 3, 32, 32)``; one sample
+            is enough). Needed only by options that hold a table over each layer's positions
+            (``mn_shape="full"``, ``pe_shape="full"``): one forward pass, without gradients, reads
+            every neuron's input shape.
         **options: neuron options (``gc``, ``tsrd_p``, ...), checked like :func:`create_model`'s.
     """
     if neuron not in NEURON_KINDS:
@@ -101,11 +107,19 @@ def convert_neurons(model: nn.Module, neuron: str = "staa", *, T: int | None = N
             found.append((qualname, m, slots.get(id(m), getattr(m, "channels", last_channels))))
     if not found:
         raise ValueError("no LIF-type neuron found in the model (looked for LIF, AdaptiveLIF, STAALIF, spikingjelly LIFNode)")
+    spatial: dict[int, dict] = {}
+    if needs_spatial_shape(neuron, options):
+        if example_input is None:
+            full = [k for k in ("mn_shape", "pe_shape") if options.get(k) == "full"]
+            raise ValueError(f"{' and '.join(f'{k}={options[k]!r}' for k in full)} gives every neuron layer a table "
+                             "over its input's positions: pass example_input=, an input batch of the model")
+        spatial = {id(m): {"spatial_shape": shape} for m, shape in _input_shapes(model, found, example_input).items()}
     reference = next(model.parameters(), None)
     for qualname, old, channels in found:
         if channels is None and neuron != "lif":
             raise ValueError(f"cannot infer the channel count of neuron {qualname!r}: no conv/BN/linear layer precedes it")
-        new = make_neuron(neuron, channels or 1, T or 1, **{**_inherited(old, neuron), **options})
+        new = make_neuron(neuron, channels or 1, T or 1, **{**_inherited(old, neuron), **options},
+                          **spatial.get(id(old), {}))
         like = next(old.parameters(), reference)
         if like is not None:
             new = new.to(device=like.device, dtype=like.dtype)
@@ -113,3 +127,29 @@ def convert_neurons(model: nn.Module, neuron: str = "staa", *, T: int | None = N
         model.get_submodule(parent_name)._modules[attr] = new
     return model
 
+
+
+def _input_shapes(model: nn.Module, found: list, example_input: Tensor) -> dict:
+    """Each found neuron's input spatial shape (``[T, B, C, *spatial]``), from one forward pass."""
+    seen: dict = {}
+
+    def note(module, args):
+        seen[module] = tuple(args[0].shape[3:])
+
+    hooks = [m.register_forward_pre_hook(note) for _, m, _ in found]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+        for _, m, _ in found:  # SpikingJelly's neurons keep the membrane of that pass as state
+            if hasattr(m, "reset") and _is_spikingjelly_lif(m):
+                m.reset()
+    missing = [q for q, m, _ in found if m not in seen]
+    if missing:
+        raise ValueError(f"example_input did not reach neuron {missing[0]!r} ({len(missing)} of {len(found)}): "
+                         "pass an input that runs through the whole model")
+    return seen

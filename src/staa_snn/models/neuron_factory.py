@@ -8,7 +8,7 @@ from torch import nn
 
 from ..neurons import LIF, STAALIF, AdaptiveLIF
 
-__all__ = ["NEURON_KINDS", "neuron_options", "check_neuron_options", "make_neuron"]
+__all__ = ["NEURON_KINDS", "neuron_options", "check_neuron_options", "make_neuron", "needs_spatial_shape"]
 
 NEURON_KINDS: dict[str, type[nn.Module]] = {"lif": LIF, "adaptive": AdaptiveLIF, "staa": STAALIF}
 
@@ -47,3 +47,11 @@ def make_neuron(kind: str, channels: int, T: int, **options) -> nn.Module:
     if cls is AdaptiveLIF:
         return AdaptiveLIF(channels, **options)
     return STAALIF(channels, T, **options)
+
+
+def needs_spatial_shape(kind: str, options: dict) -> bool:
+    """Whether the options size a table by the input's (H, W) and leave ``spatial_shape`` to us."""
+    if "spatial_shape" in options:  # given by the caller: the same shape for every layer
+        return False
+    pe_full = kind == "staa" and options.get("pe_shape") == "full" and options.get("pe", "learnable") not in (None, "none")
+    return kind != "lif" and (options.get("mn_shape") == "full" or pe_full)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from .base import SpikingNet
 from .init import init_weights
 from .pretrained import load_weights
-from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron
+from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron, needs_spatial_shape
 from .resnet import resnet18, resnet19, resnet20, resnet34
 from .vgg import vgg13, vgg_small
 
@@ -86,7 +86,7 @@ def create_model(
         raise ValueError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURON_KINDS)}")
     check_neuron_options(neuron, neuron_options)
     builder = _MODELS[name]
-    if _needs_spatial_shape(neuron, neuron_options):
+    if needs_spatial_shape(neuron, neuron_options):
         if input_size is None:
             full = [k for k in ("mn_shape", "pe_shape") if neuron_options.get(k) == "full"]
             raise ValueError(f"{' and '.join(f'{k}={neuron_options[k]!r}' for k in full)} gives every neuron layer "
@@ -101,14 +101,6 @@ def create_model(
 
 def _neuron_for(kind: str, T: int, options: dict, channels: int):
     return make_neuron(kind, channels, T, **options)
-
-
-def _needs_spatial_shape(kind: str, options: dict) -> bool:
-    """Whether the options size a table by the input's (H, W) and leave ``spatial_shape`` to us."""
-    if "spatial_shape" in options:  # given by the caller: the same shape for every layer
-        return False
-    pe_full = kind == "staa" and options.get("pe_shape") == "full" and options.get("pe", "learnable") not in (None, "none")
-    return kind != "lif" and (options.get("mn_shape") == "full" or pe_full)
 
 
 class _ShapeProbe(nn.Module):
