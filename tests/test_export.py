@@ -180,8 +180,8 @@ def test_a_failed_upload_keeps_the_export_and_says_so(runs, tmp_path, monkeypatc
 
 @pytest.mark.parametrize("args, message", [
     (["--format", "onnx", "--push-to-hub", "me/net"], "uploads safetensors weights, not onnx"),
-    (["--format", "safetensors", "--push-to-hub", "no-owner"], "is not a Hub model: expected hf://owner/name"),
-    (["--format", "safetensors", "--push-to-hub", "me/net@dev"], "takes OWNER/NAME"),
+    (["--format", "safetensors", "--push-to-hub", "no-owner"], "takes a Hub model repository OWNER/NAME"),
+    (["--format", "safetensors", "--push-to-hub", "me/net@dev"], "got 'me/net@dev'"),
     (["--format", "safetensors", "--private"], "--private goes with --push-to-hub"),
 ])
 def test_hub_arguments_checked_before_the_export(runs, tmp_path, capsys, args, message):

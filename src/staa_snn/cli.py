@@ -301,9 +301,13 @@ def _export(args) -> int:
             raise ConfigError(f"--push-to-hub uploads safetensors weights, not {args.format}: use --format safetensors")
         try:
             if hub_repo(HUB_PREFIX + args.push_to_hub)[1] is not None:
-                raise ValueError(f"--push-to-hub takes OWNER/NAME, got {args.push_to_hub!r} (no @revision)")
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"--push-to-hub takes a Hub model repository OWNER/NAME (e.g. me/digits-staa), "
+                              f"got {args.push_to_hub!r}") from None
+        try:
             huggingface_hub()
-        except (ValueError, ImportError) as e:
+        except ImportError as e:
             raise ConfigError(str(e)) from None
     try:
         written = export_checkpoint(args.checkpoint, args.format, args.out, profile_batches=args.profile_batches)

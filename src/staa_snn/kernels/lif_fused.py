@@ -116,6 +116,9 @@ def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: Mem
     # temporary costs a pass (and [T, ...]-sized ones page faults as well).
     H, S = StepOutput(x), StepOutput(x)
     stats, rates = [], []
+    # The firing rate: eager, one mean per step; compiled, the spikes summed over steps and reduced
+    # once, so Inductor keeps the whole loop in one pass (a mean per step re-read each step's spikes).
+    count = None
     hv = None                                               # V[t-1] - V_reset (None at rest)
     for t in range(x.shape[0]):
         h = H.put(t, torch.mul(x[t], n, out=H.out(t)))
@@ -128,10 +131,13 @@ def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: Mem
             hn, mean, rstd = normalized(h, norm, update)
             stats.append((mean, rstd))
         s = S.put(t, fired(hn, v_threshold, out=S.out(t)))
-        rates.append(s.mean())
+        if S.compiling:
+            count = s if count is None else count + s
+        else:
+            rates.append(s.mean())
         hv = after_reset(h, s, v_reset)
-    return (H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None),
-            torch.stack(rates).mean())
+    rate = count.mean() / x.shape[0] if S.compiling else torch.stack(rates).mean()
+    return H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None), rate
 
 
 def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold: float, v_reset: float,
