@@ -77,6 +77,23 @@ def test_config_by_bundled_name_or_path_and_errors(tmp_path):
 
 
 def test_top_level_exports():
-    for name in ("create_model", "get_dataset", "train", "load_config", "profile_model", "LIF", "AdaptiveLIF",
-                 "STAALIF", "fold_mpbn", "load_pretrained", "__version__"):
-        assert hasattr(staa_snn, name), name
+    """Each top-level name is the object of the module that defines it, and the version is pyproject's."""
+    import re
+    from pathlib import Path
+
+    from staa_snn import analysis, data, models, neurons, training
+
+    for module, names in ((models, ("create_model", "list_models", "load_pretrained", "fold_mpbn")),
+                          (data, ("get_dataset", "list_datasets")),
+                          (training, ("train", "load_config", "Config", "evaluate_checkpoint")),
+                          (analysis, ("profile_model", "plot_runs")), (neurons, ("LIF", "AdaptiveLIF", "STAALIF"))):
+        for name in names:
+            assert getattr(staa_snn, name) is getattr(module, name), name
+    assert sorted(staa_snn.__all__) == sorted(["__version__", "create_model", "list_models", "load_pretrained",
+                                               "fold_mpbn", "get_dataset", "list_datasets", "train", "load_config",
+                                               "Config", "evaluate_checkpoint", "profile_model", "plot_runs", "LIF",
+                                               "AdaptiveLIF", "STAALIF"])
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    assert staa_snn.__version__ == re.search(r'^version = "(.+)"$', pyproject.read_text(), re.M).group(1)
+    with pytest.raises(AttributeError, match="has no attribute 'create_modle'"):
+        staa_snn.create_modle  # noqa: B018

@@ -1,6 +1,7 @@
 """Nothing lost, nothing confusing: one run per folder, honest resume, bad files named in one line,
 exact resume with loader workers and in the middle of an epoch, no host sync per step."""
 
+import functools
 import json
 import os
 import socket
@@ -14,22 +15,14 @@ import torch
 
 from staa_snn import cli
 from staa_snn.data import writers
-from staa_snn.training import RunFolderError, RunLocked, load_checkpoint, load_config, train
+from staa_snn.training import RunFolderError, RunLocked, load_checkpoint, train
 from staa_snn.training import engine
 from staa_snn.training.run_folder import RunFolder
 
-DIGITS = cli.resolve_config("digits")
-TIMING = {"train_samples_per_s", "epoch_time_s"}
+import tiny_runs
+from tiny_runs import strip
 
-
-def tiny(tmp_path, *overrides, name="run"):
-    return load_config(DIGITS, ["data.size=8", "model.T=2", "data.batch_size=32", "train.epochs=2",
-                                "train.max_batches=4", "train.progress=false", "output.tensorboard=false",
-                                f"output.dir={tmp_path}", f"output.name={name}", *overrides])
-
-
-def strip(history):
-    return [{k: v for k, v in h.items() if k not in TIMING} for h in history]
+tiny = functools.partial(tiny_runs.tiny, batches=4)
 
 
 def same_weights(a, b):

@@ -16,20 +16,8 @@ from staa_snn.training import (Config, ConfigError, TrainingDiverged, evaluate_c
                                load_config, lr_factor, train)
 from staa_snn.training import engine
 from staa_snn.training.distributed import GlobalBatchNorm, GlobalBatchSampler
+from tiny_runs import DIGITS, strip, tiny
 
-DIGITS = cli.resolve_config("digits")
-TIMING = {"train_samples_per_s", "epoch_time_s"}
-
-
-def tiny(tmp_path, *overrides, name="run"):
-    """The bundled digits config on a tiny budget: 8x8, T = 2, 3 batches per epoch."""
-    return load_config(DIGITS, ["data.size=8", "model.T=2", "data.batch_size=32", "train.epochs=2",
-                                "train.max_batches=3", "train.progress=false", "output.tensorboard=false",
-                                f"output.dir={tmp_path}", f"output.name={name}", *overrides])
-
-
-def strip(history):
-    return [{k: v for k, v in h.items() if k not in TIMING} for h in history]
 
 
 # --- config ------------------------------------------------------------------

@@ -27,6 +27,24 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
             tmp.unlink()
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, at most 200 characters (its type's name when it has
+    none): what a one-line message quotes of a failure underneath it."""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Remove the temporary files :func:`atomic_path` left in ``folder`` (their process was killed
+    mid-write: never a complete file); returns their names."""
+    removed = []
+    for tmp in Path(folder).iterdir():
+        if is_temporary(tmp):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

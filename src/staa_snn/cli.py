@@ -293,15 +293,14 @@ def _export(args) -> int:
     if args.profile_batches < 1:
         raise ConfigError(f"--profile-batches must be >= 1, got {args.profile_batches}")
     if args.push_to_hub is not None or args.private:  # checked before the export's work
-        from .models.pretrained import HUB_PREFIX, hub_repo, huggingface_hub
+        from .models.pretrained import hub_repo, huggingface_hub
 
         if args.push_to_hub is None:
             raise ConfigError("--private goes with --push-to-hub OWNER/NAME")
         if args.format != "safetensors":
             raise ConfigError(f"--push-to-hub uploads safetensors weights, not {args.format}: use --format safetensors")
         try:
-            if hub_repo(HUB_PREFIX + args.push_to_hub)[1] is not None:
-                raise ValueError
+            hub_repo(args.push_to_hub, revision=False)
         except ValueError:
             raise ConfigError(f"--push-to-hub takes a Hub model repository OWNER/NAME (e.g. me/digits-staa), "
                               f"got {args.push_to_hub!r}") from None

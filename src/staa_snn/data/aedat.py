@@ -109,17 +109,12 @@ def read_aedat2(path: str | os.PathLike, *, camera: str = "dvs128") -> dict[str,
 
 
 def _davis_events(path: str, words: np.ndarray, camera: str) -> dict[str, np.ndarray]:
-    width, height = CAMERAS[camera]
     addr = words[:, 0]
     keep = (addr >> 31) == 0  # DVS events; APS and IMU samples have bit 31 set
     addr = addr[keep]
     x = ((addr >> 12) & 0x3FF).astype(np.int32)
     y = ((addr >> 22) & 0x1FF).astype(np.int32)
-    outside = (x >= width) | (y >= height)
-    if outside.any():
-        i = int(np.flatnonzero(outside)[0])
-        raise CorruptFileError(f"{path}: event at x={x[i]}, y={y[i]} lies outside the {width}x{height} sensor of "
-                               f"a {camera}: another camera, or a damaged file")
+    _check_on_sensor(path, x, y, CAMERAS[camera], f" of a {camera}")
     return {"t": words[keep, 1].astype(np.int64), "x": x, "y": y, "p": ((addr >> 11) & 1).astype(np.int32)}
 
 
@@ -172,12 +167,17 @@ def read_aedat3(path: str | os.PathLike, *, sensor: tuple[int, int] = (128, 128)
     if not valid.all():
         d, t = d[valid], t[valid]
     x, y = _bits(d, 17, 0x7FFF), _bits(d, 2, 0x7FFF)
+    _check_on_sensor(path, x, y, sensor)
+    return {"t": t, "x": x, "y": y, "p": _bits(d, 1, 1)}
+
+
+def _check_on_sensor(path: str, x: np.ndarray, y: np.ndarray, sensor: tuple[int, int], of: str = "") -> None:
+    """Refuse events outside the ``(width, height)`` sensor (``of``: which camera, for the message)."""
     outside = (x >= sensor[0]) | (y >= sensor[1])
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
         raise CorruptFileError(f"{path}: event at x={x[i]}, y={y[i]} lies outside the {sensor[0]}x{sensor[1]} "
-                               f"sensor: another camera, or a damaged file")
-    return {"t": t, "x": x, "y": y, "p": _bits(d, 1, 1)}
+                               f"sensor{of}: another camera, or a damaged file")
 
 
 def _bits(words: np.ndarray, shift: int, mask: int) -> np.ndarray:

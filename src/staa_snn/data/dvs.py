@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import warnings
@@ -27,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .._io import atomic_path, write_text_atomic
+from .._io import atomic_path, first_line, write_text_atomic
 from .aedat import CorruptFileError, read_aedat2, read_aedat3
 from .events import SPLIT_MODES, events_to_frames
 
@@ -58,9 +59,8 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     except CorruptFileError:
         raise
     except Exception as e:  # zipfile, zlib and numpy fail in many ways on a damaged archive
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CorruptFileError(f"{path}: not a readable events .npz with keys t, x, y, p "
-                               f"({type(e).__name__}: {first[:200]})") from None
+                               f"({type(e).__name__}: {first_line(e)})") from None
     n = len(events["t"])
     if any(v.ndim != 1 or len(v) != n for v in events.values()):
         raise CorruptFileError(f"{path}: t, x, y, p must be 1-D arrays of one length, got shapes "
@@ -83,13 +83,10 @@ def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kin
                                  fmt.read_array_header_2_0(f) if version == (2, 0) else
                                  fmt._read_array_header(f, version))
     except Exception as e:  # numpy parses the header with ast.literal_eval: many ways to fail on damage
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CorruptFileError(f"{name}: not a .npy array ({type(e).__name__}: {first[:200]})") from None
+        raise CorruptFileError(f"{name}: not a .npy array ({type(e).__name__}: {first_line(e)})") from None
     if dtype.hasobject or dtype.kind not in dtype_kinds:
         raise CorruptFileError(f"{name}: unexpected dtype {dtype} (expected a plain number type)")
-    count = 1
-    for n in shape:
-        count *= int(n)
+    count = math.prod(int(n) for n in shape)
     nbytes = count * dtype.itemsize
     header = f.tell() if hasattr(f, "tell") else 0
     limit = size - header if max_bytes is None else min(max(size - header, 0), max_bytes)
@@ -99,8 +96,7 @@ def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kin
     data = f.read(nbytes)
     if len(data) != nbytes:
         raise CorruptFileError(f"{name}: truncated ({len(data)} of {nbytes} bytes of data)")
-    array = np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
-    return array
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
 
 
 READERS = {"aedat2": read_aedat2, "aedat3": read_aedat3, "npz": _read_npz}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import math
 import os
 import pickle
 import pickletools
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .._io import first_line
 from .aedat import CorruptFileError
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -121,9 +123,7 @@ class _CifarUnpickler(pickle.Unpickler):
         def bounded(subtype, shape, dtype_char, *rest):
             if subtype is not np.ndarray:
                 raise pickle.UnpicklingError(f"forbidden array type {subtype!r}")
-            count = 1
-            for n in shape if isinstance(shape, tuple) else (shape,):
-                count *= int(n)
+            count = math.prod(int(n) for n in (shape if isinstance(shape, tuple) else (shape,)))
             if count > self.limit:
                 raise pickle.UnpicklingError(f"an array of {count} elements in a file of {self.limit} bytes")
             return reconstruct(subtype, shape, dtype_char, *rest)
@@ -184,8 +184,7 @@ def _unpickle(path: Path) -> dict:
                                    f"never does (a crafted or foreign file; nothing of it was run)") from None
         raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({e})") from None
     except Exception as e:  # a damaged pickle fails in many ways, all of them "not a CIFAR file"
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {first[:200]})") from None
+        raise CorruptFileError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {first_line(e)})") from None
     if not isinstance(d, dict):
         raise CorruptFileError(f"{path}: not a CIFAR pickle (a {type(d).__name__}, expected a dict)")
     # Python 2 pickles: keys are bytes under encoding="bytes", str under "latin1".
@@ -265,8 +264,7 @@ def _checked_image_folder():
             except (OSError, ValueError, SyntaxError) as e:  # PIL: truncated, unidentified, broken
                 if self.skip_bad_files:
                     return None
-                first = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise CorruptFileError(f"{path}: not a readable image ({first}); remove it, or skip unreadable "
+                raise CorruptFileError(f"{path}: not a readable image ({first_line(e)}); remove it, or skip unreadable "
                                        f"files with data.options.skip_bad_files=true (skip_bad_files=True in Python)") from None
 
     return CheckedImageFolder

@@ -8,12 +8,14 @@ safetensors weights with a model card (to share, on the Hugging Face Hub too: :f
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
 
 import torch
 
+from ..models import fold_mpbn
 from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
 from .onnx_export import to_onnx
@@ -72,9 +74,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         inputs, what = dataset_batches(cfg, profile_batches, batch_size)[0], f"{profile_batches} test batches"
     except (FileNotFoundError, ValueError, OSError):
         inputs, what = [random_batch(cfg, batch_size)], "a random input: the firing rates, #AC and energy are not a trained net's on data"
-    from ..models import fold_mpbn
-    import copy
-
     report = profile_model(fold_mpbn(copy.deepcopy(model)), inputs).to_dict()
     spec = model_spec(cfg, ckpt["num_classes"], shape[0], model)
     card = model_card(cfg=cfg, ckpt=ckpt, spec=spec, profile=report, profile_input=what,

@@ -21,9 +21,7 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
     """Upload an export folder to the Hub model repository ``repo_id`` (``owner/name``; created when
     it does not exist, ``private`` then). Only the export's own files are sent. Returns the
     ``hf://`` reference that :func:`~staa_snn.models.load_pretrained` takes."""
-    repo, at = hub_repo(HUB_PREFIX + repo_id)  # the same check as when loading
-    if at is not None:
-        raise ValueError(f"repo_id is owner/name, got {repo_id!r}: pass the branch as revision=")
+    repo, _ = hub_repo(repo_id, revision=False)  # a branch goes in revision=
     weights, _ = _files(folder)  # refuses a folder without model.safetensors and config.json
     folder = Path(weights).parent
     hub = huggingface_hub()

@@ -93,5 +93,5 @@ def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_thr
     (``sa_gates`` an ``nn.Module`` or ``None``; ``normalize`` BN_mp through its module, whose
     running statistics the compiled graph updates); compiled once per process."""
     with _memory_budget():  # in force whenever a (re)compile happens
-        return maybe_compiled(_loop, True)(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset,
-                                 surrogate, detach_reset, normalize)
+        return maybe_compiled(_loop, True)(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold,
+                                           v_reset, surrogate, detach_reset, normalize)

@@ -28,14 +28,15 @@ def _safetensors():
     return safetensors.torch
 
 
-def hub_repo(ref: str) -> tuple[str, str | None]:
-    """``hf://owner/name[@revision]`` -> (``owner/name``, revision or None); a ValueError otherwise."""
-    repo, _, revision = ref[len(HUB_PREFIX):].partition("@") if ref.startswith(HUB_PREFIX) else (ref, "", "")
+def hub_repo(ref: str, *, revision: bool = True) -> tuple[str, str | None]:
+    """``[hf://]owner/name[@revision]`` -> (``owner/name``, revision or None); a ValueError otherwise
+    (also for an ``@revision`` when ``revision`` is False: a repository to upload to)."""
+    repo, at, rev = ref.removeprefix(HUB_PREFIX).partition("@")
     owner, _, name = repo.partition("/")
-    if not owner or not name or "/" in name or any(c.isspace() for c in repo):
-        raise ValueError(f"{ref!r} is not a Hub model: expected {HUB_PREFIX}owner/name or "
-                         f"{HUB_PREFIX}owner/name@revision")
-    return repo, revision or None
+    if not owner or not name or "/" in name or any(c.isspace() for c in repo) or (at and not revision):
+        expected = f"{HUB_PREFIX}owner/name or {HUB_PREFIX}owner/name@revision" if revision else "owner/name"
+        raise ValueError(f"{ref!r} is not a Hub model: expected {expected}")
+    return repo, rev or None
 
 
 def huggingface_hub():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import atomic_path, is_temporary
+from .._io import atomic_path, first_line
 from ..data import CorruptFileError
 
 FORMAT = "staa-snn-checkpoint-1"
@@ -72,8 +72,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for foreign or damaged files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CorruptFileError(f"{path}: not a readable staa-snn checkpoint ({first[:200]})") from e
+        raise CorruptFileError(f"{path}: not a readable staa-snn checkpoint ({first_line(e)})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         what = f"a {type(ckpt).__name__}" if not isinstance(ckpt, dict) else "a dict without the staa-snn format tag"
         raise CorruptFileError(f"{path}: not a staa-snn checkpoint ({what}; expected one written by staa-snn train)")
@@ -83,10 +82,3 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 def _starts_like_a_zip(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(4) == b"PK\x03\x04"
-
-
-def remove_stale_temporaries(folder: str | Path) -> None:
-    """Temporary files left by a process killed mid-write (never a complete checkpoint)."""
-    for tmp in Path(folder).iterdir():
-        if is_temporary(tmp):
-            tmp.unlink(missing_ok=True)

@@ -257,7 +257,7 @@ def _git_commit() -> str | None:
         return None
 
 
-def _say(ctx: ddp.DistContext, cfg: Config, text: str) -> None:
+def _say(ctx: ddp.DistContext, text: str) -> None:
     """A notice on rank 0's stderr (what a run does that one should know of: resuming, starting
     afresh, clearing leftovers, skipping files, compiling), whether or not progress is shown."""
     if ctx.is_main:
@@ -374,16 +374,16 @@ class Trainer:
                                       f"or choose another output.name")
             removed = self.run_folder.clear_leftovers() if ctx.is_main else []
             if auto:
-                _say(ctx, cfg, f"no checkpoint in {folder} yet: starting {name} from the beginning")
+                _say(ctx, f"no checkpoint in {folder} yet: starting {name} from the beginning")
             if removed:
-                _say(ctx, cfg, f"cleared what an unfinished run left in {folder}: {', '.join(removed)}")
+                _say(ctx, f"cleared what an unfinished run left in {folder}: {', '.join(removed)}")
             return None
         old = checkpoint_config(ckpt, require_root=False)
         mid = ckpt.get("batch", 0) > 0
         changed = resume_changes(old, cfg, epochs_done=ckpt["epoch"], mid_epoch=mid, run=name)
         where = f"epoch {ckpt['epoch']}/{cfg.train.epochs}" + (f", batch {ckpt['batch']}" if mid else "")
         what = describe(changed)
-        _say(ctx, cfg, f"resuming {name} from {where}" + (f" (changed: {what})" if what else ""))
+        _say(ctx, f"resuming {name} from {where}" + (f" (changed: {what})" if what else ""))
         return ckpt
 
     # -- stage 2: model, data, optimisation ---------------------------------------
@@ -487,8 +487,8 @@ class Trainer:
         self.build()
         sums = self.restore(ckpt)
         if self.backend == "compiled":
-            _say(self.ctx, self.cfg, f"neuron backend: compiled ({self.backend_reason}; the first steps compile "
-                                     f"the neuron loops)")
+            _say(self.ctx, f"neuron backend: compiled ({self.backend_reason}; the first steps compile the "
+                           f"neuron loops)")
         self.write_run_files()
         t = self.cfg.train
         self.stop_at_step = None if stop_after_steps is None else self.step + stop_after_steps
@@ -628,8 +628,8 @@ class Trainer:
                   "train_samples_per_s": timed / train_time, "epoch_time_s": time.perf_counter() - self.tic}
         if skipped:
             record["skipped_samples"] = int(skipped)
-            _say(ctx, cfg, f"epoch {self.epoch}: skipped {int(skipped)} unreadable sample(s) (data.options."
-                           f"skip_bad_files)")
+            _say(ctx, f"epoch {self.epoch}: skipped {int(skipped)} unreadable sample(s) "
+                      f"(data.options.skip_bad_files)")
         self.history.append(record)
         best = max(h["test_acc"] for h in self.history)
         self.checkpoint(None, best=record["test_acc"] >= best)

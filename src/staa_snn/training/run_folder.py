@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .._io import atomic_path, is_temporary, write_text_atomic
+from .._io import remove_temporaries, write_text_atomic
 
 __all__ = ["RunFolder", "RunFolderError", "RunLocked"]
 
@@ -117,17 +117,11 @@ class RunFolder:
             if (self.path / name).is_dir():
                 shutil.rmtree(self.path / name)
                 removed.append(name + "/")
-        for tmp in self.path.iterdir():
-            if is_temporary(tmp):
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp.name)
-        return removed
+        return removed + self.remove_temporaries()
 
-    def remove_temporaries(self) -> None:
-        """Temporary files left by a process killed mid-write (never a complete file)."""
-        for tmp in self.path.iterdir():
-            if is_temporary(tmp):
-                tmp.unlink(missing_ok=True)
+    def remove_temporaries(self) -> list[str]:
+        """Temporary files left by a process killed mid-write (never a complete file); their names."""
+        return remove_temporaries(self.path)
 
     # -- what a run writes ----------------------------------------------------
     def write_config(self, tree: dict) -> None:
@@ -164,9 +158,6 @@ class RunFolder:
                               stacklevel=2)
             return None
         return SummaryWriter(str(self.path / "tensorboard"))
-
-    def atomic(self, name: str):
-        return atomic_path(self.path / name)
 
 
 def flatten_record(record: dict, prefix: str = "") -> dict:
