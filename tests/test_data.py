@@ -406,8 +406,8 @@ def test_image_folder_jpeg(tmp_path):
     torch.testing.assert_close(x, ((torch.tensor(colors["n02"]).view(3, 1, 1) / 255 - mean) / std).expand(3, 24, 24),
                                atol=3 / 255 / 0.224, rtol=0)  # a solid JPEG decodes to within a few levels
     assert data.get_dataset("imagefolder", tmp_path, "train", size=16)[0][0].shape == (3, 16, 16)
-    (tmp_path / "val" / "n03").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"class folder\(s\) with no files in .*val: n03"):
+    (tmp_path / "train" / "n03").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"class folder\(s\) with no files in .*train: n03"):
         data.get_dataset("imagenet", tmp_path, "test")
     with pytest.raises(FileNotFoundError, match=r"expected .*train/<class>/<image>.*image-net.org"):
         data.get_dataset("imagenet", tmp_path / "nothing")
@@ -420,7 +420,7 @@ def test_get_dataset_errors():
         data.get_dataset("digits", split="val")
     with pytest.raises(ValueError, match="T and split_by apply to event datasets only"):
         data.get_dataset("digits", T=4)
-    with pytest.raises(TypeError, match=r"unknown option\(s\) \['holdout'\] for dataset 'digits'"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['holdout'\] for dataset 'digits'"):
         data.get_dataset("digits", holdout="first")
     with pytest.raises(ValueError, match="needs root="):
         data.get_dataset("cifar10")
@@ -477,3 +477,103 @@ def test_mixup_cutmix_targets_match_the_mix():
     off = data.MixupCutmix(5)
     xo, t = off(x, y)
     assert xo is x and torch.equal(t, torch.nn.functional.one_hot(y, 5).float())
+
+
+def _solid_folder(root, splits: dict[str, dict[str, int]], size=(8, 8)) -> dict:
+    """PNG image folders (lossless): ``{split: {class: count}}``, image ``i`` of class ``c`` a solid
+    colour that names both; returns ``{(split, class, i): colour}``."""
+    colours, tree = {}, {}
+    for split, classes in splits.items():
+        tree[split] = {}
+        for k, (name, count) in enumerate(sorted(classes.items())):
+            imgs = []
+            for i in range(count):
+                colour = (10 * k + 5, 7 * i + 3, 200 if split == "train" else 100)
+                colours[(split, name, i)] = colour
+                imgs.append(np.full((*size, 3), colour, np.uint8))
+            tree[split][name] = imgs
+    writers.write_image_folder(root, tree, ext="png")
+    return colours
+
+
+def test_image_folder_classes_come_from_training(tmp_path):
+    _solid_folder(tmp_path, {"train": {"cat": 2, "dog": 2, "eel": 2}, "val": {"cat": 1, "eel": 1}})
+    val = data.get_dataset("imagefolder", tmp_path, "test")
+    assert val.classes == ["cat", "dog", "eel"]
+    assert [y for _, y in val] == [0, 2]  # eel is class 2, as in training (not 1)
+    (tmp_path / "val" / "fox").mkdir()
+    writers.write_image_folder(tmp_path, {"val": {"fox": [np.zeros((8, 8, 3), np.uint8)]}}, ext="png")
+    with pytest.raises(ValueError, match=r"class folder\(s\) fox in .*val are not in .*train \(classes: cat, dog, eel\)"):
+        data.get_dataset("imagefolder", tmp_path, "test")
+    one = tmp_path / "one"
+    _solid_folder(one, {"train": {"cat": 2}, "val": {"cat": 1}})
+    with pytest.raises(ValueError, match=r"has one class folder \(cat\): a classifier needs at least 2 classes"):
+        data.get_dataset("imagefolder", one, "train")
+
+
+def test_val_per_class_holds_out_a_seeded_stratified_split(tmp_path):
+    _solid_folder(tmp_path, {"train": {"a": 6, "b": 5, "c": 7}})
+    get = lambda split, **kw: data.get_dataset("imagefolder", tmp_path, split, val_per_class=2, **kw)  # noqa: E731
+    train, val = get("train"), get("test")
+    assert len(train) == 12 and len(val) == 6
+    assert sorted(val.targets) == [0, 0, 1, 1, 2, 2] and train.classes == val.classes == ["a", "b", "c"]
+    held, kept = {p for p, _ in val.samples}, {p for p, _ in train.samples}
+    every = {str(p) for p in (tmp_path / "train").rglob("*.png")}
+    assert not held & kept and held | kept == every
+    assert {p for p, _ in get("test").samples} == held  # the same split every time
+    other = {p for p, _ in get("test", val_seed=1).samples}
+    assert other != held and len(other) == 6
+    # the labels follow the files: a held-out image of class b is b's colour
+    x, y = val[2]
+    assert y == 1 and val.samples[2][0].startswith(str(tmp_path / "train" / "b"))
+    with pytest.raises(ValueError, match=r"val_per_class=5 leaves nothing to train on in class 'b' \(5 images\)"):
+        data.get_dataset("imagefolder", tmp_path, "train", val_per_class=5)
+    with pytest.raises(ValueError, match=r"val_per_class must be a positive number"):
+        data.get_dataset("imagefolder", tmp_path, "train", val_per_class=0)
+    _solid_folder(tmp_path / "both", {"train": {"a": 2, "b": 2}, "val": {"a": 1, "b": 1}})
+    with pytest.raises(ValueError, match=r"has its own val/: val_per_class holds a validation split out of train/ only"):
+        data.get_dataset("imagefolder", tmp_path / "both", "test", val_per_class=1)
+    with pytest.raises(FileNotFoundError, match=r"or hold a validation split out of train/ with data.options.val_per_class"):
+        data.get_dataset("imagefolder", tmp_path, "test")
+
+
+def test_small_images_get_the_cifar_recipe(tmp_path):
+    from torchvision.transforms import v2
+
+    colours = _solid_folder(tmp_path / "small", {"train": {"a": 2, "b": 2}, "val": {"a": 1, "b": 1}}, size=(32, 32))
+    _solid_folder(tmp_path / "large", {"train": {"a": 1, "b": 1}, "val": {"a": 1, "b": 1}}, size=(80, 96))
+    kinds = lambda ds: [type(op).__name__ for op in ds.transform.transforms]  # noqa: E731
+    train = data.get_dataset("imagefolder", tmp_path / "small", "train")
+    assert kinds(train) == ["ToImage", "FitSize", "RandomCrop", "RandomHorizontalFlip", "AutoAugment", "ToDtype",
+                            "Normalize", "Cutout"]
+    crop = train.transform.transforms[2]
+    assert crop.padding == [4, 4, 4, 4] and train[0][0].shape == (3, 32, 32)  # the images' own size by default
+    quick = data.get_dataset("imagefolder", tmp_path / "small", "train", autoaugment=False, cutout=0)
+    assert kinds(quick) == ["ToImage", "FitSize", "RandomCrop", "RandomHorizontalFlip", "ToDtype", "Normalize"]
+    assert data.get_dataset("imagefolder", tmp_path / "small", "train", cutout=8).transform.transforms[-1].length == 8
+    # evaluation: the image as it is, normalised by the given statistics (PNG: exact)
+    mean, std = (0.5, 0.25, 0.125), (0.5, 0.25, 0.2)
+    val = data.get_dataset("imagefolder", tmp_path / "small", "test", mean=mean, std=std)
+    assert kinds(val) == ["ToImage", "FitSize", "ToDtype", "Normalize"]
+    x, y = val[1]
+    expect = (torch.tensor(colours[("val", "b", 0)], dtype=torch.float32) / 255 - torch.tensor(mean)) / torch.tensor(std)
+    assert y == 1
+    torch.testing.assert_close(x, expect.view(3, 1, 1).expand(3, 32, 32))
+    large = data.get_dataset("imagefolder", tmp_path / "large", "train")
+    assert isinstance(large.transform.transforms[1], v2.RandomResizedCrop) and large[0][0].shape == (3, 224, 224)
+    assert data.get_dataset("imagefolder", tmp_path / "large", "train", recipe="cifar", size=32)[0][0].shape == (3, 32, 32)
+    assert isinstance(data.get_dataset("imagefolder", tmp_path / "small", "train", recipe="imagenet",
+                                       size=32).transform.transforms[1], v2.RandomResizedCrop)
+    with pytest.raises(ValueError, match=r"autoaugment apply to the CIFAR recipe only; 'imagefolder' gets the imagenet"):
+        data.get_dataset("imagefolder", tmp_path / "large", "train", autoaugment=False)
+    with pytest.raises(ValueError, match=r"recipe='cifar' applies to image folders \(imagefolder, imagenet\); 'digits'"):
+        data.get_dataset("digits", split="train", recipe="cifar")
+    with pytest.raises(ValueError, match=r"unknown recipe 'fast'; valid recipes: auto, cifar, imagenet"):
+        data.get_dataset("imagefolder", tmp_path / "small", "train", recipe="fast")
+    with pytest.raises(ValueError, match=r"mean must be 3 numbers, one per channel, got \(0.5, 0.5\)"):
+        data.get_dataset("imagefolder", tmp_path / "small", "train", mean=(0.5, 0.5))
+    with pytest.raises(ValueError, match=r"std must be positive"):
+        data.get_dataset("imagefolder", tmp_path / "small", "train", std=(0.5, 0, 0.5))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['nosuch'\] for dataset 'imagefolder'; valid dataset-specific "
+                                         r"options: \['skip_bad_files', 'val_per_class', 'val_seed'\]"):
+        data.get_dataset("imagefolder", tmp_path / "small", "train", nosuch=3)

@@ -53,39 +53,129 @@ def dataset_info(name: str) -> DatasetInfo:
     return _INFO[name]
 
 
-def _check_options(name: str, fn: Callable, options: dict) -> None:
-    valid = [p for p in inspect.signature(fn).parameters if p not in ("root", "split")]
+def check_dataset_options(name: str, options: dict) -> None:
+    """Reject dataset-specific options (``data.options``) that ``name`` does not take, listing those it does."""
+    valid = [p for p in inspect.signature(_BUILDERS[dataset_info(name).name]).parameters
+             if p not in ("root", "split", *_COMMON)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for dataset {name!r}; "
-                        f"valid dataset-specific options: {valid or 'none'}")
+        raise ValueError(f"unknown option(s) {unknown} for dataset {name!r}; "
+                         f"valid dataset-specific options: {valid or 'none'}")
 
 
-def _digits(root, split, *, T, split_by, size, augment, cache_dir):
+def _digits(root, split, *, T, split_by, size, augment, cache_dir, image):
     return static.digits(split, size, transforms.digits_transform(split == "train", augment, size))
 
 
 def _cifar(name):
-    def build(root, split, *, T, split_by, size, augment, cache_dir):
-        return static.cifar(name, root, split, transforms.cifar_transform(name, split == "train", augment, size))
+    def build(root, split, *, T, split_by, size, augment, cache_dir, image):
+        return static.cifar(name, root, split, transforms.cifar_transform(name, split == "train", augment, size,
+                                                                          **image.heavy, **image.stats))
     return build
 
 
-def _imagenet(what):
-    def build(root, split, *, T, split_by, size, augment, cache_dir, skip_bad_files=False):
-        return static.image_folder(root, split, transforms.imagenet_transform(split == "train", augment, size),
-                                   what=what, skip_bad_files=skip_bad_files)
+def _image_folder(what):
+    def build(root, split, *, T, split_by, size, augment, cache_dir, image, skip_bad_files=False,
+              val_per_class=None, val_seed=0):
+        train = split == "train"
+        if image.recipe == "cifar":
+            transform = transforms.cifar_transform(None, train, augment, size, **image.heavy, **image.stats,
+                                                   from_pil=True)
+        else:
+            transform = transforms.imagenet_transform(train, augment, size, **image.stats)
+        return static.image_folder(root, split, transform, what=what, skip_bad_files=skip_bad_files,
+                                   val_per_class=val_per_class, val_seed=val_seed)
     return build
 
 
-def _cifar10dvs(root, split, *, T, split_by, size, augment, cache_dir, holdout="last", workers=None,
+_WHAT = {"imagenet": "ImageNet", "imagefolder": "image folder"}  # in messages
+
+
+def normalization(name: str, mean=None, std=None) -> dict | None:
+    """``{"mean": [...], "std": [...]}`` the inputs of ``name`` are normalised with (the given
+    ones, or the dataset's defaults), or ``None`` where they are not normalised (digits: value /
+    16; event frames: raw counts)."""
+    kind = dataset_info(name).kind
+    if kind == "events" or name == "digits":
+        return None
+    default = transforms.NORMALIZATION.get(name, transforms.NORMALIZATION["imagenet"])
+    return {"mean": [float(v) for v in (mean or default[0])], "std": [float(v) for v in (std or default[1])]}
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """The augmentation recipe of a static-image dataset, resolved (see :func:`get_dataset`)."""
+
+    recipe: str  # "cifar" | "imagenet" | "digits" | "none" (events)
+    image_size: int | None = None  # an image folder's first image's longer side, when read
+    autoaugment: bool | None = None
+    cutout: int | None = None
+    mean: tuple | None = None
+    std: tuple | None = None
+
+    @property
+    def heavy(self) -> dict:
+        return {"autoaugment": self.autoaugment, "cutout": self.cutout}
+
+    @property
+    def stats(self) -> dict:
+        return {"mean": self.mean, "std": self.std}
+
+
+def resolve_recipe(name: str, root=None, *, recipe: str = "auto", autoaugment: bool | None = None,
+                   cutout: int | None = None, mean=None, std=None, val_per_class=None) -> ImageRecipe:
+    """The recipe a dataset gets, checked: ``"auto"`` is CIFAR's for CIFAR and for image folders
+    whose first image is at most :data:`~.transforms.SMALL_IMAGE` pixels a side, ImageNet's for
+    other folders; digits and event data have their own. ``autoaugment`` and ``cutout`` apply to
+    the CIFAR recipe only, ``mean`` and ``std`` to CIFAR and image folders."""
+    if recipe not in transforms.RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; valid recipes: {', '.join(transforms.RECIPES)}")
+    image_size = None
+    native = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar"}.get(name)
+    if dataset_info(name).kind == "events":
+        native = "none"
+    if native is not None:
+        if recipe not in ("auto", native):
+            raise ValueError(f"recipe={recipe!r} applies to image folders (imagefolder, imagenet); "
+                             f"{name!r} has its own recipe ({native})")
+        recipe = native
+    elif root is not None:  # an image folder: its first image's size
+        folders = static.image_folder_splits(root, what=_WHAT[name], val_per_class=val_per_class)
+        found = static.first_image_size(folders["train"])
+        image_size = max(found) if found is not None else None
+        if recipe == "auto" and name == "imagenet":
+            recipe = "imagenet"
+        elif recipe == "auto":
+            recipe = "cifar" if image_size is not None and image_size <= transforms.SMALL_IMAGE else "imagenet"
+    if recipe not in ("cifar", "auto"):  # "auto" here: an image folder not read yet (a config's check)
+        given = [k for k, v in (("autoaugment", autoaugment), ("cutout", cutout)) if v is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} apply to the CIFAR recipe only; {name!r} gets the {recipe} "
+                             f"recipe here (set recipe='cifar' for an image folder)")
+    if cutout is not None and (isinstance(cutout, bool) or not isinstance(cutout, int) or cutout < 0):
+        raise ValueError(f"cutout must be a length in pixels (0: off), got {cutout!r}")
+    for key, value in (("mean", mean), ("std", std)):
+        if value is None:
+            continue
+        if recipe not in ("cifar", "imagenet", "auto"):
+            raise ValueError(f"{key} applies to CIFAR and image folders; {name!r} is not normalised")
+        channels = dataset_info(name).in_channels
+        if (not isinstance(value, (list, tuple)) or len(value) != channels
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ValueError(f"{key} must be {channels} numbers, one per channel, got {value!r}")
+        if key == "std" and not all(v > 0 for v in value):
+            raise ValueError(f"std must be positive, got {value!r}")
+    return ImageRecipe(recipe, image_size, autoaugment, cutout, tuple(mean) if mean else None, tuple(std) if std else None)
+
+
+def _cifar10dvs(root, split, *, T, split_by, size, augment, cache_dir, image, holdout="last", workers=None,
                 skip_bad_files=False):
     return CIFAR10DVS(root, split, T=T, split_by=split_by, size=size, cache_dir=cache_dir, holdout=holdout,
                       workers=workers, skip_bad_files=skip_bad_files,
                       transform=transforms.dvs_transform(split == "train", augment, size))
 
 
-def _dvsgesture(root, split, *, T, split_by, size, augment, cache_dir, workers=None, skip_bad_files=False):
+def _dvsgesture(root, split, *, T, split_by, size, augment, cache_dir, image, workers=None, skip_bad_files=False):
     return DVSGesture(root, split, T=T, split_by=split_by, size=size, cache_dir=cache_dir, workers=workers,
                       skip_bad_files=skip_bad_files,
                       transform=transforms.dvs_transform(split == "train", augment, size))
@@ -93,14 +183,15 @@ def _dvsgesture(root, split, *, T, split_by, size, augment, cache_dir, workers=N
 
 _BUILDERS = {
     "digits": _digits, "cifar10": _cifar("cifar10"), "cifar100": _cifar("cifar100"),
-    "imagenet": _imagenet("ImageNet"), "imagefolder": _imagenet("image folder"),
+    "imagenet": _image_folder(_WHAT["imagenet"]), "imagefolder": _image_folder(_WHAT["imagefolder"]),
     "cifar10dvs": _cifar10dvs, "dvsgesture": _dvsgesture,
 }
-_COMMON = {"T", "split_by", "size", "augment", "cache_dir"}
+_COMMON = {"T", "split_by", "size", "augment", "cache_dir", "image"}
 
 
 def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = None, split_by: str = "number",
-                size: int | None = None, augment: bool | None = None, cache_dir=None, **options):
+                size: int | None = None, augment: bool | None = None, cache_dir=None, recipe: str = "auto",
+                autoaugment: bool | None = None, cutout: int | None = None, mean=None, std=None, **options):
     """A ``torch.utils.data.Dataset`` of ``(x, label)``.
 
     - ``split``: ``"train"`` or ``"test"`` (ImageNet-style folders: ``val/``).
@@ -111,10 +202,18 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
     - ``augment``: the recipe's augmentation; on for train, off for test by
       default. Event frames without it are raw per-pixel event counts.
     - ``cache_dir``: where event frames are cached (default ``root/frames_cache``).
+    - ``recipe``: image folders' augmentation, ``"auto"`` (CIFAR's for images of at
+      most 64 px a side, else ImageNet's), ``"cifar"`` (random crop with padding,
+      flip, AutoAugment, Cutout) or ``"imagenet"`` (random-resized crop, flip).
+    - ``autoaugment`` (default on), ``cutout`` (length, default ``size // 2``, 0:
+      off): the CIFAR recipe's heavy augmentations. ``mean``, ``std``: the
+      normalisation (defaults: CIFAR's statistics, ImageNet's for image folders).
     - ``**options``: dataset-specific, e.g. ``holdout="first"``,
       ``workers=4`` for the event datasets, ``skip_bad_files=True`` for the event
       datasets (bad recordings left out when converting) and image folders (an
-      unreadable image dropped from its batch, counted per epoch).
+      unreadable image dropped from its batch, counted per epoch),
+      ``val_per_class=500`` (and ``val_seed``) for an image folder with only
+      ``train/``: a class-stratified validation split held out of it.
 
     >>> ds = get_dataset("digits", split="test")
     >>> len(ds), tuple(ds[0][0].shape), ds[0][1]
@@ -124,7 +223,7 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     builder = _BUILDERS[name]
-    _check_options(name, builder, {**options})
+    check_dataset_options(name, options)
     if info.kind == "static":
         if T is not None or split_by != "number":
             raise ValueError(f"T and split_by apply to event datasets only; {name!r} holds static images, "
@@ -135,9 +234,13 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
             raise ValueError(f"T must be a positive integer number of frames, got {T!r}")
     if info.needs_root and root is None:
         raise ValueError(f"dataset {name!r} needs root=, the folder holding {info.layout}")
-    size = info.size if size is None else size
+    image = resolve_recipe(name, root, recipe=recipe, autoaugment=autoaugment, cutout=cutout, mean=mean, std=std,
+                           val_per_class=options.get("val_per_class"))
+    if size is None:  # small images in a folder keep their size (the CIFAR recipe)
+        size = (image.image_size or 32) if image.recipe == "cifar" and name not in ("cifar10", "cifar100") \
+            else info.size
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive integer (pixels), got {size!r}")
     augment = split == "train" if augment is None else bool(augment)
     return builder(root, split, T=T, split_by=split_by, size=size, augment=augment, cache_dir=cache_dir,
-                   **options)
+                   image=image, **options)

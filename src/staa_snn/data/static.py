@@ -253,9 +253,19 @@ def _checked_image_folder():
     class CheckedImageFolder(ImageFolder):
         """ImageFolder whose unreadable images (corrupt, truncated, not an image) raise a
         :class:`CorruptFileError` naming the file, or, with ``skip_bad_files``, come back as
-        ``None`` (the trainer drops them from their batch and counts them)."""
+        ``None`` (the trainer drops them from their batch and counts them). ``classes``, when
+        given, fixes the class list and indices (the training split's), whatever this folder holds."""
 
         skip_bad_files = False
+
+        def __init__(self, root, *, classes: "list[str] | None" = None, **kwargs) -> None:
+            self.fixed_classes = classes
+            super().__init__(root, **kwargs)
+
+        def find_classes(self, directory):
+            if self.fixed_classes is None:
+                return super().find_classes(directory)
+            return list(self.fixed_classes), {c: i for i, c in enumerate(self.fixed_classes)}
 
         def __getitem__(self, index: int):
             path = self.samples[index][0]
@@ -270,26 +280,108 @@ def _checked_image_folder():
     return CheckedImageFolder
 
 
-def image_folder(root, split: str, transform=None, *, what: str = "an image folder", skip_bad_files: bool = False):
-    """``root/<train|val>/<class>/<image>`` through torchvision's ImageFolder.
-    ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``). An unreadable
-    image raises a :class:`CorruptFileError` naming it when it is read, or is skipped
-    (``skip_bad_files``: the sample comes back as ``None``)."""
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(d.name for d in folder.iterdir() if d.is_dir())
 
+
+def image_folder_splits(root, *, what: str = "an image folder", val_per_class: int | None = None) -> dict[str, Path]:
+    """``{"train": train/, "test": val/ or test/}`` of an image folder, checked (both may be
+    ``train/`` when ``val_per_class`` holds a validation split out of it)."""
     root = Path(root)
-    candidates = ["train"] if split == "train" else ["val", "test"]
-    folder = next((root / c for c in candidates if (root / c).is_dir()), None)
-    if folder is None:
-        hint = f" ({IMAGENET_URL}; sort the validation images into class folders first)" \
-            if what == "ImageNet" else ""
-        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/{'|'.join(candidates)}/"
-                                f"<class>/<image> class folders{hint}")
-    empty = sorted(d.name for d in folder.iterdir() if d.is_dir() and not any(p.is_file() for p in d.iterdir()))
+    train = root / "train"
+    evaluation = next((root / c for c in ("val", "test") if (root / c).is_dir()), None)
+    hint = f" ({IMAGENET_URL}; sort the validation images into class folders first)" if what == "ImageNet" else ""
+    if not train.is_dir():
+        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/train/<class>/<image> class folders"
+                                f"{hint}")
+    if val_per_class is not None:
+        if isinstance(val_per_class, bool) or not isinstance(val_per_class, int) or val_per_class < 1:
+            raise ValueError(f"val_per_class must be a positive number of images per class, got {val_per_class!r}")
+        if evaluation is not None:
+            raise ValueError(f"{what} at {root} has its own {evaluation.name}/: val_per_class holds a validation "
+                             f"split out of train/ only where there is none; drop val_per_class to use "
+                             f"{evaluation.name}/")
+        return {"train": train, "test": train}
+    if evaluation is None:
+        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/val|test/<class>/<image> class folders "
+                                f"beside train/ (or hold a validation split out of train/ with "
+                                f"data.options.val_per_class=N){hint}")
+    return {"train": train, "test": evaluation}
+
+
+def first_image_size(folder: Path) -> tuple[int, int] | None:
+    """``(H, W)`` of the first image (by name) of the first class folder of ``folder`` that has
+    one, read from its header; ``None`` when none can be read."""
+    from PIL import Image
+
+    for name in _class_dirs(folder):
+        for path in sorted((folder / name).iterdir()):
+            if path.is_file():
+                try:
+                    with Image.open(path) as img:
+                        return img.size[1], img.size[0]
+                except (OSError, ValueError, SyntaxError):
+                    continue
+    return None
+
+
+def image_folder(root, split: str, transform=None, *, what: str = "an image folder", skip_bad_files: bool = False,
+                 val_per_class: int | None = None, val_seed: int = 0):
+    """``root/<train|val>/<class>/<image>`` through torchvision's ImageFolder.
+
+    - ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``).
+    - Class indices are the training split's (sorted ``train/`` class folders) in both splits: a
+      validation class that training lacks is an error naming it; one class is refused.
+    - ``val_per_class=N``: a folder with only ``train/`` gets a validation split of ``N`` images
+      per class, drawn within each class (its files sorted by name) by a permutation seeded with
+      ``val_seed``, the same whatever the training seed; ``split="train"`` is the rest.
+    - An unreadable image raises a :class:`CorruptFileError` naming it when it is read, or is
+      skipped (``skip_bad_files``: the sample comes back as ``None``).
+    """
+    folders = image_folder_splits(root, what=what, val_per_class=val_per_class)
+    train_folder, folder = folders["train"], folders[split]
+    classes = _class_dirs(train_folder)
+    empty = sorted(c for c in classes if not any(p.is_file() for p in (train_folder / c).iterdir()))
     if empty:
-        raise FileNotFoundError(f"{what}: class folder(s) with no files in {folder}: {', '.join(empty)}")
+        raise FileNotFoundError(f"{what}: class folder(s) with no files in {train_folder}: {', '.join(empty)}")
+    if len(classes) < 2:
+        found = f"one class folder ({classes[0]})" if classes else "no class folders"
+        raise ValueError(f"{what} at {train_folder} has {found}: a classifier needs at least 2 classes, "
+                         f"expected {train_folder}/<class>/<image> for each class")
+    if folder != train_folder:
+        unknown = sorted(set(_class_dirs(folder)) - set(classes))
+        if unknown:
+            raise ValueError(f"{what}: class folder(s) {', '.join(unknown)} in {folder} are not in {train_folder} "
+                             f"(classes: {', '.join(classes)}): a model trained on train/ cannot predict them")
     try:
-        dataset = _checked_image_folder()(os.fspath(folder), transform=transform)
+        # a validation folder may lack classes; the training folder may not
+        dataset = _checked_image_folder()(os.fspath(folder), transform=transform, classes=classes,
+                                          allow_empty=folder != train_folder)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{what} at {folder}: {e}") from e
+    if val_per_class is not None:
+        _hold_out(dataset, split, val_per_class, val_seed, what)
     dataset.skip_bad_files = bool(skip_bad_files)
     return dataset
+
+
+def _hold_out(dataset, split: str, per_class: int, seed: int, what: str) -> None:
+    """Keep the training or the held-out samples of ``dataset`` (in place): within each class,
+    ``per_class`` files chosen by a permutation seeded with ``seed`` are held out."""
+    by_class: dict[int, list[int]] = {}
+    for i, (_, target) in enumerate(dataset.samples):  # sorted by class, then file name
+        by_class.setdefault(target, []).append(i)
+    short = {dataset.classes[c]: len(idx) for c, idx in by_class.items() if len(idx) <= per_class}
+    if short:
+        name, count = next(iter(short.items()))
+        raise ValueError(f"{what}: val_per_class={per_class} leaves nothing to train on in class {name!r} "
+                         f"({count} images); choose val_per_class below the smallest class's size")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    keep = []
+    for c in sorted(by_class):
+        idx = by_class[c]
+        held = set(rng.permutation(len(idx))[:per_class].tolist())
+        keep += [i for j, i in enumerate(idx) if (j in held) == (split == "test")]
+    dataset.samples = [dataset.samples[i] for i in keep]
+    dataset.imgs = dataset.samples
+    dataset.targets = [t for _, t in dataset.samples]

@@ -81,27 +81,54 @@ class RandomRollFrames(torch.nn.Module):
         return f"max_shift={self.max_shift}"
 
 
-def cifar_transform(name: str, train: bool, augment: bool, size: int = 32) -> v2.Compose:
-    """CIFAR: random crop 32 pad 4, h-flip, AutoAugment (CIFAR-10 policy),
-    normalise, Cutout 16 -- on uint8 ``[3, 32, 32]`` tensors."""
-    mean, std = NORMALIZATION[name]
-    ops: list = []
-    if size != 32:
-        ops.append(v2.Resize(size, antialias=True))
+RECIPES = ("auto", "cifar", "imagenet")
+SMALL_IMAGE = 64  # recipe="auto": images of at most this many pixels a side get the CIFAR recipe
+
+
+class FitSize(torch.nn.Module):
+    """An image ``[..., H, W]`` at ``size x size``: as it is when it already is, otherwise its
+    shorter side resized to ``size`` and the centre cropped (never stretched)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+        self.ops = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+
+    def forward(self, img):
+        h, w = v2.functional.get_size(img)
+        return img if (h, w) == (self.size, self.size) else self.ops(img)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+def cifar_transform(name: str | None, train: bool, augment: bool, size: int = 32, *, autoaugment: bool | None = None,
+                    cutout: int | None = None, mean=None, std=None, from_pil: bool = False) -> v2.Compose:
+    """The CIFAR recipe: random crop ``size`` with padding ``size // 8``, h-flip, AutoAugment
+    (CIFAR-10 policy), normalise, Cutout ``size // 2`` -- on uint8 ``[3, H, W]`` tensors, or on
+    PIL images (``from_pil``, image folders of small images, brought to ``size`` by :class:`FitSize`).
+
+    ``autoaugment`` (default on) and ``cutout`` (a length; default ``size // 2``, 0: off) switch
+    the two heavy augmentations; ``mean``, ``std`` default to ``NORMALIZATION[name]``."""
+    default_mean, default_std = NORMALIZATION[name or "imagenet"]
+    mean, std = tuple(mean or default_mean), tuple(std or default_std)
+    cutout = size // 2 if cutout is None else int(cutout)
+    ops: list = [v2.ToImage(), FitSize(size)] if from_pil else ([v2.Resize(size, antialias=True)] if size != 32 else [])
     if train and augment:
-        ops += [v2.RandomCrop(size, padding=size // 8), v2.RandomHorizontalFlip(),
-                v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)]
+        ops += [v2.RandomCrop(size, padding=max(1, size // 8)), v2.RandomHorizontalFlip()]
+        if autoaugment is None or autoaugment:
+            ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    if train and augment:
-        ops.append(Cutout(size // 2))
+    if train and augment and cutout > 0:
+        ops.append(Cutout(cutout))
     return v2.Compose(ops)
 
 
-def imagenet_transform(train: bool, augment: bool, size: int = 224) -> v2.Compose:
+def imagenet_transform(train: bool, augment: bool, size: int = 224, *, mean=None, std=None) -> v2.Compose:
     """ImageNet: random-resized crop + h-flip for training; resize to
     ``size * 256/224`` and centre-crop for evaluation (and for training with
-    augmentation off)."""
-    mean, std = NORMALIZATION["imagenet"]
+    augmentation off). ``mean``, ``std`` default to ImageNet's."""
+    mean, std = tuple(mean or NORMALIZATION["imagenet"][0]), tuple(std or NORMALIZATION["imagenet"][1])
     if train and augment:
         ops = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
     else:
