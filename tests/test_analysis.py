@@ -136,12 +136,35 @@ def test_ac_agrees_with_spikingjellys_synop_counter():
                                      reason="SpikingJelly is an optional dependency ([dev] installs it)")
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(2), nn.Linear(2 * 16, 24), LIF(), nn.Linear(24, 16), LIF(), nn.Linear(16, 5))
-    x = torch.rand(4, 6, 2, 4, 4) * 4  # [T, B, ...]
-    r = profile_model(net, x)
+    x = torch.rand(4, 6, 2, 4, 4) * 4  # [T, B, ...]: 6 samples
+    r = profile_model(net, x, time_first=True)
     counter = op_counter.SynOpCounter()
     with torch.no_grad(), op_counter.DispatchCounterMode([counter]):
         net(x)
-    assert r.ac > 0 and r.ac * x.shape[0] == pytest.approx(counter.get_total())  # ours per sample, theirs per batch
+    assert r.samples == 6
+    assert r.ac > 0 and r.ac * 6 == pytest.approx(counter.get_total())  # ours per sample, theirs per batch
+
+
+def test_profile_counts_a_spikingjelly_net_per_sample_with_its_firing_rates():
+    """A SpikingJelly multi-step net takes [T, B, ...] as it is: time_first=True counts per true
+    sample (B, not T), and its LIFNodes' firing rates are read off their spikes."""
+    sj = pytest.importorskip("spikingjelly.activation_based", reason="SpikingJelly is an optional dependency")
+    from spikingjelly.activation_based import layer, neuron
+
+    torch.manual_seed(0)
+    net = nn.Sequential(layer.Flatten(), layer.Linear(2 * 16, 24), neuron.LIFNode(step_mode="m"),
+                        layer.Linear(24, 5))
+    sj.functional.set_step_mode(net, "m")
+    T, B = 4, 6
+    x = torch.rand(T, B, 2, 4, 4) * 4
+    r = profile_model(net, x, time_first=True)
+    assert r.samples == B
+    assert r.dense_macs == pytest.approx(T * (2 * 16 * 24 + 24 * 5))  # per sample, over the T steps
+    sj.functional.reset_net(net)
+    with torch.no_grad():
+        spikes = net[:3](x)
+    assert r.firing_rates == {"2": pytest.approx(float(spikes.mean()))}
+    assert r.ac == pytest.approx(float(spikes.mean()) * T * 24 * 5)
 
 
 def test_profile_firing_rates_are_the_neurons():

@@ -56,7 +56,7 @@ def test_own_model_and_data_train_log_and_resume_exactly(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "a" / "own" / "metrics.csv")))
     assert [float(r["test_acc"]) for r in rows] == [r["test_acc"] for r in records]
     assert float(rows[-1]["firing_rates/lif"]) == pytest.approx(records[-1]["firing_rates"]["lif"])
-    assert json.loads((tmp_path / "a" / "own" / "meta.json").read_text())["model"] == "TinySNN"
+    assert json.loads((tmp_path / "a" / "own" / "meta.json").read_text())["model"] == "test_api.TinySNN"
 
     torch.manual_seed(7)
     first = train(config(tmp_path / "b"), model=TinySNN(), train_set=Blobs(96, 0), test_set=Blobs(40, 1),
@@ -83,13 +83,14 @@ def test_top_level_exports():
 
     from staa_snn import analysis, data, models, neurons, training
 
-    for module, names in ((models, ("create_model", "list_models", "load_pretrained", "fold_mpbn")),
+    for module, names in ((models, ("create_model", "list_models", "load_pretrained", "list_pretrained", "fold_mpbn")),
                           (data, ("get_dataset", "list_datasets")),
                           (training, ("train", "load_config", "Config", "evaluate_checkpoint")),
                           (analysis, ("profile_model", "plot_runs")), (neurons, ("LIF", "AdaptiveLIF", "STAALIF"))):
         for name in names:
             assert getattr(staa_snn, name) is getattr(module, name), name
     assert sorted(staa_snn.__all__) == sorted(["__version__", "create_model", "list_models", "load_pretrained",
+                                               "list_pretrained",
                                                "fold_mpbn", "get_dataset", "list_datasets", "train", "load_config",
                                                "Config", "evaluate_checkpoint", "profile_model", "plot_runs", "LIF",
                                                "AdaptiveLIF", "STAALIF"])

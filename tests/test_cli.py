@@ -100,7 +100,8 @@ def test_an_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, capsys
 def test_overrides_after_options_and_exponent_floats(capsys):
     import yaml
 
-    argv = ["train", "optim.lr=1e-3", "--print-config", "optim.weight_decay=5E-4", "data.options.skip_bad_files=true"]
+    argv = ["train", "optim.lr=1e-3", "--print-config", "optim.weight_decay=5E-4", "data.name=imagefolder",
+            "data.options.skip_bad_files=true"]
     assert main(argv) == 0
     tree = yaml.safe_load(capsys.readouterr().out)
     assert tree["optim"]["lr"] == 0.001 and tree["optim"]["weight_decay"] == 0.0005  # floats, not strings

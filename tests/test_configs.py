@@ -9,7 +9,9 @@ from staa_snn.data import writers
 from staa_snn.data.dvs import CIFAR10DVS_CLASSES
 from staa_snn.training import load_config, train
 
-ROWS = [c for c in cli.bundled_configs() if not c.endswith(("_lif", "_mpbn")) and not c.startswith("digits")]
+ROWS = [c for c in cli.bundled_configs()
+        if not c.endswith(("_lif", "_mpbn")) and not c.startswith("digits") and "_quick" not in c]
+QUICK = ["cifar10_quick", "cifar10_quick_lif", "cifar10_quick_mpbn", "cifar10_quick_mpbn_lif"]
 CIFAR_ROWS = [r for r in ROWS if r.startswith("cifar10_") or r.startswith("cifar100_")]
 MPBN_READING = ["model.neuron_preset=mpbn", "model.init=mpbn", "optim.min_lr=0", "optim.warmup_epochs=0",
                 "optim.label_smoothing=0", "optim.weight_decay_on=weights", "train.epochs=400", "train.seed=3407"]
@@ -95,3 +97,52 @@ def test_yaml_reads_exponents_without_a_dot_as_floats(tmp_path):
     cfg = load_config(tmp_path / "c.yaml", ["optim.min_lr=1e-6", "output.name=1e3"])
     assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.min_lr) == (3e-4, 1e-2, 1e-6)
     assert cfg.output.name == "1e3"  # a text key keeps the text as typed
+
+
+def test_the_quick_cifar10_recipes(tmp_path):
+    """cifar10_quick and its three siblings differ only in the neuron; they read an image folder
+    with the CIFAR recipe (crop and flip, no AutoAugment or Cutout) and train on a 2-class fixture
+    whose validation split is held out of train/."""
+    assert set(QUICK) <= set(cli.bundled_configs())
+    placeholder = ["data.root=/placeholder"]
+    staa = load_config("cifar10_quick", placeholder)
+    assert (staa.data.name, staa.data.recipe, staa.data.autoaugment, staa.data.cutout) == ("imagefolder", "cifar",
+                                                                                           False, 0)
+    assert (staa.model.name, staa.model.neuron, staa.model.T) == ("vgg_quick", "staa", 2)
+    assert staa.data.mean == (0.4914, 0.4822, 0.4465) and staa.data.std == (0.2470, 0.2435, 0.2616)
+    readings = {"cifar10_quick_lif": ["model.neuron=lif"],
+                "cifar10_quick_mpbn": ["model.neuron_preset=mpbn", "model.init=mpbn"],
+                "cifar10_quick_mpbn_lif": ["model.neuron=lif", "model.neuron_preset=mpbn", "model.init=mpbn"]}
+    for name, overrides in readings.items():
+        assert load_config(name, placeholder).to_dict() == load_config("cifar10_quick", placeholder + overrides).to_dict()
+    rng = np.random.default_rng(0)
+    imgs = {c: [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(5)] for c in ("cat", "dog")}
+    root = writers.write_image_folder(tmp_path / "data", {"train": imgs}, ext="png")
+    from staa_snn.training import build_datasets, load_checkpoint
+
+    cfg = load_config("cifar10_quick", [f"data.root={root}", "data.options.val_per_class=2", "data.batch_size=2",
+                                        "train.epochs=1", "train.max_batches=1", "train.progress=false",
+                                        "output.tensorboard=false", f"output.dir={tmp_path / 'runs'}"])
+    held_in, held_out = build_datasets(cfg)
+    assert (len(held_in), len(held_out)) == (6, 4)
+    result = train(cfg)
+    assert result.final["step"] == 1 and np.isfinite(result.final["train_loss"])
+
+    ckpt = load_checkpoint(result.run_dir / "last.pt")
+    assert ckpt["input"]["classes"] == ["cat", "dog"]
+    assert ckpt["input"]["normalization"] == {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.recipe=fast", r"data: unknown recipe 'fast'; valid recipes: auto, cifar, imagenet"),
+    ("data.mean=[0.5, 0.5]", r"data: mean must be 3 numbers, one per channel"),
+    ("data.autoaugment=true", r"data: recipe='cifar' applies to image folders|autoaugment apply to the CIFAR recipe only"),
+])
+def test_recipe_keys_are_checked_before_any_data_is_read(override, message):
+    from staa_snn.training import ConfigError
+
+    base = "digits" if "autoaugment" in override else "cifar10_quick"
+    overrides = [override] + (["data.recipe=imagenet", "data.name=imagefolder", "data.root=/nowhere"]
+                              if "autoaugment" in override else ["data.root=/nowhere"])
+    with pytest.raises(ConfigError, match=message):
+        load_config(base, overrides)

@@ -84,6 +84,45 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
 
 
 
+def test_class_names_and_normalisation_travel_with_the_weights(runs, tmp_path, monkeypatch, capsys):
+    """The checkpoint, config.json, the model card and load_pretrained's net all say what the inputs
+    are and what each output means; shipped names resolve like folders, for the CLI's eval too."""
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from staa_snn.models import pretrained
+    from staa_snn.training import load_checkpoint, load_trained
+
+    ckpt = load_checkpoint(runs["lif"] / "best.pt")
+    digits = {"classes": [str(i) for i in range(10)], "normalization": None, "size": 12, "in_channels": 1,
+              "kind": "static"}
+    assert ckpt["input"] == digits
+    assert load_trained(runs["lif"] / "best.pt", require_root=False)[1].pretrained_cfg["classes"] == digits["classes"]
+    shipped = tmp_path / "shipped"
+    assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
+                     "--out", str(shipped / "tiny_digits")]) == 0
+    spec = json.loads((shipped / "tiny_digits" / "config.json").read_text())
+    assert spec["input"] == digits
+    card = (shipped / "tiny_digits" / "README.md").read_text()
+    assert "| classes (index order) | 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 |" in card and "| normalisation | none" in card
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", shipped)
+    assert pretrained.list_pretrained() == ["tiny_digits"]
+    net = load_pretrained("tiny_digits")
+    assert net.pretrained_cfg == {"name": "vgg_small", "T": 4, "dataset": "digits", **digits}
+    again = create_model("vgg_small", num_classes=10, T=4, in_channels=1, neuron="lif", weights="tiny_digits").eval()
+    x = _test_batch()
+    with torch.no_grad():
+        assert torch.equal(net(x), again(x))
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["eval", "--weights", "tiny_digits"]) == 0
+    out = capsys.readouterr().out
+    want = load_history(runs["lif"])
+    best = max(want, key=lambda h: h["test_acc"])
+    assert f"accuracy {best['test_acc']:.2%} on 355 samples" in out
+    assert json.loads((tmp_path / "tiny_digits.eval.json").read_text())["acc_per_step"] == best["test_acc_per_step"]
+    with pytest.raises(FileNotFoundError, match=r"or the name of shipped weights: tiny_digits"):
+        load_pretrained("tiny_digit")
+
+
 class FakeHub:
     """huggingface_hub's calls we make, against a folder standing for the Hub: upload_folder copies the
     allowed files of a folder to <remote>/<repo>, snapshot_download returns that folder. The keyword

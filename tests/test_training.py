@@ -31,7 +31,8 @@ def test_bundled_default_config():
 
 def test_overrides_are_typed_and_reach_the_neuron():
     cfg = load_config(DIGITS, ["optim.lr=0.05", "model.tsrd_p=0", "model.gc_ratio=8", "train.max_batches=null",
-                               "optim.betas=[0.8, 0.9]", "data.options={holdout: first}"])
+                               "optim.betas=[0.8, 0.9]", "data.name=cifar10dvs", "data.root=/data/CIFAR10-DVS",
+                               "data.options={holdout: first}"])
     assert cfg.optim.lr == 0.05 and cfg.train.max_batches is None and cfg.optim.betas == (0.8, 0.9)
     assert cfg.model.neuron_options == {"tsrd_p": 0, "gc_ratio": 8} and cfg.data.options == {"holdout": "first"}
     net = engine.build_model(cfg)
@@ -298,7 +299,7 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert cli.main(["eval", "--checkpoint", str(tmp_path / "cli" / "best.pt")]) == 0
     out = capsys.readouterr().out
     assert "read out after t steps" in out and "accuracy" in out
-    saved = json.loads((tmp_path / "cli" / "best.eval.json").read_text())
+    saved = json.loads((tmp_path / "cli" / "best.pt.eval.json").read_text())
     assert len(saved["acc_per_step"]) == 2
     # resume auto with a longer budget continues from epoch 1
     assert cli.main([*args[:3], "train.epochs=2", *args[4:], "--resume", "auto"]) == 0

@@ -15,7 +15,7 @@ The package is layered so the method can be read off the code:
 - :mod:`staa_snn.export` -- ONNX, NIR and safetensors.
 
 The main entry points are importable from the top level (loaded on first use):
-``create_model``, ``list_models``, ``load_pretrained``, ``fold_mpbn``, ``get_dataset``,
+``create_model``, ``list_models``, ``load_pretrained``, ``list_pretrained``, ``fold_mpbn``, ``get_dataset``,
 ``train``, ``load_config``, ``profile_model``, ``LIF``, ``AdaptiveLIF``, ``STAALIF``.
 """
 
@@ -26,7 +26,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "create_model": "models", "list_models": "models", "load_pretrained": "models", "fold_mpbn": "models",
+    "create_model": "models", "list_models": "models", "load_pretrained": "models", "list_pretrained": "models",
+    "fold_mpbn": "models",
     "get_dataset": "data", "list_datasets": "data",
     "train": "training", "load_config": "training", "Config": "training", "evaluate_checkpoint": "training",
     "profile_model": "analysis", "plot_runs": "analysis",

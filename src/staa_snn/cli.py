@@ -1,5 +1,5 @@
-"""The ``staa-snn`` command line: ``train``, ``eval``, ``profile``, ``ablate``, ``visualize``, ``plot``,
-``export``, ``configs``.
+"""The ``staa-snn`` command line: ``train``, ``eval``, ``predict``, ``profile``, ``ablate``, ``visualize``,
+``plot``, ``export``, ``configs``.
 
 Also runs as ``python -m staa_snn.cli`` (the form ``torchrun`` needs). Bad input
 gets one line on stderr and exit code 2 (a traceback only with ``--debug``).
@@ -33,6 +33,25 @@ def bundled_configs() -> list[str]:
     return names()
 
 
+def describe_configs() -> str:
+    """One line per bundled config: its name and the first sentence of its header comment."""
+    from .training.config import CONFIG_DIR
+
+    names = bundled_configs()
+    width = max(map(len, names))
+    lines = []
+    for name in names:
+        comment = []
+        for line in (CONFIG_DIR / f"{name}.yaml").read_text().splitlines():
+            if not line.startswith("#"):
+                break
+            comment.append(line.lstrip("# ").strip())
+        text = " ".join(comment)
+        first = text.split(". ")[0].split(": ", 1)[-1] if text else ""
+        lines.append(f"{name:<{width}}  {first.rstrip('.')}")
+    return "\n".join(lines)
+
+
 def resolve_config(spec: str | None) -> Path:
     """A YAML path, or the name of a bundled config (``staa-snn configs``)."""
     from .training.config import resolve_config as resolve
@@ -47,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"staa-snn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    sub = parser.add_subparsers(dest="command", metavar="{train,eval,profile,ablate,visualize,plot,export,configs}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,eval,predict,profile,ablate,visualize,plot,export,configs}")
 
     tr = sub.add_parser("train", help="train a model (default: the bundled digits config)",
                         description="Train an SNN from a config. With no arguments: a small STAA-SNN on "
@@ -63,13 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--print-config", action="store_true",
                     help="print the resolved config (the file, then the overrides) as YAML and exit")
 
-    ev = sub.add_parser("eval", help="evaluate a checkpoint on its test set",
-                        description="Test loss, accuracy, and accuracy when reading out after 1..T steps.")
-    ev.add_argument("--checkpoint", required=True, help="a last.pt / best.pt written by staa-snn train")
+    ev = sub.add_parser("eval", help="evaluate a checkpoint or exported weights on the test set",
+                        description="Test loss, accuracy, and accuracy when reading out after 1..T steps, of a "
+                                    "checkpoint or of exported weights (a shipped name such as cifar10_quick, an "
+                                    "export folder, hf://owner/name), on the test split of their dataset.",
+                        epilog="e.g. staa-snn eval --weights cifar10_quick data.root=/data/cifar10 "
+                               "(a folder with test/<class>/ or val/<class>/)")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a last.pt / best.pt written by staa-snn train")
+    source.add_argument("--weights", help="exported weights: a shipped name (staa_snn.list_pretrained()), an export "
+                                          "folder or hf://owner/name")
+    ev.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides (e.g. data.root=DIR)")
     ev.add_argument("--data-root", help="dataset folder, if not the one the checkpoint was trained on")
     ev.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     ev.add_argument("--batch-size", type=int, help="test batch size")
-    ev.add_argument("--json", metavar="PATH", help="where to write the JSON (default: <checkpoint>.eval.json)")
+    ev.add_argument("--json", metavar="PATH", help="where to write the JSON (default: <checkpoint>.eval.json, e.g. "
+                                                  "best.pt.eval.json; <weights name>.eval.json)")
 
     sub.add_parser("configs", help="list the bundled configs (one per result row of the paper)")
 
@@ -140,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="safetensors: then upload the folder to this Hugging Face Hub model repository (created "
                          "if missing); load it back with load_pretrained('hf://OWNER/NAME')")
     ex.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
+    pd = sub.add_parser("predict", help="class names and probabilities for images or event recordings",
+                        description="Run a trained net on files: images (for nets trained on images) or whole event "
+                                    "recordings (.aedat, .npz; for nets trained on event data, integrated into T "
+                                    "frames), prepared as its test data were (size, normalisation), and print the "
+                                    "most probable classes with their probabilities.")
+    which = pd.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a checkpoint written by staa-snn train")
+    which.add_argument("--weights", help="exported weights: a shipped name, an export folder or hf://owner/name")
+    pd.add_argument("files", nargs="+", metavar="FILE", help="images or recordings")
+    pd.add_argument("--top", type=int, default=3, help="classes to show per file (default 3)")
+    pd.add_argument("--json", metavar="PATH", help="also write the predictions as JSON ('-': JSON to stdout only)")
+    for command in sub.choices.values():  # --debug after the command too (SUPPRESS: it keeps the one before)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of an error")
     return parser
 
 
@@ -164,6 +207,13 @@ def _train(args) -> int:
     if path is not None:  # the run's own config, then the overrides
         cfg = checkpoint_config(load_checkpoint(path), args.overrides, require_root=not args.print_config)
     if args.print_config:
+        import torch
+
+        from .data import dataset_info
+        from .training import build_model
+
+        with torch.device("meta"):  # the neuron options' values checked as train checks them, computing nothing
+            build_model(cfg, num_classes=dataset_info(cfg.data.name).num_classes or 2)
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
     result = train(cfg, resume=path if path is not None else args.resume, stop_after=args.stop_after)
@@ -189,14 +239,52 @@ def format_eval(r: dict) -> str:
 
 
 def _eval(args) -> int:
-    from .training import evaluate_checkpoint
+    from .training import ConfigError, evaluate_checkpoint, evaluate_weights
+    from .training.distributed import resolve_device
 
-    result = evaluate_checkpoint(args.checkpoint, data_root=args.data_root, device=args.device,
-                                 batch_size=args.batch_size)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    try:
+        resolve_device(args.device)
+    except ConfigError:
+        raise ConfigError(f"--device {args.device!r} is not a device here: use auto, cpu, cuda or cuda:N "
+                          f"(cuda only where CUDA is available)") from None
+    overrides = [*args.overrides, *([f"data.root={json.dumps(args.data_root)}"] if args.data_root else [])]
+    if args.weights is not None:
+        result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size)
+    else:
+        result = evaluate_checkpoint(args.checkpoint, overrides=args.overrides, data_root=args.data_root,
+                                     device=args.device, batch_size=args.batch_size)
     print(format_eval(result))
-    out = Path(args.json) if args.json else Path(args.checkpoint).with_suffix(".eval.json")
+    if args.json:
+        out = Path(args.json)
+    elif args.checkpoint:
+        out = Path(args.checkpoint).with_name(Path(args.checkpoint).name + ".eval.json")
+    else:
+        out = Path(f"{Path(str(args.weights)).name or 'weights'}.eval.json")
     _write_json(str(out), result)
     print(f"JSON: {out}")
+    return 0
+
+
+def _predict(args) -> int:
+    from .inference import load_net, predict_files
+    from .training import ConfigError
+
+    if args.top < 1:
+        raise ConfigError(f"--top must be >= 1, got {args.top}")
+    net = load_net(args.checkpoint or args.weights)
+    try:
+        results = predict_files(net, args.files, top=args.top)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if args.json == "-":
+        print(json.dumps(results, indent=1))
+        return 0
+    for r in results:
+        print(f"{r['file']}: " + ", ".join(f"{name} {p:.1%}" for name, p in r["predictions"]))
+    if args.json:
+        _write_json(args.json, results)
     return 0
 
 
@@ -271,6 +359,13 @@ def _visualize(args) -> int:
     if args.samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}")
     xs, ys = dataset_batches(cfgs[0], 1, args.samples)
+    if args.layer is not None:
+        from .analysis.visualize import neuron_slots
+
+        for path, model in zip(args.checkpoint, models.values()):
+            if args.layer not in neuron_slots(model):
+                raise ConfigError(f"--layer {args.layer}: no such neuron layer in {path}; its neuron layers: "
+                                  f"{', '.join(neuron_slots(model))}")
     files = visualize(models, xs[0], ys[0], args.out, layer=args.layer)
     print("\n".join(str(f) for f in files))
     return 0
@@ -338,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "configs":
-        print("\n".join(bundled_configs()))
+        print(describe_configs())
         return 0
     from ._malloc import tune_cpu_allocator
     from .data import CorruptFileError
@@ -349,13 +444,17 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"train": _train, "eval": _eval, "profile": _profile,
                 "ablate": lambda a: _ablate(a, sys.argv[1:] if argv is None else list(argv)),
-                "visualize": _visualize, "plot": _plot, "export": _export}
+                "visualize": _visualize, "plot": _plot, "export": _export, "predict": _predict}
     name = f"staa-snn {args.command}"
     format_warning = warnings.formatwarning
     if not args.debug:  # warnings as one line each, without the source line that raised them
         warnings.formatwarning = lambda message, category, *_: f"staa-snn: warning: {_one_line(message)}\n"
     try:
         return handlers[args.command](args)
+    except BrokenPipeError:  # the reader went away (staa-snn profile --json - | head): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
+        return 0
     except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError, RunFolderError,
             NotADirectoryError, PermissionError, NIRExportError) as e:
         if args.debug:

@@ -36,7 +36,7 @@ def random_batch(cfg: Config, batch_size: int, seed: int = 0) -> torch.Tensor:
 
 def dataset_batches(cfg: Config, batches: int, batch_size: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The first ``batches`` batches of the test split (no augmentation), with labels."""
-    _, test = build_datasets(cfg)
+    _, test = build_datasets(cfg, train=False)
     loader = DataLoader(test, batch_size=batch_size, shuffle=False)
     xs, ys = [], []
     for x, y in itertools.islice(loader, batches):

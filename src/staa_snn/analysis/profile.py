@@ -204,9 +204,21 @@ def firing_rates(model: nn.Module) -> dict[str, float]:
 
 
 def _batch_size(inputs: torch.Tensor, time_first: bool) -> int:
-    if inputs.dim() == 5 and time_first:
+    """The number of samples: dim 1 of a time-first ``[T, B, ...]`` input, else dim 0."""
+    if time_first:
+        if inputs.dim() < 3:
+            raise ValueError(f"time_first=True expects an input [T, B, ...], got shape {tuple(inputs.shape)}")
         return inputs.shape[1]
     return inputs.shape[0]
+
+
+def _takes_time_first(model: nn.Module) -> bool:
+    import inspect
+
+    try:
+        return "time_first" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 @torch.no_grad()
@@ -226,15 +238,22 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
             where.append(name)
         return hook
 
-    def leave(module, args, out):
-        where.pop()
-        if is_spiking_module(module) or isinstance(module, spike_sources):
-            spikes.add(out)
+    observed: OrderedDict[str, float] = OrderedDict()  # firing rates of spiking layers that record none
+
+    def leave(name):
+        def hook(module, args, out):
+            where.pop()
+            if is_spiking_module(module) or isinstance(module, spike_sources):
+                spikes.add(out)
+                if not hasattr(module, "last_firing_rate") and isinstance(out, torch.Tensor) and \
+                        not isinstance(module, SpikingNeuron):
+                    observed[name] = float(out.float().mean())
+        return hook
 
     hooks = []
     for name, m in model.named_modules():
         hooks.append(m.register_forward_pre_hook(enter(name)))
-        hooks.append(m.register_forward_hook(leave))
+        hooks.append(m.register_forward_hook(leave(name)))
     was_training = model.training
     backends = {m: m.backend for m in model.modules() if isinstance(m, MultiStepNeuron)}
     model.eval()
@@ -242,9 +261,9 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
         for m in backends:
             m.backend = "reference"
         with _Counter(where, spikes) as counter:
-            if time_first:
+            if time_first and _takes_time_first(model):
                 model(inputs, time_first=True)
-            else:
+            else:  # a net of [T, B, ...] inputs of its own (SpikingJelly's multi-step nets) takes them as they are
                 model(inputs)
     finally:
         for h in hooks:
@@ -252,7 +271,7 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
         for m, backend in backends.items():
             m.backend = backend
         model.train(was_training)
-    return counter.records, firing_rates(model)
+    return counter.records, {**firing_rates(model), **observed}
 
 
 def profile_model(model: nn.Module, inputs, *, time_first: bool = False, e_ac_pj: float = E_AC_PJ,
@@ -261,8 +280,11 @@ def profile_model(model: nn.Module, inputs, *, time_first: bool = False, e_ac_pj
 
     ``inputs``: one batch the model accepts, or an iterable of batches
     (counts are then summed and divided by the total number of samples;
-    firing rates are sample-weighted means). ``spike_sources``: module types of your own
-    whose outputs are spikes (this package's neurons and SpikingJelly's are known).
+    firing rates are sample-weighted means). ``time_first``: the inputs are ``[T, B, ...]``
+    (an event batch for our nets; any input of a multi-step net of another library, such as
+    SpikingJelly's, which takes it as it is): the batch is dim 1. ``spike_sources``: module types
+    of your own whose outputs are spikes (this package's neurons and SpikingJelly's are known;
+    a layer without ``last_firing_rate`` gets its rate from its output).
 
     >>> from staa_snn.models import create_model
     >>> net = create_model("vgg_small", num_classes=10, T=2, in_channels=1)

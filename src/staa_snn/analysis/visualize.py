@@ -53,6 +53,9 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, layer: str, targets: list[in
     except ImportError as e:
         raise ImportError('Grad-CAM needs pytorch-grad-cam: pip install -e ".[viz]" (in the repository)') from e
     T = model.T
+    slots = neuron_slots(model)
+    if layer not in slots:
+        raise ValueError(f"no neuron layer {layer!r} for Grad-CAM; the neuron layers are: {', '.join(slots)}")
     module = model.get_submodule(layer)
     model.eval()
 

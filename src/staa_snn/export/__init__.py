@@ -47,6 +47,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
     from ..analysis.loading import dataset_batches, random_batch
     from ..analysis.profile import profile_model
     from ..training import load_trained
+    from ..training.engine import input_metadata
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
@@ -69,13 +70,19 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
 
         events = dataset_info(cfg.data.name).kind == "events"
         example = torch.zeros(2, cfg.model.T, *shape) if events else torch.zeros(2, *shape)
-        return to_onnx(model, example, out)
+        meta = {**(ckpt.get("input") or input_metadata(cfg)), "T": cfg.model.T, "model": cfg.model.name,
+                "neuron": cfg.model.neuron, "staa_snn": ckpt.get("staa_snn")}
+        return to_onnx(model, example, out, metadata=meta)
     try:  # the model card's energy: test data when at hand, else a random input (exact counts only)
         inputs, what = dataset_batches(cfg, profile_batches, batch_size)[0], f"{profile_batches} test batches"
-    except (FileNotFoundError, ValueError, OSError):
+    except (FileNotFoundError, ValueError, OSError) as e:
+        import warnings
+
+        warnings.warn(f"the model card's firing rates, #AC and energy are measured on a random input: the test data "
+                      f"could not be read ({e})")
         inputs, what = [random_batch(cfg, batch_size)], "a random input: the firing rates, #AC and energy are not a trained net's on data"
     report = profile_model(fold_mpbn(copy.deepcopy(model)), inputs).to_dict()
-    spec = model_spec(cfg, ckpt["num_classes"], shape[0], model)
+    spec = model_spec(cfg, ckpt["num_classes"], shape[0], model, ckpt.get("input"))
     card = model_card(cfg=cfg, ckpt=ckpt, spec=spec, profile=report, profile_input=what,
                       command=command if command is not None else sys.argv)
     return save_weights(model, out, spec, card=card)

@@ -16,11 +16,15 @@ from ..models import fold_mpbn, set_backend
 __all__ = ["to_onnx"]
 
 
-def to_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, *, dynamic_batch: bool = True) -> Path:
+def to_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, *, dynamic_batch: bool = True,
+            metadata: dict | None = None) -> Path:
     """Export ``model`` (a copy: MPBN folded into thresholds, eval mode so no TSRD step is dropped,
     the neuron loops on the reference backend, whose plain tensor ops ONNX can express) for inputs
     shaped like ``example``, the batch size free (``dynamic_batch``). Logits ``[B, classes]``,
-    averaged over the steps, as the net's ``forward``. Written atomically; returns the path."""
+    averaged over the steps, as the net's ``forward``. ``metadata``: written into the model's
+    ``metadata_props``, each value as JSON (the exporter writes ``classes``, ``normalization``,
+    ``size``, ``T``: ``onnxruntime``'s ``get_modelmeta().custom_metadata_map`` reads them). Written
+    atomically; returns the path."""
     try:
         import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
     except ImportError:
@@ -37,4 +41,14 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, *,
         program = torch.onnx.export(net, (example,), dynamo=True, dynamic_shapes=shapes, input_names=["x"],
                                     output_names=["logits"], verbose=False)
         program.save(str(tmp))
+        if metadata:
+            import json
+
+            import onnx
+
+            graph = onnx.load(str(tmp))
+            for key, value in metadata.items():
+                entry = graph.metadata_props.add()
+                entry.key, entry.value = str(key), json.dumps(value)
+            onnx.save(graph, str(tmp))
     return path

@@ -62,6 +62,13 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
              f"| input | {m['in_channels']} x {size} "
              + ("event frames per step |" if dataset_info(cfg.data.name).kind == "events" else "images |"),
              f"| trained | {ckpt['epoch']} of {cfg.train.epochs} epochs, step {ckpt.get('step')} |"]
+    meta = spec.get("input") or {}
+    if meta.get("classes"):
+        lines.append(f"| classes (index order) | {', '.join(meta['classes'])} |")
+    norm = meta.get("normalization")
+    lines.append(f"| normalisation | mean {norm['mean']}, std {norm['std']} (of values in [0, 1]) |" if norm
+                 else "| normalisation | none (the dataset's raw values) |")
+    lines += [f"| {k} | {v} |" for k, v in spec.get("card_rows", {}).items()]
     if record:
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
         lines += [f"| test accuracy | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
@@ -78,11 +85,16 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     return "\n".join(lines)
 
 
-def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module) -> dict:
-    """``config.json``'s content: the create_model arguments, the parameter count, the training config."""
+def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module, input_meta: dict | None = None) -> dict:
+    """``config.json``'s content: the create_model arguments, the inputs (class names,
+    normalisation, size: ``input_meta``, as a checkpoint stores it), the parameter count, the
+    training config."""
+    from ..training.engine import input_metadata
+
     options = {k: v for k, v in cfg.model.neuron_options.items() if k != "backend"}
     options["input_size"] = cfg.data.size or dataset_info(cfg.data.name).size
     return {"model": {"name": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T, "num_classes": num_classes,
                       "in_channels": in_channels, "init": cfg.model.init, **options},
+            "input": input_meta or input_metadata(cfg),
             "parameters": sum(p.numel() for p in model.parameters()), "dataset": cfg.data.name,
             "config": cfg.to_dict(), "staa_snn": __version__, "torch": torch.__version__}

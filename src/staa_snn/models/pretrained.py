@@ -1,7 +1,8 @@
 """Weights exported by ``staa-snn export --format safetensors``, loaded back: :func:`load_pretrained`
 builds the net from ``config.json`` and loads ``model.safetensors`` (tensors only: no code runs).
 
-A path is a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
+A path is the name of weights shipped with the package (:func:`list_pretrained`: ``"cifar10_quick"``,
+``"cifar10_quick_lif"``), a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
 ``hf://owner/name`` or ``hf://owner/name@revision`` (downloaded once into the Hub's cache; needs
 the ``[hub]`` extra)."""
 
@@ -13,11 +14,21 @@ from pathlib import Path
 
 from torch import nn
 
-__all__ = ["FORMAT", "HUB_PREFIX", "load_pretrained", "load_weights"]
+__all__ = ["FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "list_pretrained", "load_pretrained", "load_weights",
+           "pretrained_spec"]
 
 FORMAT = "staa-snn-weights-1"
 HUB_PREFIX = "hf://"
 FILES = ("model.safetensors", "config.json", "README.md")  # what an export folder holds
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"  # weights shipped with the package
+
+
+def list_pretrained() -> list[str]:
+    """Names of the weights shipped with the package (each an export folder under
+    ``staa_snn/pretrained/``, loaded by ``load_pretrained(name)`` or ``create_model(..., weights=name)``)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(d.name for d in PRETRAINED_DIR.iterdir() if (d / "model.safetensors").is_file())
 
 
 def _safetensors():
@@ -49,7 +60,10 @@ def huggingface_hub():
 
 
 def _local(path: str | os.PathLike) -> Path:
-    """A local path as it is; an ``hf://`` reference downloaded (only the export's files) into the Hub's cache."""
+    """A local path as it is; a shipped name, its folder; an ``hf://`` reference downloaded (only
+    the export's files) into the Hub's cache."""
+    if isinstance(path, str) and path in list_pretrained() and not Path(path).exists():
+        return PRETRAINED_DIR / path
     if isinstance(path, str) and path.startswith(HUB_PREFIX):
         repo, revision = hub_repo(path)
         return Path(huggingface_hub().snapshot_download(repo_id=repo, revision=revision, repo_type="model",
@@ -63,8 +77,10 @@ def _files(path: str | os.PathLike) -> tuple[Path, Path]:
     config = weights.parent / "config.json"
     for f in (weights, config):
         if not f.is_file():
+            shipped = list_pretrained()
+            names = f"; or the name of shipped weights: {', '.join(shipped)}" if shipped else ""
             raise FileNotFoundError(f"{f} does not exist (expected model.safetensors and config.json, as written by "
-                                    f"staa-snn export --format safetensors)")
+                                    f"staa-snn export --format safetensors{names})")
     return weights, config
 
 
@@ -90,20 +106,44 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
-def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
-    """The net of an exported folder (or its ``model.safetensors``, or ``hf://owner/name[@revision]``
-    on the Hugging Face Hub), built from ``config.json`` and loaded, in ``eval()``. ``overrides``:
-    create_model arguments to change (e.g. ``backend="compiled"``)."""
-    from .registry import create_model
-
-    path = _local(path)  # one download for both files
+def pretrained_spec(path: str | os.PathLike) -> dict:
+    """The ``config.json`` of exported weights (a shipped name, a folder or ``hf://...``), checked."""
     _, config = _files(path)
     spec = json.loads(config.read_text())
     if spec.get("format") != FORMAT:
         raise ValueError(f"{config}: not a staa-snn weights config (format {spec.get('format')!r})")
+    return spec
+
+
+def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
+    """The net of exported weights -- a shipped name (:func:`list_pretrained`), a folder (or its
+    ``model.safetensors``) or ``hf://owner/name[@revision]`` on the Hugging Face Hub -- built from
+    ``config.json`` and loaded, in ``eval()``; or of a ``.pt`` checkpoint written by ``staa-snn
+    train`` (:func:`staa_snn.training.load_trained`). ``overrides``: create_model arguments to
+    change (e.g. ``backend="compiled"``).
+
+    ``net.pretrained_cfg`` (as in timm) says what the inputs must be and what the outputs mean:
+    ``classes`` (index -> name), ``normalization`` (``{"mean", "std"}`` of values in [0, 1], or
+    ``None``), ``size``, ``in_channels``, ``kind``, with ``name``, ``T`` and the ``dataset``.
+
+    >>> net = load_pretrained("cifar10_quick")                      # doctest: +SKIP
+    >>> net.pretrained_cfg["classes"][:3]                            # doctest: +SKIP
+    ['airplane', 'automobile', 'bird']
+    """
+    from .registry import create_model
+
+    path = _local(path)  # one download for both files
+    if path.is_file() and path.suffix == ".pt":  # a checkpoint written by staa-snn train
+        from ..training import load_trained
+
+        if overrides:
+            raise ValueError(f"{path} is a checkpoint: create_model overrides apply to exported weights; "
+                             f"set the backend on the loaded net (staa_snn.models.set_backend)")
+        return load_trained(path, require_root=False)[1]
+    spec = pretrained_spec(path)
     args = {**spec["model"], **overrides}
     name = args.pop("name")
-    model = create_model(name, **args)
-    return load_weights(model, path).eval()
-
-
+    model = load_weights(create_model(name, **args), path).eval()
+    model.pretrained_cfg = {"name": name, "T": args.get("T"), "dataset": spec.get("dataset"),
+                            **(spec.get("input") or {"classes": None, "normalization": None})}
+    return model

@@ -7,10 +7,11 @@ from torch import nn
 from .base import SpikingNet
 from .layers import NeuronFactory, SpikingNeuron, conv_bn
 
-__all__ = ["SpikingVGG", "vgg13", "vgg_small"]
+__all__ = ["SpikingVGG", "vgg13", "vgg_quick", "vgg_small"]
 
 VGG13 = [64, 64, "A", 128, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A"]
 VGG_SMALL = [32, 32, "A", 64, 64, "A"]
+VGG_QUICK = [32, "A", 64, 64, "A", 128, 128, "A"]
 
 
 class SpikingVGG(SpikingNet):
@@ -39,3 +40,11 @@ def vgg_small(neuron: NeuronFactory, T: int, in_channels: int, num_classes: int)
     """Four conv layers (32, 32, pool, 64, 64, pool): the bundled digits default, trained in a
     minute on a laptop CPU. Not a paper net."""
     return SpikingVGG(VGG_SMALL, neuron, T, in_channels, num_classes)
+
+
+def vgg_quick(neuron: NeuronFactory, T: int, in_channels: int, num_classes: int) -> SpikingVGG:
+    """Five conv layers (32, pool, 64, 64, pool, 128, 128, pool; 0.28 M weights, 29 M MACs a step at
+    32x32): CIFAR-10 in under an hour on 2 CPU cores (the ``cifar10_quick`` recipes). The first
+    layer pools at once, so the wide layers run at 16x16 and 8x8, where a CPU spends least per
+    weight. Not a paper net."""
+    return SpikingVGG(VGG_QUICK, neuron, T, in_channels, num_classes)

@@ -47,6 +47,18 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class caller_rng_state:
+    """Keep the caller's random streams (torch, CUDA, numpy, Python): a library call that seeds
+    and draws inside this block (the trainer: weights, TSRD, dropout) leaves them as they were."""
+
+    def __enter__(self):
+        self.saved = rng_state()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        set_rng_state(self.saved)
+
+
 def save_checkpoint(path: str | Path, payload: dict) -> None:
     """Write atomically: temporary file, fsync, rename."""
     with atomic_path(path, fsync=True) as tmp:

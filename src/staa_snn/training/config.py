@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ..data import SPLIT_MODES, dataset_info, list_datasets
+from ..data import SPLIT_MODES, check_dataset_options, dataset_info, list_datasets, resolve_recipe
 from ..models import INIT_SCHEMES, NEURON_KINDS, list_models, neuron_options
 from ..neurons.base import BACKENDS
 
@@ -45,6 +45,11 @@ class DataConfig:
     size: int | None = None  # output height = width; None: the dataset's default
     split_by: str = "number"  # event datasets: frames of equal event counts ("number") or durations ("time")
     augment: bool = True  # the recipe's training augmentation (test data is never augmented)
+    recipe: str = "auto"  # image folders: auto (cifar for images of <= 64 px, else imagenet) | cifar | imagenet
+    autoaugment: bool | None = None  # CIFAR recipe: AutoAugment (None: on)
+    cutout: int | None = None  # CIFAR recipe: Cutout length (None: size // 2; 0: off)
+    mean: tuple | None = None  # normalisation per channel (None: the dataset's; ImageNet's for image folders)
+    std: tuple | None = None
     batch_size: int = 64  # global batch, split across DDP processes
     test_batch_size: int | None = None  # None: batch_size
     workers: int = 0  # DataLoader worker processes
@@ -91,6 +96,7 @@ class TrainConfig:
     progress: bool = True  # progress bars (rank 0)
     checkpoint_every: int | str | None = None  # also checkpoint mid-epoch: every N steps, or "30min"; None: off
     check_every: int = 50  # steps between reads of the running loss (NaN check, progress): host syncs
+    log_every: int | None = None  # no terminal: a progress line every N steps (None: about every 30 s)
 
 
 @dataclass
@@ -142,6 +148,8 @@ class Config:
                 d.update(d.pop("neuron_options"))
             if section == "optim":
                 d["betas"] = list(d["betas"])
+            if section == "data":
+                d.update({k: list(d[k]) for k in ("mean", "std") if d[k] is not None})
             out[section] = d
         return out
 
@@ -191,6 +199,7 @@ class Config:
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
         for key, value in (("data.test_batch_size", d.test_batch_size), ("train.max_batches", t.max_batches),
+                           ("train.log_every", t.log_every),
                            ("data.size", d.size)):
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1 (or null), got {value}")
@@ -203,7 +212,8 @@ class Config:
             raise ConfigError("optim.lr must be > 0, got 0")
         if not 0 <= o.label_smoothing < 1:
             raise ConfigError(f"optim.label_smoothing must be in [0, 1), got {o.label_smoothing}")
-        if not 0 <= o.momentum < 1 or len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
+        numbers = all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in o.betas)
+        if not 0 <= o.momentum < 1 or len(o.betas) != 2 or not numbers or not all(0 <= b < 1 for b in o.betas):
             raise ConfigError(f"optim.momentum and optim.betas must lie in [0, 1), got {o.momentum}, {o.betas}")
         if not 0 <= d.mix_prob <= 1:
             raise ConfigError(f"data.mix_prob must be in [0, 1], got {d.mix_prob}")
@@ -215,6 +225,11 @@ class Config:
         backend = m.neuron_options.get("backend", "auto")
         if backend not in BACKEND_CHOICES:
             raise ConfigError(f"model.backend: unknown value {backend!r}; valid values: {', '.join(BACKEND_CHOICES)}")
+        try:  # the recipe's and the dataset's options, without reading the data
+            resolve_recipe(d.name, recipe=d.recipe, autoaugment=d.autoaugment, cutout=d.cutout, mean=d.mean, std=d.std)
+            check_dataset_options(d.name, d.options)
+        except ValueError as e:
+            raise ConfigError(f"data: {e}") from None
         info = dataset_info(d.name)
         if require_root and info.needs_root and not d.root:
             raise ConfigError(f"data.root is required for data.name={d.name!r}: the folder holding {info.layout}")
@@ -360,8 +375,23 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     base = tree.pop("base", None)
     if base is None:
         return tree
-    parent = _read_yaml((path.parent / base).resolve(), (*seen, path))
+    parent = _read_yaml(_base_path(path, base), (*seen, path))
     return _merge(parent, tree)
+
+
+def _base_path(path: Path, base) -> Path:
+    """``base:`` of ``path``: a file next to it, else a bundled config's name (``base: digits``,
+    ``base: _cifar10``), else a ConfigError naming both places."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: 'base:' must name a YAML file or a bundled config, got {base!r}")
+    beside = (path.parent / base).resolve()
+    if beside.is_file():
+        return beside
+    bundled = CONFIG_DIR / f"{base.removesuffix('.yaml')}.yaml"
+    if "/" not in base and bundled.is_file():
+        return bundled
+    raise ConfigError(f"{path}: 'base: {base}' is neither a file next to it ({beside}) nor a bundled config "
+                      f"(staa-snn configs lists them)")
 
 
 def _merge(a: dict, b: dict) -> dict:
@@ -374,6 +404,9 @@ def _merge(a: dict, b: dict) -> dict:
 def load_config(path: str | Path | None = None, overrides: list[str] = (), *, require_root: bool = True) -> Config:
     """Defaults, then the YAML file or bundled config (with its ``base:`` chain), then the
     overrides; validated."""
+    if isinstance(overrides, str):
+        raise ConfigError(f"overrides are a list of section.key=value strings, got one string {overrides!r}: "
+                          f"write [{overrides!r}]")
     tree = _read_yaml(resolve_config(path).resolve()) if path is not None else {}
     cfg = Config.from_dict(tree)
     for text in overrides:

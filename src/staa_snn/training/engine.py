@@ -36,24 +36,28 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .. import __version__
-from ..data import MixupCutmix, dataset_info, get_dataset
+from ..data import MixupCutmix, dataset_info, get_dataset, normalization
 from ..kernels._compile import compile_unsupported
 from ..models import SpikingNet, create_model, set_backend
 from . import distributed as ddp
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config
 from .loaders import EpochSampler, SeededSamples, make_loader, sample_seed
 from .resume import describe, resume_changes
 from .run_folder import RunFolder, RunFolderError
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "build_datasets", "build_model", "build_optimizer",
-           "checkpoint_config", "evaluate", "evaluate_checkpoint", "load_trained", "lr_factor", "parameter_groups",
+           "checkpoint_config", "evaluate", "evaluate_checkpoint", "evaluate_weights", "input_metadata", "load_trained", "lr_factor",
+           "parameter_groups",
            "resolve_backend", "soft_cross_entropy", "train"]
 
 # backend="auto": compile the neuron loops when the job has at least this many optimiser steps
 # (the compile costs tens of seconds to a few minutes per process; a paper row has ~200 000 steps,
 # the bundled digits default 360).
 AUTO_COMPILE_MIN_STEPS = 2000
+# Without a progress bar (stderr not a terminal): a progress line at the first check point after this
+# many seconds, unless train.log_every sets a number of steps.
+LOG_SECONDS = 30.0
 
 Callback = Callable[[dict], None]
 
@@ -74,7 +78,8 @@ class TrainResult:
 
     @property
     def best(self) -> dict:
-        return max(self.history, key=lambda h: h["test_acc"]) if self.history else {}
+        """The epoch ``best.pt`` holds: the highest test accuracy, the later epoch of a tie."""
+        return max(self.history, key=lambda h: (h["test_acc"], h["epoch"])) if self.history else {}
 
 
 # -- building blocks ----------------------------------------------------------
@@ -95,15 +100,18 @@ def build_model(cfg: Config, num_classes: int | None = None) -> SpikingNet:
         raise ConfigError(f"model: {e}") from e
 
 
-def build_datasets(cfg: Config):
+def build_datasets(cfg: Config, *, train: bool = True):
+    """``(train, test)`` datasets of the config (``train=False``: ``(None, test)``, reading and
+    converting nothing of the training split)."""
     d = cfg.data
     info = dataset_info(d.name)
     events = info.kind == "events"
     common = dict(T=cfg.model.T if events else None, split_by=d.split_by if events else "number",
-                  size=d.size, cache_dir=d.cache_dir, **d.options)
-    train = get_dataset(d.name, d.root, "train", augment=d.augment, **common)
+                  size=d.size, cache_dir=d.cache_dir, recipe=d.recipe, autoaugment=d.autoaugment, cutout=d.cutout,
+                  mean=d.mean, std=d.std, **d.options)
+    train_set = get_dataset(d.name, d.root, "train", augment=d.augment, **common) if train else None
     test = get_dataset(d.name, d.root, "test", augment=False, **common)
-    return train, test
+    return train_set, test
 
 
 _DECAYED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -214,7 +222,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, *, amp: str = "none
                        if getattr(m, "last_sa_gates", None) is not None]
         if batch_gates:
             gates = torch.stack(batch_gates) if gates is None else gates + torch.stack(batch_gates)
-    T = _num_steps(model, correct)
+    T = _num_steps(correct, ctx)
     correct = correct if correct is not None else torch.zeros(T, dtype=torch.float64, device=device)
     rates = rates if rates is not None else torch.zeros(len(neurons), dtype=torch.float64, device=device)
     totals = ddp.all_reduce_sum([loss_sum.item(), n.item(), *correct.tolist(), *rates.tolist()], ctx)
@@ -231,10 +239,15 @@ def evaluate(model: nn.Module, loader, device: torch.device, *, amp: str = "none
     return result
 
 
-def _num_steps(model: nn.Module, correct) -> int:
-    """How many read-out steps the evaluation counts (the same on every rank, even an idle one)."""
-    T = getattr(model, "T", None)
-    return int(T) if T is not None else (len(correct) if correct is not None else 1)
+def _num_steps(correct, ctx: ddp.DistContext) -> int:
+    """How many read-out steps the evaluation counts: the outputs' own (``[T, B, K]`` or one step
+    for ``[B, K]``), never a model attribute; the same on every rank, even one that saw no batch."""
+    local = len(correct) if correct is not None else 0
+    if not ctx.distributed:
+        return max(local, 1)
+    steps = torch.tensor([local], dtype=torch.int64, device=ctx.device)
+    dist.all_reduce(steps, op=dist.ReduceOp.MAX)
+    return max(int(steps.item()), 1)
 
 
 def _bar(iterable, desc: str, enabled: bool, total: int | None = None):
@@ -299,7 +312,8 @@ def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None,
     ctx = ddp.setup(cfg.train.device)
     trainer = Trainer(cfg, ctx, model=model, train_set=train_set, test_set=test_set, callbacks=callbacks)
     try:
-        return trainer.run(resume, stop_after, stop_after_steps)
+        with caller_rng_state():  # the run seeds and draws from the global streams; the caller's come back
+            return trainer.run(resume, stop_after, stop_after_steps)
     finally:
         trainer.close()
         ddp.teardown(ctx)
@@ -353,6 +367,21 @@ class Trainer:
         self.stop_at_step: int | None = None
         self.cudnn_benchmark = torch.backends.cudnn.benchmark
 
+    @property
+    def user_model_name(self) -> str | None:
+        """``module.Class`` of a model passed in from Python (``None``: the config's)."""
+        if self.user_model is None:
+            return None
+        kind = type(self.user_model)
+        return f"{kind.__module__}.{kind.__qualname__}"
+
+    @property
+    def run_name(self) -> str:
+        """``output.name``; the config's default, or ``<data>_<class name>`` for a model passed in."""
+        if self.user_model is None or self.cfg.output.name:
+            return self.cfg.run_name
+        return f"{self.cfg.data.name}_{type(self.user_model).__name__.lower()}"
+
     # -- stage 1: the run folder ------------------------------------------------
     def open_run(self, resume) -> dict | None:
         """Lock the run folder (created, checked writable) and find what to resume, before any
@@ -360,7 +389,7 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         auto = resume is not None and str(resume) == "auto"
         path = Path(resume) if resume is not None and not auto else None
-        folder = path.parent if path is not None else Path(cfg.output.dir) / cfg.run_name
+        folder = path.parent if path is not None else Path(cfg.output.dir) / self.run_name
         self.run_folder = RunFolder(folder)
         if ctx.is_main:
             self.run_folder.lock()
@@ -421,8 +450,8 @@ class Trainer:
                                        pin_memory=pin)
         self.steps_per_epoch = min(len(self.sampler.batches) * world // d.batch_size, t.max_batches or 10**18)
         if self.steps_per_epoch == 0:
-            raise ValueError(f"the training set ({len(self.train_set)} samples) is smaller than one batch "
-                             f"(data.batch_size={d.batch_size})")
+            raise ConfigError(f"the training set ({len(self.train_set)} samples) is smaller than one batch "
+                              f"(data.batch_size={d.batch_size}): lower data.batch_size or add data")
         total = self.steps_per_epoch * t.epochs
         self.backend, self.backend_reason = resolve_backend(cfg.model.neuron_options.get("backend", "auto"), total,
                                                             self.device)
@@ -472,11 +501,11 @@ class Trainer:
             return
         cfg, folder = self.cfg, self.run_folder
         folder.remove_temporaries()
-        folder.write_config(cfg.to_dict())
+        folder.write_config(cfg.to_dict(), python_model=self.user_model_name)
         folder.write_meta({
             "staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__, "command": sys.argv,
             "world_size": self.ctx.world_size, "device": str(self.device), "backend": self.backend,
-            "model": type(self.model).__name__ if self.user_model is not None else cfg.model.name,
+            "model": self.user_model_name or cfg.model.name,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": self.epoch or None})
         folder.write_metrics(self.history)
         self.writer = folder.tensorboard(cfg.output.tensorboard)
@@ -523,6 +552,9 @@ class Trainer:
         next_save = self._next_checkpoint(self.batch)
         bar = _bar(self.train_loader, f"epoch {epoch + 1}/{t.epochs}", t.progress and ctx.is_main,
                    self.steps_per_epoch - self.batch)
+        # no bar where stderr is not a terminal (nohup, a batch scheduler): a line now and then instead
+        lines = t.progress and ctx.is_main and (bar is self.train_loader or bar.disable)
+        self.logged = time.monotonic()
         for x, y, skipped in bar:
             if self.batch >= self.steps_per_epoch:
                 break
@@ -554,12 +586,14 @@ class Trainer:
             sums.seen += len(y)
             self.step += 1
             self.batch += 1
-            if self.batch % t.check_every == 0:
+            checking = self.batch % t.check_every == 0
+            if checking:
                 self._check(sums)
                 if bar is not self.train_loader and not bar.disable:
-                    seen = float(sums.seen)
-                    bar.set_postfix(loss=f"{float(sums.loss) / seen:.3f}", acc=f"{float(sums.correct) / seen:.3f}",
-                                    img_s=f"{seen * ctx.world_size / (time.perf_counter() - self.tic):.0f}")
+                    bar.set_postfix(**self._progress(sums))
+            if lines and (self.batch % t.log_every == 0 if t.log_every else
+                          checking and time.monotonic() - self.logged >= LOG_SECONDS):
+                self._log_line(sums)
             if self.batch < self.steps_per_epoch and self.stop_at_step is not None and self.step >= self.stop_at_step:
                 self._check(sums)
                 self.checkpoint(sums)
@@ -572,6 +606,21 @@ class Trainer:
             bar.close()
         self._check(sums)
         return sums, self.batch < self.steps_per_epoch
+
+    def _progress(self, sums: _Sums) -> dict:
+        seen = max(float(sums.seen), 1.0)
+        return {"loss": f"{float(sums.loss) / seen:.3f}", "acc": f"{float(sums.correct) / seen:.3f}",
+                "img_s": f"{seen * self.ctx.world_size / (time.perf_counter() - self.tic):.0f}"}
+
+    def _log_line(self, sums: _Sums) -> None:
+        """One progress line on stderr (what the bar shows, for logs)."""
+        p, t = self._progress(sums), self.cfg.train
+        elapsed = time.perf_counter() - self.tic
+        left = elapsed / max(self.batch - self.timed_from, 1) * (self.steps_per_epoch - self.batch)
+        print(f"epoch {self.epoch + 1}/{t.epochs} step {self.batch}/{self.steps_per_epoch}: train loss {p['loss']} "
+              f"acc {float(p['acc']):.2%} | {p['img_s']} img/s | epoch {elapsed:.0f} s, about {left:.0f} s left",
+              file=sys.stderr, flush=True)
+        self.logged = time.monotonic()
 
     def _next_checkpoint(self, batch: int):
         """When the next mid-epoch checkpoint is due: a batch number or a time (``None``: off)."""
@@ -671,7 +720,10 @@ class Trainer:
         payload = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                    "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
                    "epoch": self.epoch, "batch": self.batch, "step": self.step, "history": self.history,
-                   "config": self.cfg.to_dict(), "num_classes": _num_classes(self.model), "staa_snn": __version__}
+                   "config": self.cfg.to_dict(), "num_classes": _num_classes(self.model), "staa_snn": __version__,
+                   "input": input_metadata(self.cfg, getattr(self.train_set, "classes", None))}
+        if self.user_model is not None:
+            payload["python_model"] = self.user_model_name
         if sums is not None:
             payload["sums"] = totals
         folder = self.run_folder
@@ -680,6 +732,16 @@ class Trainer:
             save_checkpoint(folder.path / "best.pt", payload)
         if sums is None:
             folder.write_metrics(self.history)
+
+
+def input_metadata(cfg: Config, classes=None) -> dict:
+    """What a deployed net needs to know of its inputs and outputs, stored with the weights:
+    the class names (index -> name; ``None`` when the data has none), the normalisation
+    (``None``: not normalised), the input size and channels, and the kind of data."""
+    info = dataset_info(cfg.data.name)
+    return {"classes": [str(c) for c in classes] if classes is not None else None,
+            "normalization": normalization(cfg.data.name, cfg.data.mean, cfg.data.std),
+            "size": cfg.data.size or info.size, "in_channels": info.in_channels, "kind": info.kind}
 
 
 def _num_classes(model: nn.Module) -> int | None:
@@ -700,29 +762,71 @@ def checkpoint_config(ckpt: dict, overrides=(), *, require_root: bool = True) ->
     return cfg.validate(require_root=require_root)
 
 
-def load_trained(path: str | Path, overrides=(), *, require_root: bool = True) -> tuple[Config, SpikingNet, dict]:
-    """``(config, model in eval mode, checkpoint)`` from a checkpoint written by :func:`train`."""
+def load_trained(path: str | Path, overrides=(), *, model: nn.Module | None = None,
+                 require_root: bool = True) -> tuple[Config, nn.Module, dict]:
+    """``(config, model in eval mode, checkpoint)`` from a checkpoint written by :func:`train`.
+
+    A run trained on a model passed in from Python (``train(cfg, model=MyNet())``) needs that
+    model again: ``load_trained(path, model=MyNet())`` loads the weights into it (strictly); the
+    config's ``model`` section was not used by such a run, and is not used to rebuild it."""
     ckpt = load_checkpoint(path)
     cfg = checkpoint_config(ckpt, overrides, require_root=require_root)
-    model = build_model(cfg, num_classes=ckpt["num_classes"])
+    python_model = ckpt.get("python_model")
+    if model is None and python_model is not None:
+        raise ConfigError(f"{path} was trained on a model passed in from Python ({python_model}), which a config "
+                          f"cannot rebuild: in Python, staa_snn.training.load_trained({str(path)!r}, "
+                          f"model={python_model.rpartition('.')[2]}(...))")
+    if model is None:
+        model = build_model(cfg, num_classes=ckpt["num_classes"])
     model.load_state_dict(ckpt["model"])
+    model.pretrained_cfg = {"name": cfg.model.name, "T": cfg.model.T, "dataset": cfg.data.name,
+                            **(ckpt.get("input") or input_metadata(cfg))}
     return cfg, model.eval(), ckpt
 
 
-def evaluate_checkpoint(path: str | Path, *, data_root: str | None = None, device: str = "auto",
+def evaluate_checkpoint(path: str | Path, *, overrides=(), data_root: str | None = None, device: str = "auto",
                         batch_size: int | None = None, progress: bool = True) -> dict:
-    """Load a checkpoint (safely) and evaluate it on its dataset's test split."""
-    overrides = [f"data.root={json.dumps(str(data_root))}"] if data_root is not None else []
+    """Load a checkpoint (safely) and evaluate it on its dataset's test split (its config, then
+    ``overrides``, ``section.key=value``)."""
+    overrides = [*overrides, *([f"data.root={json.dumps(str(data_root))}"] if data_root is not None else [])]
     if batch_size is not None:
         overrides.append(f"data.test_batch_size={batch_size}")
     cfg, model, ckpt = load_trained(path, overrides)
+    result = _evaluate_on_test(cfg, model, device, progress)
+    return {"checkpoint": str(path), "epoch": ckpt["epoch"], "dataset": cfg.data.name, "model": cfg.model.name,
+            "neuron": cfg.model.neuron, "T": cfg.model.T, **result}
+
+
+def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = "auto", batch_size: int | None = None,
+                     progress: bool = True) -> dict:
+    """Evaluate exported weights -- a shipped name (``"cifar10_quick"``), a folder or ``hf://...``
+    -- on the test split of the data they were trained on, with the config they were trained with
+    (``config.json``), then ``overrides`` (``data.root=DIR``: a folder with ``test/`` or ``val/``)."""
+    from ..models.pretrained import load_pretrained, pretrained_spec
+
+    spec = pretrained_spec(weights)
+    cfg = Config.from_dict(spec["config"])
+    for text in [*overrides, *([f"data.test_batch_size={batch_size}"] if batch_size is not None else [])]:
+        apply_override(cfg, text)
+    cfg.validate()
+    model = load_pretrained(weights)
+    result = _evaluate_on_test(cfg, model, device, progress)
+    return {"checkpoint": str(weights), "epoch": (spec["config"].get("train") or {}).get("epochs"),
+            "dataset": cfg.data.name, "model": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T,
+            "data_root": cfg.data.root, **result}
+
+
+def _evaluate_on_test(cfg: Config, model: nn.Module, device: str, progress: bool) -> dict:
     dev = ddp.resolve_device(device)
     model.to(dev)
-    _, test_set = build_datasets(cfg)
+    _, test_set = build_datasets(cfg, train=False)
+    classes = getattr(model, "pretrained_cfg", {}).get("classes")
+    found = getattr(test_set, "classes", None)
+    if classes and found and list(found) != list(classes):
+        raise ConfigError(f"the test data's classes ({', '.join(found)}) are not the ones the net was trained on "
+                          f"({', '.join(classes)}): its labels would be counted against the wrong outputs")
     bs = cfg.data.test_batch_size or cfg.data.batch_size
     loader = make_loader(test_set, ddp.GlobalBatchSampler(len(test_set), bs, shuffle=False, drop_last=False), bs,
                          workers=cfg.data.workers, pin_memory=dev.type == "cuda")
     amp = cfg.train.amp if dev.type == "cuda" or cfg.train.amp != "fp16" else "none"
-    result = evaluate(model, loader, dev, amp=amp, progress=progress)
-    return {"checkpoint": str(path), "epoch": ckpt["epoch"], "dataset": cfg.data.name, "model": cfg.model.name,
-            "neuron": cfg.model.neuron, "T": cfg.model.T, **result}
+    return evaluate(model, loader, dev, amp=amp, progress=progress)

@@ -8,13 +8,15 @@ from .run_folder import RunFolderError
 __all__ = ["CONTINUABLE", "resume_changes"]
 
 # Keys that change how a run is carried out, not what it computes: free on any resume.
-HOW = {"train.progress", "train.device", "train.checkpoint_every", "train.check_every", "data.workers",
+HOW = {"train.progress", "train.device", "train.checkpoint_every", "train.check_every", "train.log_every",
+       "data.workers",
        "data.root", "data.cache_dir", "data.test_batch_size", "output.tensorboard", "output.dir", "output.name",
        "model.backend", "model.recompute"}
 # Keys a finished run can continue with (more epochs).
 CONTINUABLE = HOW | {"train.epochs"}
 # Keys that change the model or its inputs: a checkpoint of the old cannot continue as the new.
-FIXED = {"model.name", "model.neuron", "model.T", "data.name", "data.size", "data.split_by", "data.options"}
+FIXED = {"model.name", "model.neuron", "model.T", "data.name", "data.size", "data.split_by", "data.options", "data.mean",
+         "data.std"}
 
 
 def _fixed(key: str) -> bool:

@@ -53,6 +53,7 @@ class RunFolder:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.locked = False
+        self.created = False  # whether lock() made the folder (an empty one is removed on unlock)
 
     # -- one run per folder ---------------------------------------------------
     def lock(self) -> None:
@@ -62,6 +63,7 @@ class RunFolder:
         message naming it; one left by a dead process on this host is taken over with a warning.
         """
         try:
+            self.created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / f".write-test-{os.getpid()}"
             probe.write_bytes(b"")
@@ -100,9 +102,13 @@ class RunFolder:
             return None
 
     def unlock(self) -> None:
+        """Release the lock; a folder this run created and left empty (a run refused before it
+        wrote anything) goes too."""
         if self.locked:
             (self.path / LOCK).unlink(missing_ok=True)
             self.locked = False
+            if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
 
     # -- leftovers ------------------------------------------------------------
     def clear_leftovers(self) -> list[str]:
@@ -124,8 +130,12 @@ class RunFolder:
         return remove_temporaries(self.path)
 
     # -- what a run writes ----------------------------------------------------
-    def write_config(self, tree: dict) -> None:
-        write_text_atomic(self.path / "config.yaml", yaml.safe_dump(tree, sort_keys=False))
+    def write_config(self, tree: dict, *, python_model: str | None = None) -> None:
+        """``config.yaml``; for a model passed in from Python, a first line saying so (the model
+        section below it was not used)."""
+        head = (f"# trained on a model passed in from Python: {python_model} (the model section below was not "
+                f"used; reopen with staa_snn.training.load_trained(path, model=...))\n") if python_model else ""
+        write_text_atomic(self.path / "config.yaml", head + yaml.safe_dump(tree, sort_keys=False))
 
     def write_meta(self, meta: dict) -> None:
         write_text_atomic(self.path / "meta.json", json.dumps(meta, indent=1))
