@@ -13,9 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_gpu_check_runs_on_the_cpu_and_reports(tmp_path):
     pytest.importorskip("spikingjelly", reason="the report's SpikingJelly row (the dev extra installs it)")
+    before = sorted(p.name for p in ROOT.iterdir())
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in ROOT.iterdir()) == before  # everything under --out, nothing in the checkout
+    assert (tmp_path / "kernel_tests.xml").is_file()
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["ok"] and report["environment"]["tiny"]
     kernel = report["correctness"]["kernel_tests"]

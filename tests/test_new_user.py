@@ -230,3 +230,20 @@ def test_predict_names_the_classes_of_images_and_recordings(tmp_path, capsys):
     assert [p for _, p in r["predictions"]] == pytest.approx(sorted(want.tolist(), reverse=True))
     with pytest.raises(ValueError, match=r"the net takes event recordings"):
         predict_files(events, files[:1])
+
+
+def test_export_says_when_the_cards_energy_comes_from_a_random_input(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from staa_snn.analysis import loading
+
+    result = train(tiny(tmp_path, "train.epochs=1"))
+
+    def moved(*args, **kwargs):
+        raise FileNotFoundError("image folder not found at /moved")
+
+    monkeypatch.setattr(loading, "dataset_batches", moved)
+    with pytest.warns(UserWarning, match=r"the model card's firing rates, #AC and energy are measured on a random "
+                                         r"input: the test data could not be read \(image folder not found at /moved\)"):
+        assert cli.main(["export", "--checkpoint", str(result.run_dir / "best.pt"), "--format", "safetensors",
+                         "--out", str(tmp_path / "w")]) == 0
+    assert "a random input" in (tmp_path / "w" / "README.md").read_text()
