@@ -427,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = [*args.overrides, *extra]
+        elif hasattr(args, "files") and not any(e.startswith("-") for e in extra):  # predict a.png --top 2 b.png
+            args.files = [*args.files, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:

@@ -44,7 +44,7 @@ def vgg_small(neuron: NeuronFactory, T: int, in_channels: int, num_classes: int)
 
 def vgg_quick(neuron: NeuronFactory, T: int, in_channels: int, num_classes: int) -> SpikingVGG:
     """Five conv layers (32, pool, 64, 64, pool, 128, 128, pool; 0.28 M weights, 29 M MACs a step at
-    32x32): CIFAR-10 in under an hour on 2 CPU cores (the ``cifar10_quick`` recipes). The first
+    32x32): CIFAR-10 on 2 CPU cores (the ``cifar10_quick`` recipes). The first
     layer pools at once, so the wide layers run at 16x16 and 8x8, where a CPU spends least per
     weight. Not a paper net."""
     return SpikingVGG(VGG_QUICK, neuron, T, in_channels, num_classes)
