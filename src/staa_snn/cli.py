@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint or exported weights on the test set",
                         description="Test loss, accuracy, and accuracy when reading out after 1..T steps, of a "
-                                    "checkpoint or of exported weights (a shipped name such as cifar10_quick, an "
+                                    "checkpoint or of exported weights (a shipped name, an "
                                     "export folder, hf://owner/name), on the test split of their dataset.",
-                        epilog="e.g. staa-snn eval --weights cifar10_quick data.root=/data/cifar10 "
+                        epilog="e.g. staa-snn eval --weights my-export data.root=/data/cifar10 "
                                "(a folder with test/<class>/ or val/<class>/)")
     source = ev.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a last.pt / best.pt written by staa-snn train")

@@ -1,8 +1,8 @@
 """Weights exported by ``staa-snn export --format safetensors``, loaded back: :func:`load_pretrained`
 builds the net from ``config.json`` and loads ``model.safetensors`` (tensors only: no code runs).
 
-A path is the name of weights shipped with the package (:func:`list_pretrained`: ``"cifar10_quick"``,
-``"cifar10_quick_lif"``), a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
+A path is the name of weights shipped with the package (:func:`list_pretrained`; export folders
+under ``staa_snn/pretrained/``, none shipped yet), a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
 ``hf://owner/name`` or ``hf://owner/name@revision`` (downloaded once into the Hub's cache; needs
 the ``[hub]`` extra)."""
 
@@ -126,7 +126,7 @@ def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
     ``classes`` (index -> name), ``normalization`` (``{"mean", "std"}`` of values in [0, 1], or
     ``None``), ``size``, ``in_channels``, ``kind``, with ``name``, ``T`` and the ``dataset``.
 
-    >>> net = load_pretrained("cifar10_quick")                      # doctest: +SKIP
+    >>> net = load_pretrained("path/to/export")                     # doctest: +SKIP
     >>> net.pretrained_cfg["classes"][:3]                            # doctest: +SKIP
     ['airplane', 'automobile', 'bird']
     """

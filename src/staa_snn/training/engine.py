@@ -799,7 +799,7 @@ def evaluate_checkpoint(path: str | Path, *, overrides=(), data_root: str | None
 
 def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = "auto", batch_size: int | None = None,
                      progress: bool = True) -> dict:
-    """Evaluate exported weights -- a shipped name (``"cifar10_quick"``), a folder or ``hf://...``
+    """Evaluate exported weights -- a shipped name (:func:`~staa_snn.models.list_pretrained`), a folder or ``hf://...``
     -- on the test split of the data they were trained on, with the config they were trained with
     (``config.json``), then ``overrides`` (``data.root=DIR``: a folder with ``test/`` or ``val/``)."""
     from ..models.pretrained import load_pretrained, pretrained_spec
