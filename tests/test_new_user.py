@@ -3,6 +3,7 @@ bad inputs, runs the CLI cannot reopen, library calls and process-wide state."""
 
 import json
 import random
+import re
 import subprocess
 import sys
 
@@ -84,8 +85,6 @@ def test_bad_values_exit_2_in_one_line_and_leave_no_run_folder(args, message, tm
     assert cli.main(["train", *args, f"output.dir={out}", "train.progress=false"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    import re
-
     assert re.search(message, err[0]), err[0]
     assert not out.exists() or not any(out.iterdir())  # a refused run leaves nothing behind
 

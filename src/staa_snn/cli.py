@@ -253,8 +253,8 @@ def _eval(args) -> int:
     if args.weights is not None:
         result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size)
     else:
-        result = evaluate_checkpoint(args.checkpoint, overrides=args.overrides, data_root=args.data_root,
-                                     device=args.device, batch_size=args.batch_size)
+        result = evaluate_checkpoint(args.checkpoint, overrides=overrides, device=args.device,
+                                     batch_size=args.batch_size)
     print(format_eval(result))
     if args.json:
         out = Path(args.json)
@@ -360,12 +360,14 @@ def _visualize(args) -> int:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}")
     xs, ys = dataset_batches(cfgs[0], 1, args.samples)
     if args.layer is not None:
-        from .analysis.visualize import neuron_slots
+        from .analysis.visualize import check_cam_layer, neuron_slots
 
         for path, model in zip(args.checkpoint, models.values()):
-            if args.layer not in neuron_slots(model):
+            try:
+                check_cam_layer(model, args.layer)
+            except ValueError:
                 raise ConfigError(f"--layer {args.layer}: no such neuron layer in {path}; its neuron layers: "
-                                  f"{', '.join(neuron_slots(model))}")
+                                  f"{', '.join(neuron_slots(model))}") from None
     files = visualize(models, xs[0], ys[0], args.out, layer=args.layer)
     print("\n".join(str(f) for f in files))
     return 0

@@ -21,7 +21,7 @@ from .data.events import events_to_frames
 
 __all__ = ["load_net", "prepare_image", "prepare_recording", "predict_files"]
 
-RECORDINGS = (".aedat", ".aedat4", ".npz")
+RECORDINGS = (".aedat", ".npz")  # AEDAT 2.0 / 3.1 (told apart by their header), SpikingJelly's npz
 
 
 def load_net(source: str | os.PathLike) -> nn.Module:
@@ -88,14 +88,12 @@ def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 
         wrong = [str(p) for p in paths if not str(p).endswith(RECORDINGS)]
         if wrong:
             raise ValueError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {', '.join(wrong)}")
-    names = cfg.get("classes") or [str(i) for i in range(getattr(net, "num_classes", 0) or 0)]
     out = []
     for path in paths:
         x = prepare_recording(path, cfg, cfg["T"]) if events else prepare_image(path, cfg)
         with torch.no_grad():
             probs = torch.softmax(net(x.unsqueeze(0)).float(), dim=-1)[0]
-        k = min(top, len(probs))
-        p, i = probs.topk(k)
-        labels = names if len(names) == len(probs) else [str(j) for j in range(len(probs))]
+        p, i = probs.topk(min(top, len(probs)))
+        labels = cfg.get("classes") or [str(j) for j in range(len(probs))]
         out.append({"file": str(path), "predictions": [(labels[j], float(q)) for q, j in zip(p, i.tolist())]})
     return out

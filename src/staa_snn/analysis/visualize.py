@@ -27,6 +27,13 @@ def neuron_slots(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, SpikingNeuron)]
 
 
+def check_cam_layer(model: nn.Module, layer: str) -> None:
+    """A ValueError listing the neuron layers when ``layer`` is not one of them."""
+    slots = neuron_slots(model)
+    if layer not in slots:
+        raise ValueError(f"no neuron layer {layer!r} for Grad-CAM; the neuron layers are: {', '.join(slots)}")
+
+
 def default_cam_layer(model: nn.Module, inputs: torch.Tensor) -> str:
     """The last neuron slot whose spike map is still spatial (at least 2x2)."""
     shapes: dict[str, tuple] = {}
@@ -53,9 +60,7 @@ def gradcam(model: nn.Module, inputs: torch.Tensor, layer: str, targets: list[in
     except ImportError as e:
         raise ImportError('Grad-CAM needs pytorch-grad-cam: pip install -e ".[viz]" (in the repository)') from e
     T = model.T
-    slots = neuron_slots(model)
-    if layer not in slots:
-        raise ValueError(f"no neuron layer {layer!r} for Grad-CAM; the neuron layers are: {', '.join(slots)}")
+    check_cam_layer(model, layer)
     module = model.get_submodule(layer)
     model.eval()
 

@@ -9,11 +9,13 @@ from .aedat import CorruptFileError, read_aedat2, read_aedat3
 from .dvs import CIFAR10DVS, DVSGesture, read_gesture_labels
 from .events import SPLIT_MODES, events_to_frames, frame_indices
 from .mix import MixupCutmix
-from .registry import DatasetInfo, ImageRecipe, check_dataset_options, dataset_info, get_dataset, list_datasets, normalization, resolve_recipe
+from .registry import (DatasetInfo, ImageRecipe, check_dataset_options, dataset_info, get_dataset, list_datasets,
+                       normalization, resolve_recipe)
 from .transforms import NORMALIZATION, Cutout, RandomFlipFrames, RandomRollFrames
 
 __all__ = [
-    "CIFAR10DVS", "CorruptFileError", "Cutout", "DVSGesture", "DatasetInfo", "ImageRecipe", "MixupCutmix", "NORMALIZATION",
-    "RandomFlipFrames", "RandomRollFrames", "SPLIT_MODES", "check_dataset_options", "dataset_info", "events_to_frames", "frame_indices",
-    "get_dataset", "list_datasets", "normalization", "read_aedat2", "read_aedat3", "read_gesture_labels", "resolve_recipe",
+    "CIFAR10DVS", "CorruptFileError", "Cutout", "DVSGesture", "DatasetInfo", "ImageRecipe", "MixupCutmix",
+    "NORMALIZATION", "RandomFlipFrames", "RandomRollFrames", "SPLIT_MODES", "check_dataset_options", "dataset_info",
+    "events_to_frames", "frame_indices", "get_dataset", "list_datasets", "normalization", "read_aedat2",
+    "read_aedat3", "read_gesture_labels", "resolve_recipe",
 ]

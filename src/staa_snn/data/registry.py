@@ -98,8 +98,8 @@ def normalization(name: str, mean=None, std=None) -> dict | None:
     kind = dataset_info(name).kind
     if kind == "events" or name == "digits":
         return None
-    default = transforms.NORMALIZATION.get(name, transforms.NORMALIZATION["imagenet"])
-    return {"mean": [float(v) for v in (mean or default[0])], "std": [float(v) for v in (std or default[1])]}
+    mean, std = transforms.stats(name, mean, std)
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,12 @@ class RandomRollFrames(torch.nn.Module):
 
 
 RECIPES = ("auto", "cifar", "imagenet")
+
+
+def stats(name: str | None, mean=None, std=None) -> tuple[tuple, tuple]:
+    """``(mean, std)``: the given ones, or ``name``'s (ImageNet's for an image folder or ``None``)."""
+    default = NORMALIZATION.get(name or "imagenet", NORMALIZATION["imagenet"])
+    return tuple(mean or default[0]), tuple(std or default[1])
 SMALL_IMAGE = 64  # recipe="auto": images of at most this many pixels a side get the CIFAR recipe
 
 
@@ -110,8 +116,7 @@ def cifar_transform(name: str | None, train: bool, augment: bool, size: int = 32
 
     ``autoaugment`` (default on) and ``cutout`` (a length; default ``size // 2``, 0: off) switch
     the two heavy augmentations; ``mean``, ``std`` default to ``NORMALIZATION[name]``."""
-    default_mean, default_std = NORMALIZATION[name or "imagenet"]
-    mean, std = tuple(mean or default_mean), tuple(std or default_std)
+    mean, std = stats(name, mean, std)
     cutout = size // 2 if cutout is None else int(cutout)
     ops: list = [v2.ToImage(), FitSize(size)] if from_pil else ([v2.Resize(size, antialias=True)] if size != 32 else [])
     if train and augment:
@@ -128,7 +133,7 @@ def imagenet_transform(train: bool, augment: bool, size: int = 224, *, mean=None
     """ImageNet: random-resized crop + h-flip for training; resize to
     ``size * 256/224`` and centre-crop for evaluation (and for training with
     augmentation off). ``mean``, ``std`` default to ImageNet's."""
-    mean, std = tuple(mean or NORMALIZATION["imagenet"][0]), tuple(std or NORMALIZATION["imagenet"][1])
+    mean, std = stats("imagenet", mean, std)
     if train and augment:
         ops = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
     else:

@@ -68,7 +68,6 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     norm = meta.get("normalization")
     lines.append(f"| normalisation | mean {norm['mean']}, std {norm['std']} (of values in [0, 1]) |" if norm
                  else "| normalisation | none (the dataset's raw values) |")
-    lines += [f"| {k} | {v} |" for k, v in spec.get("card_rows", {}).items()]
     if record:
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
         lines += [f"| test accuracy | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",

@@ -106,6 +106,12 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
+def describe_inputs(name: str, T: int, dataset: str, inputs: dict | None) -> dict:
+    """``net.pretrained_cfg``: the net, ``T``, the dataset and what a checkpoint or export stores of
+    its inputs (class names, normalisation, size, channels, kind)."""
+    return {"name": name, "T": T, "dataset": dataset, **(inputs or {"classes": None, "normalization": None})}
+
+
 def pretrained_spec(path: str | os.PathLike) -> dict:
     """The ``config.json`` of exported weights (a shipped name, a folder or ``hf://...``), checked."""
     _, config = _files(path)
@@ -144,6 +150,5 @@ def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
     args = {**spec["model"], **overrides}
     name = args.pop("name")
     model = load_weights(create_model(name, **args), path).eval()
-    model.pretrained_cfg = {"name": name, "T": args.get("T"), "dataset": spec.get("dataset"),
-                            **(spec.get("input") or {"classes": None, "normalization": None})}
+    model.pretrained_cfg = describe_inputs(name, args.get("T"), spec.get("dataset"), spec.get("input"))
     return model

@@ -39,6 +39,7 @@ from .. import __version__
 from ..data import MixupCutmix, dataset_info, get_dataset, normalization
 from ..kernels._compile import compile_unsupported
 from ..models import SpikingNet, create_model, set_backend
+from ..models.pretrained import describe_inputs
 from . import distributed as ddp
 from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config
@@ -779,8 +780,8 @@ def load_trained(path: str | Path, overrides=(), *, model: nn.Module | None = No
     if model is None:
         model = build_model(cfg, num_classes=ckpt["num_classes"])
     model.load_state_dict(ckpt["model"])
-    model.pretrained_cfg = {"name": cfg.model.name, "T": cfg.model.T, "dataset": cfg.data.name,
-                            **(ckpt.get("input") or input_metadata(cfg))}
+    model.pretrained_cfg = describe_inputs(cfg.model.name, cfg.model.T, cfg.data.name,
+                                           ckpt.get("input") or input_metadata(cfg))
     return cfg, model.eval(), ckpt
 
 
