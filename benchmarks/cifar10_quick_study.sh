@@ -1,24 +1,76 @@
 #!/usr/bin/env bash
 # The cifar10_quick study of docs/results/cifar10_quick.md, one run after another, on the
-# 45,000 / 5,000 split of DATA/train (data.options.val_per_class=500). Every run resumes with
-# --resume auto and checkpoints every 10 minutes, so the script can be stopped and started again:
-#   benchmarks/cifar10_quick_study.sh /data/cifar10-jpeg runs/study     (run by hand, in the background)
+# 45,000 / 5,000 split of DATA/train (data.options.val_per_class=500), in the order the results
+# are needed. Every run resumes (ablate reads finished runs back and resumes interrupted ones;
+# train with --resume auto) and checkpoints every 10 minutes, so the script can be stopped and
+# started again, in a later session too:
+#   nohup benchmarks/cifar10_quick_study.sh /data/cifar10-jpeg runs/study > study.out 2>&1 &
+# Stages (a stage's marker in OUT/done/ skips it once finished):
+#   recipe      cifar10_quick and cifar10_quick_lif as shipped (6 epochs), seed 0
+#   core        table4 rows LIF, baseline, all blocks, at 2 epochs a run, seeds 0-2 (seed by seed)
+#   blocks      the other table4 rows (+GC, +GC+PE, +GC+PE+TSRD, +GC+PE+SA), seeds 0-2
+#   mpbn        the MPBN reading: LIF, baseline, all blocks, seeds 0-2
+#   steps       accuracy against T (1, 2, 4) for LIF and STAA-LIF, 1 epoch a run, seeds 0-2
+#   block_lr    the blocks' LR scale (x0.3, x0.1; x1 is table4's last row), seeds 0-2
+#   weights45k  cifar10_quick and _lif for $LONG epochs on the 45,000 (validation accuracy of the weights)
+#   weights50k  the same on all 50,000 images (the shipped weights). There is no held-out image
+#               left then: OUT/all50k/test/ holds the first 100 training images of each class by
+#               name, only so the run has something to evaluate; its printed "test" accuracy is on
+#               training images and is not a result (the 45,000 runs give the validation figure).
 set -u
-DATA=${1:?usage: cifar10_quick_study.sh DATA_DIR OUT_DIR}; OUT=${2:?usage: cifar10_quick_study.sh DATA_DIR OUT_DIR}
-COMMON="data.root=$DATA data.options.val_per_class=500 train.checkpoint_every=10min"
-OFF="model.neuron=staa model.gc=false model.pe=none model.sa=false model.tsrd_p=0"   # Table 4's baseline
+DATA=${1:?usage: cifar10_quick_study.sh DATA_DIR OUT_DIR [STAGE...]}
+OUT=${2:?usage: cifar10_quick_study.sh DATA_DIR OUT_DIR [STAGE...]}
+shift 2
+STAGES=${*:-recipe core blocks mpbn steps block_lr weights45k weights50k}
+LONG=${LONG:-20}
+VAL="data.root=$DATA data.options.val_per_class=500"
+EVERY="train.checkpoint_every=10min"
 mkdir -p "$OUT/logs" "$OUT/done"
-run() {  # folder, name, overrides...: skipped once finished
-  local dir=$1 name=$2; shift 2
+
+stage() {  # name, command...: run once, log, mark done on success
+  local name=$1; shift
   [ -f "$OUT/done/$name" ] && return 0
   echo "== $(date -u +%FT%TZ) start $name" >> "$OUT/queue.log"
-  if staa-snn train --config cifar10_quick $COMMON "$@" output.dir="$OUT/$dir" output.name="$name" --resume auto \
-      > "$OUT/logs/$name.log" 2>&1; then touch "$OUT/done/$name"; fi
+  if "$@" >> "$OUT/logs/$name.log" 2>&1; then touch "$OUT/done/$name"; fi
   echo "== $(date -u +%FT%TZ) end $name" >> "$OUT/queue.log"
 }
-for s in 0 1 2; do   # the names of the table4 rows are staa-snn ablate's, so ablate reads them back
-  run quick lif_seed$s model.neuron=lif train.seed=$s
-  run ablate/table4 baseline_seed$s $OFF train.seed=$s
-  run ablate/table4 gc_pe_sa_tsrd_seed$s model.neuron=staa model.gc=true model.pe=learnable model.sa=true \
-      model.tsrd_p=0.1 train.seed=$s
+ablate() {  # out, config, epochs, grid, rows; seed by seed, so every row has seed 0 first
+  local out=$1 config=$2 epochs=$3 grid=$4 rows=$5
+  for n in 1 2 3; do
+    staa-snn ablate --config "$config" --grid "$grid" --rows "$rows" --seeds $n --epochs "$epochs" \
+        --out "$out" $VAL $EVERY model.backend=compiled || return 1
+  done
+}
+train() {  # config, name, dir, overrides...
+  local config=$1 name=$2 dir=$3; shift 3
+  staa-snn train --config "$config" "$@" $EVERY output.dir="$dir" output.name="$name" --resume auto
+}
+
+all50k() {  # OUT/all50k: train/ -> DATA/train; test/: 100 training images per class (see above)
+  [ -d "$OUT/all50k/test" ] && return 0
+  mkdir -p "$OUT/all50k.tmp/test" && ln -sfn "$(cd "$DATA" && pwd)/train" "$OUT/all50k.tmp/train" || return 1
+  for c in "$DATA"/train/*/; do
+    c=$(basename "$c"); mkdir -p "$OUT/all50k.tmp/test/$c"
+    ls "$DATA/train/$c" | sort | head -100 | while read -r f; do
+      ln -s "$(cd "$DATA" && pwd)/train/$c/$f" "$OUT/all50k.tmp/test/$c/$f"; done
+  done
+  mv "$OUT/all50k.tmp" "$OUT/all50k"
+}
+
+for s in $STAGES; do
+  case $s in
+    recipe) stage recipe_staa train cifar10_quick staa_seed0 "$OUT/quick" $VAL
+            stage recipe_lif train cifar10_quick_lif lif_seed0 "$OUT/quick" $VAL ;;
+    core) stage core ablate "$OUT/ablate" cifar10_quick 2 table4 "LIF,baseline,+GC+PE+SA+TSRD" ;;
+    blocks) stage blocks ablate "$OUT/ablate" cifar10_quick 2 table4 "+GC,+GC+PE,+GC+PE+TSRD,+GC+PE+SA" ;;
+    mpbn) stage mpbn ablate "$OUT/ablate_mpbn" cifar10_quick_mpbn 2 table4 "LIF,baseline,+GC+PE+SA+TSRD" ;;
+    steps) stage steps ablate "$OUT/ablate" cifar10_quick 1 T "LIF T=1,LIF T=2,LIF T=4,STAA T=1,STAA T=2,STAA T=4" ;;
+    block_lr) stage block_lr ablate "$OUT/ablate" cifar10_quick 2 block_lr "x0.3,x0.1" ;;
+    weights45k) stage w45k_staa train cifar10_quick staa_45k "$OUT/weights" $VAL train.epochs=$LONG
+                stage w45k_lif train cifar10_quick_lif lif_45k "$OUT/weights" $VAL train.epochs=$LONG ;;
+    weights50k) all50k || exit 1
+                stage w50k_staa train cifar10_quick staa_50k "$OUT/weights" data.root="$OUT/all50k" train.epochs=$LONG
+                stage w50k_lif train cifar10_quick_lif lif_50k "$OUT/weights" data.root="$OUT/all50k" train.epochs=$LONG ;;
+    *) echo "unknown stage $s" >&2; exit 2 ;;
+  esac
 done

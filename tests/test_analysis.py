@@ -254,6 +254,9 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     assert [r["row"] for r in summary["rows"]] == ["learnable", "fixed"] and summary["seeds"] == 2
     for r in summary["rows"]:
         assert len(r["accs"]) == 2 and r["mean"] == pytest.approx(sum(r["accs"]) / 2)
+        assert len(r["accs_step1"]) == 2 and r["mean_step1"] == pytest.approx(sum(r["accs_step1"]) / 2)
+        assert len(r["run_time_s"]) == 2 and all(t > 0 for t in r["run_time_s"])
+    assert summary["metric"] == "test accuracy after the last epoch"
     assert summary["rows"][1]["delta"] == pytest.approx(summary["rows"][1]["mean"] - summary["rows"][0]["mean"])
     md = (folder / "results.md").read_text()
     assert "staa-snn ablate --grid pe_kind" in md and "| fixed |" in md
@@ -265,12 +268,41 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ablate_mod, "train", no_training)
     assert cli.main(args) == 0  # everything finished: read back, nothing retrained
     assert json.loads((folder / "results.json").read_text())["rows"] == summary["rows"]
+    assert cli.main([*args, "--rows", "fixed"]) == 0  # a part of the grid: that row alone, read back
+    part = json.loads((folder / "results.json").read_text())
+    assert [r["row"] for r in part["rows"]] == ["fixed"] and part["rows"][0]["delta"] is None
+    assert "| fixed |" in (folder / "results.md").read_text()
+    capsys.readouterr()
+    assert cli.main([*args, "--rows", "learnable,banana"]) == 2
+    assert "--rows: grid pe_kind has no row 'banana'; its rows: learnable, fixed" in capsys.readouterr().err
+
+
+def test_ablate_names_a_held_out_split_and_reads_the_first_step():
+    base = load_config(cli.resolve_config("cifar10_quick"), ["data.root=/data", "data.options.val_per_class=500"])
+    rows = ablate_mod.select_rows("T", ["LIF T=1", "STAA T=2"])
+    results = {"LIF T=1": [{"test_acc": 0.5, "test_acc_per_step": [0.5], "run_time_s": 60.0},
+                           {"test_acc": 0.7, "test_acc_per_step": [0.7], "run_time_s": 120.0}],
+               "STAA T=2": [{"test_acc": 0.8, "test_acc_per_step": [0.6, 0.8], "run_time_s": 180.0},
+                            {"test_acc": 0.9, "test_acc_per_step": [0.7, 0.9], "run_time_s": 240.0}]}
+    s = ablate_mod.summarise("T", rows, "STAA T=2", results, base, seeds=2, epochs=1, command=None)
+    lif, staa = s["rows"]
+    assert s["metric"].startswith("validation accuracy (500 images per class held out")
+    assert (lif["mean"], lif["delta"], lif["mean_step1"]) == (pytest.approx(0.6), pytest.approx(-0.25),
+                                                              pytest.approx(0.6))
+    assert lif["std"] == pytest.approx(0.1414, abs=1e-4) and lif["mean_run_time_s"] == 90.0
+    assert staa["mean_step1"] == pytest.approx(0.65) and staa["series"] == "STAA" and staa["value"] == 2
+    md = ablate_mod.to_markdown(s)
+    assert "| LIF T=1 | 60.00 ± 14.14 | -25.00 | 60.00 ± 14.14 | 50.00, 70.00 | 1.5 |" in md
+    assert md.splitlines()[2].startswith("Validation accuracy (500 images per class")
 
 
 def test_table4_grid_rows():
     baseline, rows = ablate_mod.grid_rows("table4")
-    assert [r.label for r in rows] == ["baseline", "+GC", "+GC+PE", "+GC+PE+TSRD", "+GC+PE+SA", "+GC+PE+SA+TSRD"]
-    cfg = load_config(cli.resolve_config("digits"), list(rows[0].overrides))
+    assert baseline == "baseline"
+    assert [r.label for r in rows] == ["LIF", "baseline", "+GC", "+GC+PE", "+GC+PE+TSRD", "+GC+PE+SA",
+                                       "+GC+PE+SA+TSRD"]
+    assert load_config(cli.resolve_config("digits"), list(rows[0].overrides)).model.neuron == "lif"
+    cfg = load_config(cli.resolve_config("digits"), list(rows[1].overrides))
     assert cfg.model.neuron_options == {"gc": False, "pe": "none", "sa": False, "tsrd_p": 0}
     with pytest.raises(ValueError, match="unknown grid 'foo'; valid grids: table4"):
         ablate_mod.grid_rows("foo")
@@ -287,11 +319,12 @@ def test_table4_runs_on_the_mpbn_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(ablate_mod, "train", fake_train)
     base = load_config(cli.resolve_config("cifar100_resnet20_t4_mpbn"), ["data.root=/data"])
     summary = ablate_mod.run_grid(base, "table4", seeds=1, epochs=3, out=tmp_path, progress=False)
-    assert len(seen) == 6 and summary["neuron_preset"] == "mpbn"
+    assert len(seen) == 7 and summary["neuron_preset"] == "mpbn"
     for cfg in seen:
         assert cfg.model.neuron_options["neuron_preset"] == "mpbn" and cfg.model.init == "mpbn"
         assert cfg.train.epochs == 3 and cfg.optim.warmup_epochs == 0
-    assert seen[0].model.neuron_options == {"neuron_preset": "mpbn", "gc": False, "pe": "none", "sa": False,
+    assert seen[0].model.neuron == "lif" and seen[0].model.neuron_options == {"neuron_preset": "mpbn"}
+    assert seen[1].model.neuron_options == {"neuron_preset": "mpbn", "gc": False, "pe": "none", "sa": False,
                                             "tsrd_p": 0}
     assert "neuron_preset=mpbn" in (tmp_path / "table4" / "results.md").read_text().splitlines()[0]
 

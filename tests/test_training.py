@@ -136,6 +136,29 @@ def test_weight_decay_reaches_conv_and_linear_weights_only():
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01]
 
 
+def test_the_blocks_get_their_own_lr_and_weight_decay():
+    """optim.block_lr_scale / block_weight_decay: PE, GC and SA parameters (and only they) in groups
+    of their own; the schedule scales each group's own LR; the default keeps the two plain groups."""
+    cfg = load_config(DIGITS, ["model.neuron=staa", "optim.name=adamw", "optim.lr=0.01", "optim.weight_decay=0.05",
+                               "optim.block_lr_scale=0.1", "optim.block_weight_decay=0"])
+    model = engine.build_model(cfg, num_classes=10)
+    names = {id(p): n for n, p in model.named_parameters()}
+    optimizer = engine.build_optimizer(cfg, model)
+    got = [(g["lr"], g["weight_decay"], sorted(names[id(p)] for p in g["params"])) for g in optimizer.param_groups]
+    blocks = sorted(n for n in names.values() if any(f".{b}." in n for b in ("pe", "gc", "sa")))
+    assert blocks and sorted(n for lr, wd, ns in got if lr == pytest.approx(0.001) for n in ns) == blocks
+    assert [(lr, wd) for lr, wd, _ in got] == [(0.01, 0.05), (0.01, 0.0), (pytest.approx(0.001), 0.0),
+                                               (pytest.approx(0.001), 0.0)]
+    assert sorted(n for _, _, ns in got[:2] for n in ns) == sorted(set(names.values()) - set(blocks))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.005, 0.005, 0.0005, 0.0005])
+    del scheduler
+    plain = engine.build_optimizer(load_config(DIGITS, ["model.neuron=staa"]), model)
+    assert len(plain.param_groups) == 2
+    with pytest.raises(ConfigError, match="optim.block_lr_scale must be >= 0, got -1"):
+        load_config(DIGITS, ["optim.block_lr_scale=-1"]).validate()
+
+
 def test_mpbn_initialisation():
     torch.manual_seed(0)
     net = engine.build_model(load_config(DIGITS, ["model.name=resnet20", "model.init=mpbn",

@@ -123,10 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     ab = sub.add_parser("ablate", help="the paper's ablations as resumable training sweeps",
                         description="Train every row of an ablation grid once per seed (runs already finished are "
                                     "read back, interrupted ones resume), then write results.md (mean +- std over "
-                                    "seeds, difference to the baseline row), results.json and a plot. Grids: "
-                                    "table4 (GC / PE / SA / TSRD, Table 4), tsrd_p, gc_ratio, pe_position, pe_kind.")
+                                    "seeds, after all steps and after the first, difference to the baseline row, "
+                                    "minutes per run), results.json and a plot. Grids: table4 (LIF and GC / PE / "
+                                    "SA / TSRD, Table 4), tsrd_p, gc_ratio, pe_position, pe_kind, T (LIF and "
+                                    "STAA-LIF at T = 1, 2, 4), block_lr (the blocks' LR scale).")
     ab.add_argument("--config", "-c", help=f"YAML file or bundled config name (default: {DEFAULT_CONFIG})")
-    ab.add_argument("--grid", required=True, choices=["table4", "tsrd_p", "gc_ratio", "pe_position", "pe_kind"])
+    ab.add_argument("--grid", required=True, choices=["table4", "tsrd_p", "gc_ratio", "pe_position", "pe_kind", "T",
+                                                      "block_lr"])
+    ab.add_argument("--rows", metavar="LABEL,...",
+                    help="run these rows only, e.g. --rows LIF,baseline (default: every row; a grid may be run in "
+                         "parts into the same --out)")
     ab.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
     ab.add_argument("--epochs", type=int, required=True, help="epochs per run")
     ab.add_argument("--out", default="runs/ablate", help="output folder (default runs/ablate; <out>/<grid>/...)")
@@ -325,12 +331,17 @@ def _profile(args) -> int:
 
 
 def _ablate(args, argv: list[str]) -> int:
-    from .analysis.ablate import command_line, run_grid, to_markdown
-    from .training import load_config
+    from .analysis.ablate import command_line, run_grid, select_rows, to_markdown
+    from .training import ConfigError, load_config
 
     base = load_config(resolve_config(args.config), args.overrides)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    try:
+        select_rows(args.grid, rows)
+    except ValueError as e:
+        raise ConfigError(f"--rows: {e}") from None
     summary = run_grid(base, args.grid, seeds=args.seeds, epochs=args.epochs, out=args.out,
-                       command=command_line(argv))
+                       command=command_line(argv), rows=rows)
     print(to_markdown(summary))
     print(f"written: {Path(args.out) / args.grid}/results.md, results.json, {args.grid}.png")
     return 0

@@ -4,8 +4,9 @@ Each grid is a list of rows, each row a set of config overrides; every row is
 trained once per seed with :func:`staa_snn.training.train`, in its own run
 folder. A run that finished is read back, not repeated; one that was
 interrupted resumes from its ``last.pt``. The summary (mean +- sample std over
-seeds of the final-epoch test accuracy, and the difference to the grid's
-baseline row) is written as markdown and JSON, with a plot.
+seeds of the final-epoch accuracy on the evaluation split, after all steps
+and after the first step alone, the difference to the grid's baseline row
+and the time per run) is written as markdown and JSON, with a plot.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ class Row:
     label: str
     overrides: tuple[str, ...]
     value: float | str | None = None  # x position of the sweep plot
+    series: str | None = None  # the plot's line, for a sweep of more than one
 
 
 OFF = ("model.neuron=staa", "model.gc=false", "model.pe=none", "model.sa=false", "model.tsrd_p=0")
 
 GRIDS: dict[str, tuple[str, list[Row]]] = {
-    # Table 4: the baseline is STAA-LIF with every block off (= the adaptive LIF).
+    # Table 4: the baseline is STAA-LIF with every block off (= the adaptive LIF); plain LIF for reference.
     "table4": ("baseline", [
+        Row("LIF", ("model.neuron=lif",)),
         Row("baseline", OFF),
         Row("+GC", (*OFF, "model.gc=true")),
         Row("+GC+PE", (*OFF, "model.gc=true", "model.pe=learnable")),
@@ -49,6 +52,12 @@ GRIDS: dict[str, tuple[str, list[Row]]] = {
     "pe_position": ("input", [Row(p, ("model.neuron=staa", f"model.pe_position={p}"), p)
                               for p in ("input", "post_gc", "membrane", "both")]),
     "pe_kind": ("learnable", [Row(k, ("model.neuron=staa", f"model.pe={k}"), k) for k in ("learnable", "fixed")]),
+    # Accuracy against the number of time steps, LIF and STAA-LIF.
+    "T": ("STAA T=2", [Row(f"{name} T={t}", (f"model.neuron={neuron}", f"model.T={t}"), t, name)
+                       for name, neuron in (("LIF", "lif"), ("STAA", "staa")) for t in (1, 2, 4)]),
+    # The blocks' optimiser group: their LR (and weight decay) against the rest of the net's.
+    "block_lr": ("x1", [Row(f"x{k:g}", ("model.neuron=staa", f"optim.block_lr_scale={k}"), k)
+                        for k in (1.0, 0.3, 0.1)]),
 }
 
 
@@ -64,12 +73,26 @@ def _slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
+def select_rows(grid: str, labels: list[str] | None) -> list[Row]:
+    """The grid's rows, or those of ``labels`` in the grid's order (a grid may be run in parts)."""
+    rows = grid_rows(grid)[1]
+    if not labels:
+        return rows
+    known = [r.label for r in rows]
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise ValueError(f"grid {grid} has no row {', '.join(map(repr, unknown))}; its rows: {', '.join(known)}")
+    return [r for r in rows if r.label in labels]
+
+
 def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path,
-             command: str | None = None, progress: bool = True) -> dict:
-    """Train every row x seed (skipping finished runs), then summarise."""
+             command: str | None = None, progress: bool = True, rows: list[str] | None = None) -> dict:
+    """Train every row x seed (skipping finished runs), then summarise. ``rows``: a subset of the
+    grid's row labels (default all)."""
     if seeds < 1 or epochs < 1:
         raise ValueError(f"seeds and epochs must be >= 1, got {seeds}, {epochs}")
-    baseline, rows = grid_rows(grid)
+    baseline = grid_rows(grid)[0]
+    rows = select_rows(grid, rows)
     folder = Path(out) / grid
     configs = []
     for row in rows:  # every config is checked before the first run starts
@@ -80,7 +103,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
                          f"train.progress={str(progress).lower()}"):
                 apply_override(cfg, text)
             configs.append((row, seed, cfg.validate()))
-    results: dict[str, list[float]] = {row.label: [] for row in rows}
+    results: dict[str, list[dict]] = {row.label: [] for row in rows}
     for i, (row, seed, cfg) in enumerate(configs, 1):
         run = folder / cfg.run_name
         last = run / "last.pt"
@@ -92,7 +115,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
             history = load_checkpoint(last)["history"]
         else:
             history = train(cfg, resume=last if last.exists() else None).history
-        results[row.label].append(history[-1]["test_acc"])
+        results[row.label].append(history[-1] | {"run_time_s": sum(h.get("epoch_time_s", 0.0) for h in history)})
     summary = summarise(grid, rows, baseline, results, base, seeds=seeds, epochs=epochs, command=command)
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "results.json", json.dumps(summary, indent=1) + "\n")
@@ -101,34 +124,58 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
     return summary
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def split_name(cfg: Config) -> str:
+    """What the "test" numbers of a run were measured on, in words."""
+    held = cfg.data.options.get("val_per_class")
+    return (f"validation accuracy ({held} images per class held out of the training images)" if held
+            else "test accuracy")
+
+
 def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, command) -> dict:
-    base_mean = statistics.fmean(results[baseline])
+    """``results``: per row label, the last history record of each seed's run (with ``run_time_s``)."""
+    base_mean = statistics.fmean(r["test_acc"] for r in results[baseline]) if baseline in results else None
     table = []
     for row in rows:
-        accs = results[row.label]
-        mean = statistics.fmean(accs)
-        table.append({"row": row.label, "overrides": list(row.overrides), "value": row.value, "accs": accs,
-                      "mean": mean, "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                      "delta": mean - base_mean})
+        last = results[row.label]
+        accs = [r["test_acc"] for r in last]
+        mean, std = _mean_std(accs)
+        first = [r["test_acc_per_step"][0] for r in last if r.get("test_acc_per_step")]
+        step1 = _mean_std(first) if len(first) == len(last) else (None, None)
+        times = [r["run_time_s"] for r in last if r.get("run_time_s")]
+        table.append({"row": row.label, "overrides": list(row.overrides), "value": row.value, "series": row.series,
+                      "accs": accs,
+                      "mean": mean, "std": std, "delta": None if base_mean is None else mean - base_mean,
+                      "accs_step1": first if step1[0] is not None else None, "mean_step1": step1[0],
+                      "std_step1": step1[1], "run_time_s": times,
+                      "mean_run_time_s": statistics.fmean(times) if times else None})
     return {"grid": grid, "baseline": baseline, "seeds": seeds, "epochs": epochs, "command": command,
             "dataset": base.data.name, "model": base.model.name, "T": base.model.T,
             "neuron_preset": base.model.neuron_options.get("neuron_preset", "spec"), "rows": table,
-            "metric": "test accuracy after the last epoch"}
+            "metric": f"{split_name(base)} after the last epoch"}
 
 
 def to_markdown(s: dict) -> str:
     preset = s.get("neuron_preset", "spec")
     reading = "" if preset == "spec" else f", neuron_preset={preset}"
     lines = [f"# Ablation `{s['grid']}`: {s['dataset']}, {s['model']}, T = {s['T']}{reading}", "",
-             f"{s['metric'].capitalize()}, mean ± sample std over {s['seeds']} seed(s), {s['epochs']} epochs; "
-             f"difference to the baseline row `{s['baseline']}`.", ""]
+             f"{s['metric'][0].upper()}{s['metric'][1:]}, mean ± sample std over {s['seeds']} seed(s), "
+             f"{s['epochs']} epochs; difference to the baseline row `{s['baseline']}`; after 1 step: the same "
+             f"nets read out after their first time step only.", ""]
     if s.get("command"):
         lines += ["Command:", "", "```bash", s["command"], "```", ""]
-    lines += ["| row | accuracy (%) | Δ vs baseline (pp) | per seed (%) |", "|---|---|---|---|"]
+    lines += ["| row | accuracy (%) | Δ vs baseline (pp) | after 1 step (%) | per seed (%) | min per run |",
+              "|---|---|---|---|---|---|"]
     for r in s["rows"]:
         per = ", ".join(f"{a * 100:.2f}" for a in r["accs"])
-        delta = "—" if r["row"] == s["baseline"] else f"{r['delta'] * 100:+.2f}"
-        lines.append(f"| {r['row']} | {r['mean'] * 100:.2f} ± {r['std'] * 100:.2f} | {delta} | {per} |")
+        delta = "—" if r["row"] == s["baseline"] or r.get("delta") is None else f"{r['delta'] * 100:+.2f}"
+        step1 = "—" if r.get("mean_step1") is None else f"{r['mean_step1'] * 100:.2f} ± {r['std_step1'] * 100:.2f}"
+        minutes = "—" if not r.get("mean_run_time_s") else f"{r['mean_run_time_s'] / 60:.1f}"
+        lines.append(f"| {r['row']} | {r['mean'] * 100:.2f} ± {r['std'] * 100:.2f} | {delta} | {step1} | {per} "
+                     f"| {minutes} |")
     return "\n".join(lines) + "\n"
 
 
@@ -139,15 +186,20 @@ def plot(s: dict, path: Path) -> None:
     fig, ax = subplots(figsize=(max(4.0, 1.1 * len(rows)), 3.2))
     numeric = all(isinstance(r["value"], (int, float)) for r in rows)
     if numeric:
-        xs = [r["value"] for r in rows]
-        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3)
+        series = list(dict.fromkeys(r.get("series") for r in rows))
+        for name in series:
+            idx = [i for i, r in enumerate(rows) if r.get("series") == name]
+            ax.errorbar([rows[i]["value"] for i in idx], [means[i] for i in idx], yerr=[stds[i] for i in idx],
+                        marker="o", capsize=3, label=name)
+        if len(series) > 1:
+            ax.legend()
         ax.set_xlabel(s["grid"])
     else:
         ax.bar(range(len(rows)), means, yerr=stds, capsize=3, color="#4c72b0")
         ax.set_xticks(range(len(rows)), [r["row"] for r in rows], rotation=20, ha="right")
         low = min(m - d for m, d in zip(means, stds, strict=True))
         ax.set_ylim(max(0.0, low - 2), min(100.0, max(m + d for m, d in zip(means, stds, strict=True)) + 1))
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"{s['metric'].split(' (')[0].split(' after')[0]} (%)")
     ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']} ({s['seeds']} seeds)")
     fig.tight_layout()
     save(fig, path, dpi=120)

@@ -78,6 +78,8 @@ class OptimConfig:
     betas: tuple = (0.9, 0.999)  # AdamW
     weight_decay: float = 1e-4
     weight_decay_on: str = "weights"  # weights: conv / linear weights only (the recipes) | all: every parameter
+    block_lr_scale: float = 1.0  # LR of the STAA blocks' parameters (PE, GC, SA) = lr * this
+    block_weight_decay: float | None = None  # weight decay of the blocks' decayed weights; None: optim.weight_decay
     schedule: str = "cosine"  # cosine | constant
     warmup_epochs: float = 0.0  # linear warm-up from 0, counted in epochs (fractions allowed)
     min_lr: float = 0.0  # end of the cosine
@@ -204,6 +206,8 @@ class Config:
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1 (or null), got {value}")
         for key, value in (("optim.lr", o.lr), ("optim.weight_decay", o.weight_decay), ("optim.min_lr", o.min_lr),
+                           ("optim.block_lr_scale", o.block_lr_scale),
+                           ("optim.block_weight_decay", 0 if o.block_weight_decay is None else o.block_weight_decay),
                            ("optim.warmup_epochs", o.warmup_epochs), ("optim.grad_clip", o.grad_clip),
                            ("data.mixup", d.mixup), ("data.cutmix", d.cutmix), ("data.workers", d.workers)):
             if value < 0:

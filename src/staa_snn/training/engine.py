@@ -40,6 +40,7 @@ from ..data import MixupCutmix, dataset_info, get_dataset, normalization
 from ..kernels._compile import compile_unsupported
 from ..models import SpikingNet, create_model, set_backend
 from ..models.pretrained import describe_inputs
+from ..neurons.blocks import GlobalContext, PositionEncoding, StepAttention
 from . import distributed as ddp
 from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config
@@ -116,24 +117,42 @@ def build_datasets(cfg: Config, *, train: bool = True):
 
 
 _DECAYED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+BLOCK_TYPES = (PositionEncoding, GlobalContext, StepAttention)  # optim.block_lr_scale, block_weight_decay
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, on: str = "weights") -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float, on: str = "weights", *, lr: float | None = None,
+                     block_lr_scale: float = 1.0, block_weight_decay: float | None = None) -> list[dict]:
     """Optimiser groups: ``on="weights"`` decays the weights of conv and linear layers only (the
     recipes; the GC and SA blocks' 1x1 convolutions are linear layers), never biases, norm
-    affines (BN, BN_mp, LayerNorm), ``M``, ``N`` or PE; ``on="all"`` decays every parameter."""
+    affines (BN, BN_mp, LayerNorm), ``M``, ``N`` or PE; ``on="all"`` decays every parameter.
+
+    The STAA blocks' parameters (PE, GC, SA) get their own groups when ``block_lr_scale != 1``
+    or ``block_weight_decay`` is given: LR ``lr * block_lr_scale`` and, where decayed,
+    ``block_weight_decay``. Each group carries its ``lr``; the schedule scales every group alike."""
     params = [p for p in model.parameters() if p.requires_grad]
     if on == "all":
-        return [{"params": params, "weight_decay": weight_decay}]
-    decayed = {id(m.weight) for m in model.modules() if isinstance(m, _DECAYED) and m.weight is not None}
-    groups = [{"params": [p for p in params if id(p) in decayed], "weight_decay": weight_decay},
-              {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
+        decayed = {id(p) for p in params}
+    else:
+        decayed = {id(m.weight) for m in model.modules() if isinstance(m, _DECAYED) and m.weight is not None}
+    split = block_lr_scale != 1.0 or block_weight_decay is not None
+    block = {id(p) for m in model.modules() if isinstance(m, BLOCK_TYPES) for p in m.parameters()} if split else set()
+    block_wd = weight_decay if block_weight_decay is None else block_weight_decay
+    groups = [{"params": [p for p in params if id(p) in decayed and id(p) not in block], "weight_decay": weight_decay},
+              {"params": [p for p in params if id(p) not in decayed and id(p) not in block], "weight_decay": 0.0},
+              {"params": [p for p in params if id(p) in decayed and id(p) in block], "weight_decay": block_wd,
+               "block": True},
+              {"params": [p for p in params if id(p) not in decayed and id(p) in block], "weight_decay": 0.0,
+               "block": True}]
+    if lr is not None:
+        for g in groups:
+            g["lr"] = lr * block_lr_scale if g.get("block") else lr
     return [g for g in groups if g["params"]]
 
 
 def build_optimizer(cfg: Config, model: nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
-    groups = parameter_groups(model, o.weight_decay, o.weight_decay_on)
+    groups = parameter_groups(model, o.weight_decay, o.weight_decay_on, lr=o.lr, block_lr_scale=o.block_lr_scale,
+                              block_weight_decay=o.block_weight_decay)
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov)
     return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
