@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from staa_snn import cli
-from staa_snn.training import (Config, ConfigError, TrainingDiverged, evaluate_checkpoint, load_checkpoint,
-                               load_config, lr_factor, train)
+from staa_snn.training import (Config, ConfigError, TrainingDiverged, TrainingPreempted, evaluate_checkpoint,
+                               load_checkpoint, load_config, lr_factor, train)
 from staa_snn.training import engine
 from staa_snn.training.distributed import GlobalBatchNorm, GlobalBatchSampler
 from tiny_runs import DIGITS, strip, tiny
@@ -188,6 +188,36 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(a, b), k
     lines = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert strip(lines) == strip(straight.history)
+
+
+@pytest.mark.parametrize("at_call, where, saved", [(2, "epoch 1, step 2/3", (0, 2)),
+                                                    (3, "the end of epoch 1", (1, 0))])
+def test_a_stop_signal_checkpoints_where_it_lands_and_the_resume_is_exact(tmp_path, monkeypatch, at_call, where,
+                                                                         saved):
+    """SIGUSR1 (a scheduler's warning) during a step: a checkpoint at the next step, or, on an
+    epoch's last step, after that epoch; TrainingPreempted says where; --resume auto is exact."""
+    straight = train(tiny(tmp_path, name="straight"))
+    before = signal.getsignal(signal.SIGUSR1)
+    real, calls = engine.soft_cross_entropy, []
+
+    def loss_then_signal(*args):
+        calls.append(1)
+        if len(calls) == at_call:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return real(*args)
+
+    monkeypatch.setattr(engine, "soft_cross_entropy", loss_then_signal)
+    with pytest.raises(TrainingPreempted, match=rf"stopped by SIGUSR1 at {where}: checkpointed in "
+                                                rf".*last.pt; continue with --resume auto") as stopped:
+        train(tiny(tmp_path, name="split"))
+    assert stopped.value.exit_code == 128 + signal.SIGUSR1 and signal.getsignal(signal.SIGUSR1) == before
+    ckpt = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert (ckpt["epoch"], ckpt["batch"]) == saved
+    monkeypatch.setattr(engine, "soft_cross_entropy", real)
+    resumed = train(tiny(tmp_path, name="split"), resume="auto")
+    assert strip(resumed.history) == strip(straight.history)
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):

@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     from ._malloc import tune_cpu_allocator
     from .data import CorruptFileError
     from .export.nir_graph import NIRExportError
-    from .training import ConfigError, RunFolderError, TrainingDiverged
+    from .training import ConfigError, RunFolderError, TrainingDiverged, TrainingPreempted
 
     tune_cpu_allocator()  # CPU tensors reuse freed memory instead of fresh pages (glibc; see staa_snn._malloc)
 
@@ -481,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{name}: stopped: {e}", file=sys.stderr)
         return 3
+    except TrainingPreempted as e:  # SIGTERM / SIGUSR1: checkpointed where it stood
+        print(f"{name}: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         hint = {"train": " (the last complete checkpoint is kept: continue with --resume auto)",
                 "ablate": " (finished runs are kept: run the same command again to continue)"}.get(args.command, "")

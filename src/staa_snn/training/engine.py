@@ -45,6 +45,7 @@ from . import distributed as ddp
 from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config
 from .loaders import EpochSampler, SeededSamples, make_loader, sample_seed
+from .preemption import StopRequest, TrainingPreempted
 from .resume import describe, resume_changes
 from .run_folder import RunFolder, RunFolderError
 
@@ -308,7 +309,8 @@ def as_config(config: Config | str | os.PathLike) -> Config:
 
 def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None, train_set: Dataset | None = None,
           test_set: Dataset | None = None, callbacks: Iterable[Callback] = (), resume: str | Path | None = None,
-          stop_after: int | None = None, stop_after_steps: int | None = None) -> TrainResult:
+          stop_after: int | None = None, stop_after_steps: int | None = None,
+          handle_signals: bool = True) -> TrainResult:
     """Run a training job.
 
     Args:
@@ -324,6 +326,10 @@ def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None,
         stop_after: train at most this many epochs in this call (checkpointed; resume later).
         stop_after_steps: train at most this many optimiser steps in this call; when that ends in
             the middle of an epoch, a mid-epoch checkpoint is written to resume from.
+        handle_signals: on SIGUSR1 or SIGTERM (a scheduler's time limit or preemption), checkpoint
+            at the next step and raise :class:`~staa_snn.training.preemption.TrainingPreempted`
+            (``--resume auto`` continues exactly); in the main thread only. ``False``: leave the
+            signals alone.
     """
     cfg = as_config(config)
     if (train_set is None) != (test_set is None):
@@ -332,7 +338,8 @@ def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None,
     ctx = ddp.setup(cfg.train.device)
     trainer = Trainer(cfg, ctx, model=model, train_set=train_set, test_set=test_set, callbacks=callbacks)
     try:
-        with caller_rng_state():  # the run seeds and draws from the global streams; the caller's come back
+        # the run seeds and draws from the global streams; the caller's come back
+        with caller_rng_state(), StopRequest() if handle_signals else StopRequest(()) as trainer.stop:
             return trainer.run(resume, stop_after, stop_after_steps)
     finally:
         trainer.close()
@@ -378,6 +385,7 @@ class Trainer:
                  train_set: Dataset | None = None, test_set: Dataset | None = None,
                  callbacks: Iterable[Callback] = ()) -> None:
         self.cfg, self.ctx, self.device = cfg, ctx, ctx.device
+        self.stop = StopRequest(())  # train() puts the one it entered here
         self.user_model, self.train_set, self.test_set = model, train_set, test_set
         self.callbacks = list(callbacks)
         self.run_folder: RunFolder | None = None
@@ -550,6 +558,8 @@ class Trainer:
             sums = None
             if self.stop_at_step is not None and self.step >= self.stop_at_step:
                 break
+            if self.epoch < end and self._stop_requested(True):  # this epoch's checkpoint is written
+                raise self._preempted()
         return TrainResult(self.model, self.history, self.run_folder.path)
 
     def close(self) -> None:
@@ -614,6 +624,10 @@ class Trainer:
             if lines and (self.batch % t.log_every == 0 if t.log_every else
                           checking and time.monotonic() - self.logged >= LOG_SECONDS):
                 self._log_line(sums)
+            if self.batch < self.steps_per_epoch and self._stop_requested(checking):
+                self._check(sums)
+                self.checkpoint(sums)
+                raise self._preempted()
             if self.batch < self.steps_per_epoch and self.stop_at_step is not None and self.step >= self.stop_at_step:
                 self._check(sums)
                 self.checkpoint(sums)
@@ -626,6 +640,26 @@ class Trainer:
             bar.close()
         self._check(sums)
         return sums, self.batch < self.steps_per_epoch
+
+    def _stop_requested(self, at_check_point: bool) -> bool:
+        """Whether a stop signal arrived (on any rank: under DDP only asked at check points, where
+        the ranks meet anyway; alone, a Python attribute, every step)."""
+        if not self.ctx.distributed:
+            return self.stop.requested
+        if not at_check_point:
+            return False
+        flag = torch.tensor([float(self.stop.requested)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _preempted(self) -> TrainingPreempted:
+        import signal as signals
+        signum = self.stop.signum if self.stop.signum is not None else signals.SIGTERM
+        where = f"epoch {self.epoch + 1}, step {self.batch}/{self.steps_per_epoch}" if self.batch \
+            else f"the end of epoch {self.epoch}"
+        return TrainingPreempted(f"stopped by {signals.Signals(signum).name} at {where}: checkpointed in "
+                                 f"{self.run_folder.path / 'last.pt'}; continue with --resume auto",
+                                 signum=signum, epoch=self.epoch, step=self.step)
 
     def _progress(self, sums: _Sums) -> dict:
         seen = max(float(sums.seen), 1.0)
