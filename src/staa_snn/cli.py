@@ -128,13 +128,29 @@ def build_parser() -> argparse.ArgumentParser:
                                     "SA / TSRD, Table 4), tsrd_p, gc_ratio, pe_position, pe_kind, T (LIF and "
                                     "STAA-LIF at T = 1, 2, 4), block_lr (the blocks' LR scale).")
     ab.add_argument("--config", "-c", help=f"YAML file or bundled config name (default: {DEFAULT_CONFIG})")
-    ab.add_argument("--grid", required=True, choices=["table4", "tsrd_p", "gc_ratio", "pe_position", "pe_kind", "T",
-                                                      "block_lr"])
+    ab.add_argument("--grid", choices=["table4", "tsrd_p", "gc_ratio", "pe_position", "pe_kind", "T", "block_lr"],
+                    help="the grid to run (required, except with --gather / --status)")
     ab.add_argument("--rows", metavar="LABEL,...",
                     help="run these rows only, e.g. --rows LIF,baseline (default: every row; a grid may be run in "
                          "parts into the same --out)")
     ab.add_argument("--seeds", type=int, default=3, help="seeds per row (default 3)")
-    ab.add_argument("--epochs", type=int, required=True, help="epochs per run")
+    ab.add_argument("--epochs", type=int, help="epochs per run (required, except with --gather / --status)")
+    ab.add_argument("--launcher", choices=["local", "submitit-local", "slurm"], default="local",
+                    help="local: here, one run after another (default); submitit-local: submitit jobs on this "
+                         "machine, waited for; slurm: one SLURM job array through submitit, returns at once")
+    ab.add_argument("--partition", help="--launcher slurm: the partition")
+    ab.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per run on SLURM, DDP when > 1 (submitit-local: processes per run, one "
+                         "per GPU, or gloo DDP on the CPU)")
+    ab.add_argument("--time", default="24:00:00",
+                    help="the time limit per job (SLURM format, default 24:00:00); a run checkpoints before it and "
+                         "is requeued")
+    ab.add_argument("--account", help="--launcher slurm: the account to charge")
+    ab.add_argument("--slurm", action="append", metavar="KEY=VALUE",
+                    help="--launcher slurm: any other sbatch option, e.g. --slurm qos=high --slurm constraint=a100")
+    ab.add_argument("--gather", metavar="DIR",
+                    help="read a launched grid back (its folder, or the --out above it), write the table and name "
+                         "the runs pending, failed (with their log's tail) or missing")
+    ab.add_argument("--status", metavar="DIR", help="print the state of each run of a launched grid; write nothing")
     ab.add_argument("--out", default="runs/ablate", help="output folder (default runs/ablate; <out>/<grid>/...)")
     ab.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides for every run")
 
@@ -331,17 +347,34 @@ def _profile(args) -> int:
 
 
 def _ablate(args, argv: list[str]) -> int:
-    from .analysis.ablate import command_line, run_grid, select_rows, to_markdown
+    from .analysis.ablate import command_line, describe_states, gather, run_grid, select_rows, status, to_markdown
+    from .analysis.launch import SlurmOptions
     from .training import ConfigError, load_config
 
+    if args.gather or args.status:  # a launched grid, read back: 0 when every run has finished, else 1
+        if args.gather:
+            summary, states = gather(args.gather, args.grid)
+            if summary is not None:
+                print(to_markdown(summary))
+        else:
+            states = status(args.status, args.grid)
+        print(describe_states(states), file=sys.stderr)
+        return 0 if all(s["state"] == "done" for s in states.values()) else 1
+    for flag, value in (("--grid", args.grid), ("--epochs", args.epochs)):
+        if value is None:
+            raise ConfigError(f"{flag} is required (except with --gather DIR or --status DIR)")
     base = load_config(resolve_config(args.config), args.overrides)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     try:
         select_rows(args.grid, rows)
     except ValueError as e:
         raise ConfigError(f"--rows: {e}") from None
+    slurm = SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run, time=args.time,
+                         account=args.account, extra=SlurmOptions.parse_extra(args.slurm))
     summary = run_grid(base, args.grid, seeds=args.seeds, epochs=args.epochs, out=args.out,
-                       command=command_line(argv), rows=rows)
+                       command=command_line(argv), rows=rows, launcher=args.launcher, slurm=slurm)
+    if summary is None:
+        return 0
     print(to_markdown(summary))
     print(f"written: {Path(args.out) / args.grid}/results.md, results.json, {args.grid}.png")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .._io import write_text_atomic
 from ..training import Config, apply_override, load_checkpoint, train
+from . import launch
 from .figures import save, subplots
 
 
@@ -85,17 +86,14 @@ def select_rows(grid: str, labels: list[str] | None) -> list[Row]:
     return [r for r in rows if r.label in labels]
 
 
-def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path,
-             command: str | None = None, progress: bool = True, rows: list[str] | None = None) -> dict:
-    """Train every row x seed (skipping finished runs), then summarise. ``rows``: a subset of the
-    grid's row labels (default all)."""
+def plan(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path, rows: list[str] | None = None,
+         progress: bool = True) -> tuple[Path, list[tuple[Row, int, Config]]]:
+    """``(grid folder, [(row, seed, config)])``: every run's config, checked before any starts."""
     if seeds < 1 or epochs < 1:
         raise ValueError(f"seeds and epochs must be >= 1, got {seeds}, {epochs}")
-    baseline = grid_rows(grid)[0]
-    rows = select_rows(grid, rows)
     folder = Path(out) / grid
     configs = []
-    for row in rows:  # every config is checked before the first run starts
+    for row in select_rows(grid, rows):
         for seed in range(seeds):
             cfg = Config.from_dict(base.to_dict())
             for text in (*row.overrides, f"train.seed={seed}", f"train.epochs={epochs}",
@@ -103,25 +101,135 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
                          f"train.progress={str(progress).lower()}"):
                 apply_override(cfg, text)
             configs.append((row, seed, cfg.validate()))
-    results: dict[str, list[dict]] = {row.label: [] for row in rows}
-    for i, (row, seed, cfg) in enumerate(configs, 1):
-        run = folder / cfg.run_name
-        last = run / "last.pt"
-        done = last.exists() and load_checkpoint(last)["epoch"] >= epochs
-        if progress:
-            state = "done, reading" if done else ("resuming" if last.exists() else "training")
-            print(f"[{i}/{len(configs)}] {grid}: {row.label}, seed {seed} ({state})", file=sys.stderr)
-        if done:
-            history = load_checkpoint(last)["history"]
-        else:
-            history = train(cfg, resume=last if last.exists() else None).history
-        results[row.label].append(history[-1] | {"run_time_s": sum(h.get("epoch_time_s", 0.0) for h in history)})
-    summary = summarise(grid, rows, baseline, results, base, seeds=seeds, epochs=epochs, command=command)
+    return folder, configs
+
+
+def _finished(run: Path, epochs: int) -> list[dict] | None:
+    """The history of a run folder that has trained ``epochs`` epochs (``None`` otherwise)."""
+    last = run / "last.pt"
+    if not last.exists():
+        return None
+    ckpt = load_checkpoint(last)
+    return ckpt["history"] if ckpt["epoch"] >= epochs else None
+
+
+def _last_record(history: list[dict]) -> dict:
+    return history[-1] | {"run_time_s": sum(h.get("epoch_time_s", 0.0) for h in history)}
+
+
+def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path,
+             command: str | None = None, progress: bool = True, rows: list[str] | None = None,
+             launcher: str = "local", slurm: "launch.SlurmOptions | None" = None) -> dict | None:
+    """Train every row x seed (skipping finished runs), then summarise. ``rows``: a subset of the
+    grid's row labels (default all).
+
+    ``launcher``: ``"local"`` trains here, one run after another; ``"submitit-local"`` submits the
+    unfinished runs as submitit jobs on this machine and waits for them; ``"slurm"`` submits them
+    as one job array and returns ``None`` at once (``gather`` reads them back later). A run whose
+    job is still queued or running is not submitted again."""
+    folder, configs = plan(base, grid, seeds=seeds, epochs=epochs, out=out, rows=rows, progress=progress)
+    if launcher not in launch.LAUNCHERS:
+        raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(launch.LAUNCHERS)}")
+    old = launch.read_launch(folder)[1] if (folder / "grid.json").is_file() else {}
+    record = {"grid": grid, "rows": [r.label for r in select_rows(grid, rows)], "seeds": seeds, "epochs": epochs,
+              "command": command, "launcher": launcher, "base": base.to_dict(), "jobs": dict(old.get("jobs", {}))}
+    if launcher == "local":
+        launch.write_launch(folder, record)
+        results: dict[str, list[dict]] = {row.label: [] for row, _, _ in configs}
+        for i, (row, seed, cfg) in enumerate(configs, 1):
+            run = folder / cfg.run_name
+            history = _finished(run, epochs)
+            if progress:
+                state = "done, reading" if history else ("resuming" if (run / "last.pt").exists() else "training")
+                print(f"[{i}/{len(configs)}] {grid}: {row.label}, seed {seed} ({state})", file=sys.stderr)
+            if history is None:
+                history = train(cfg, resume=(run / "last.pt") if (run / "last.pt").exists() else None).history
+            results[row.label].append(_last_record(history))
+        return _write_summary(folder, grid, [r for r in select_rows(grid, rows)], results, base, seeds=seeds,
+                              epochs=epochs, command=command)
+    names = [(cfg.run_name, epochs) for _, _, cfg in configs]
+    states = launch.run_states(folder, record, names)
+    todo = [(cfg.run_name, cfg) for _, _, cfg in configs if states[cfg.run_name]["state"] in ("failed", "missing")]
+    ex = launch.executor(launcher, folder / ".submitit", slurm)
+    gpus = slurm.gpus_per_run if slurm else 1
+    jobs = launch.submit(ex, todo, gpus=gpus) if todo else {}
+    record["jobs"].update({name: job.job_id for name, job in jobs.items()})
+    launch.write_launch(folder, record)
+    waiting = sum(1 for n, _ in names if states[n]["state"] in ("pending", "running"))
+    print(f"{grid}: {len(todo)} run(s) submitted ({launcher}), {waiting} still queued or running from before, "
+          f"{sum(1 for n, _ in names if states[n]['state'] == 'done')} finished", file=sys.stderr)
+    if launcher == "slurm":
+        if todo:
+            print(f"job(s) {', '.join(sorted({record['jobs'][n].split('_')[0] for n, _ in todo}))}; follow with "
+                  f"staa-snn ablate --status {folder}, summarise with staa-snn ablate --gather {folder}",
+                  file=sys.stderr)
+        return None
+    for job in jobs.values():  # submitit-local: wait here; a failure is reported by gather, by name
+        try:
+            job.results()  # every task's (a run with --gpus-per-run G has G)
+        except Exception:  # noqa: BLE001 -- its log and state are read back below
+            pass
+    summary, states = gather(folder)
+    if any(s["state"] != "done" for s in states.values()):
+        print(describe_states(states), file=sys.stderr)
+    return summary
+
+
+def _read_back(path: str | Path, grid: str | None):
+    folder, record = launch.read_launch(path, grid)
+    base = Config.from_dict(record["base"])
+    _, configs = plan(base, record["grid"], seeds=record["seeds"], epochs=record["epochs"],
+                      out=folder.parent, rows=record["rows"], progress=False)
+    states = launch.run_states(folder, record, [(cfg.run_name, record["epochs"]) for _, _, cfg in configs])
+    return folder, record, base, configs, states
+
+
+def status(path: str | Path, grid: str | None = None) -> dict[str, dict]:
+    """The state of each run of a launched grid (see :func:`gather`); nothing is written."""
+    return _read_back(path, grid)[4]
+
+
+def gather(path: str | Path, grid: str | None = None) -> tuple[dict | None, dict[str, dict]]:
+    """Read a launched grid back (``path``: its folder, or the ``--out`` above it): ``(summary or
+    None, run states)``. The summary covers the rows with at least one finished run and is
+    written as results.md / .json / .png; the states name the runs pending, running, failed
+    (with their log's tail) or missing."""
+    folder, record, base, configs, states = _read_back(path, grid)
+    results: dict[str, list[dict]] = {}
+    for row, _, cfg in configs:
+        history = _finished(folder / cfg.run_name, record["epochs"])
+        if history is not None:
+            results.setdefault(row.label, []).append(_last_record(history))
+    rows = [r for r in select_rows(record["grid"], record["rows"]) if r.label in results]
+    summary = None
+    if rows:
+        summary = _write_summary(folder, record["grid"], rows, results, base, seeds=record["seeds"],
+                                 epochs=record["epochs"], command=record.get("command"))
+    return summary, states
+
+
+def _write_summary(folder: Path, grid: str, rows: list[Row], results: dict, base: Config, *, seeds, epochs,
+                   command) -> dict:
+    summary = summarise(grid, rows, grid_rows(grid)[0], results, base, seeds=seeds, epochs=epochs, command=command)
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "results.json", json.dumps(summary, indent=1) + "\n")
     write_text_atomic(folder / "results.md", to_markdown(summary))
     plot(summary, folder / f"{grid}.png")
     return summary
+
+
+def describe_states(states: dict[str, dict]) -> str:
+    """The runs that are not finished, one line each (a failed run's log tail below it)."""
+    lines = []
+    for name, s in states.items():
+        if s["state"] == "done":
+            continue
+        job = f", job {s['job']}" if s.get("job") else ""
+        lines.append(f"{name}: {s['state']} (epoch {s['epochs']}{job})")
+        if s["state"] == "failed" and s.get("log_tail"):
+            lines += ["    " + x for x in s["log_tail"].splitlines()]
+    done = sum(1 for s in states.values() if s["state"] == "done")
+    return "\n".join([f"{done}/{len(states)} runs finished", *lines])
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

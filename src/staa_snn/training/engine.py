@@ -326,7 +326,7 @@ def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None,
         stop_after: train at most this many epochs in this call (checkpointed; resume later).
         stop_after_steps: train at most this many optimiser steps in this call; when that ends in
             the middle of an epoch, a mid-epoch checkpoint is written to resume from.
-        handle_signals: on SIGUSR1 or SIGTERM (a scheduler's time limit or preemption), checkpoint
+        handle_signals: on SIGUSR1, SIGUSR2 or SIGTERM (a scheduler's time limit or preemption), checkpoint
             at the next step and raise :class:`~staa_snn.training.preemption.TrainingPreempted`
             (``--resume auto`` continues exactly); in the main thread only. ``False``: leave the
             signals alone.

@@ -1,5 +1,6 @@
-"""Stopping cleanly on a scheduler's signal: SIGUSR1 (SLURM's warning before a time limit, as
-submitit asks for it) and SIGTERM (preemption, ``kill``, torchrun passing on a stop).
+"""Stopping cleanly on a scheduler's signal: SIGUSR2 or SIGUSR1 (SLURM's warning before a time
+limit or a preemption, ``sbatch --signal``; submitit asks for USR2) and SIGTERM (preemption,
+``kill``, torchrun passing on a stop).
 
 The handler only notes the signal. The training loop looks at the note after each optimiser
 step (under DDP, at its check points, where the ranks agree anyway), writes a mid-epoch
@@ -14,7 +15,8 @@ import threading
 
 __all__ = ["STOP_SIGNALS", "StopRequest", "TrainingPreempted"]
 
-STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGUSR1", None), signal.SIGTERM) if s is not None)
+STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGUSR1", None), getattr(signal, "SIGUSR2", None), signal.SIGTERM)
+                     if s is not None)
 
 
 class TrainingPreempted(RuntimeError):

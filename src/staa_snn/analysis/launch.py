@@ -1,0 +1,231 @@
+"""Where an ablation grid's runs execute: here, one after another (``local``), or as one
+submitit job array (``submitit-local`` on this machine, ``slurm`` on a cluster).
+
+Every element of an array is one run folder. A run checkpoints when SLURM warns it (SIGUSR2,
+``--signal`` from submitit, before the time limit) or preempts it (SIGTERM): the trainer writes a mid-epoch checkpoint
+and stops (:mod:`staa_snn.training.preemption`), then :class:`GridRun` hands over to
+submitit's own handler, which requeues the element; the next allocation continues with
+``--resume auto``, exactly. Nothing here is a scheduler: submitit submits, requeues and keeps
+the logs, in ``<out>/<grid>/.submitit/``.
+
+``grid.json`` in ``<out>/<grid>/`` records what was launched (the base config, the grid, its
+rows, seeds, epochs, and the job of each run), so that ``staa-snn ablate --gather`` and
+``--status`` can read the runs back later, from another process or machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._io import write_text_atomic
+from ..training import Config, ConfigError, TrainingPreempted, load_checkpoint, train
+
+__all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_states", "parse_time",
+           "read_launch", "write_launch"]
+
+LAUNCHERS = ("local", "submitit-local", "slurm")
+SIGNAL_DELAY_S = 180  # SIGUSR1 this long before the time limit: time for a checkpoint of a large net
+
+
+def parse_time(text: str) -> int:
+    """SLURM's time formats (``MM``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``, ``MM:SS``) to whole minutes."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        raise ConfigError(f"--time: {text!r} is not a SLURM time (e.g. 24:00:00, 90, 1-12:00:00)")
+    days, a, b, c = (int(g) if g else None for g in m.groups())
+    if days is not None:  # D-HH[:MM[:SS]]
+        minutes = days * 1440 + a * 60 + (b or 0) + ((c or 0) + 59) // 60
+    elif b is None:  # MM
+        minutes = a
+    elif c is None:  # MM:SS
+        minutes = a + (b + 59) // 60
+    else:  # HH:MM:SS
+        minutes = a * 60 + b + (c + 59) // 60
+    if minutes < 1:
+        raise ConfigError(f"--time: {text!r} is under a minute")
+    return minutes
+
+
+@dataclass
+class SlurmOptions:
+    """What ``--launcher slurm`` asks of each array element (one run)."""
+
+    partition: str | None = None
+    gpus_per_run: int = 1
+    time: str = "24:00:00"
+    account: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # --slurm KEY=VALUE
+    cpus_per_gpu: int = 8
+
+    @staticmethod
+    def parse_extra(items: list[str] | None) -> dict[str, str]:
+        out = {}
+        for item in items or ():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--slurm: expected KEY=VALUE (an sbatch option, e.g. qos=high), got {item!r}")
+            out[key.strip().replace("-", "_")] = value.strip()
+        return out
+
+
+class GridRun:
+    """One run of a grid, as a submitit job: trains ``config`` with ``--resume auto``; under a
+    multi-GPU allocation (one task per GPU), starts DDP from SLURM's environment first."""
+
+    def __init__(self, config: dict, *, gpus: int = 1) -> None:
+        self.config, self.gpus = config, gpus
+
+    def __call__(self) -> dict:
+        if self.gpus > 1:
+            import submitit
+
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        cfg = Config.from_dict(self.config)
+        try:
+            result = train(cfg, resume="auto")
+        except TrainingPreempted as e:
+            print(f"staa-snn: {e}", file=sys.stderr, flush=True)
+            self._hand_over()
+            raise
+        return result.history[-1] if result.history else {}
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit's hook on requeue: the same run again; ``--resume auto`` finds its checkpoint."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(GridRun(self.config, gpus=self.gpus))
+
+    @staticmethod
+    def _hand_over() -> None:
+        """The run is checkpointed: let submitit's handler (back in place now, on its preemption
+        signal, USR2 unless ``SUBMITIT_PREEMPT_SIGNAL`` says otherwise) requeue the job and exit.
+        Outside submitit there is none, and the exception goes on."""
+        for name in ("SIGUSR2", "SIGUSR1"):
+            signum = getattr(signal, name, None)
+            handler = signal.getsignal(signum) if signum is not None else None
+            owner = getattr(handler, "__self__", None)
+            if callable(handler) and type(owner).__module__.startswith("submitit"):
+                handler(signum, None)
+                return
+
+
+def executor(launcher: str, folder: Path, slurm: SlurmOptions | None = None):
+    """The submitit executor of a launcher, its logs in ``folder``."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError(f'--launcher {launcher} needs submitit: pip install "staa-snn[cluster]" '
+                          f'(in the repository: pip install -e ".[cluster]")') from None
+    slurm = slurm or SlurmOptions()
+    minutes = parse_time(slurm.time)
+    if slurm.gpus_per_run < 1:
+        raise ConfigError(f"--gpus-per-run must be >= 1, got {slurm.gpus_per_run}")
+    if launcher == "submitit-local":  # --gpus-per-run G: G processes per run, DDP (gloo on the CPU)
+        ex = submitit.LocalExecutor(folder=str(folder))
+        ex.update_parameters(timeout_min=minutes, signal_delay_s=min(SIGNAL_DELAY_S, max(minutes * 60 // 10, 5)),
+                             tasks_per_node=slurm.gpus_per_run)
+        return ex
+    if launcher != "slurm":
+        raise ConfigError(f"--launcher: unknown {launcher!r}; valid: {', '.join(LAUNCHERS)}")
+    if not slurm.partition:
+        raise ConfigError("--launcher slurm needs --partition (the SLURM partition to run on)")
+    try:
+        ex = submitit.SlurmExecutor(folder=str(folder))
+    except RuntimeError as e:  # no srun on this machine
+        raise ConfigError(f"--launcher slurm: {e} Run it on a machine that submits to SLURM (a login node), "
+                          f"or use --launcher submitit-local here") from None
+    valid = ex._valid_parameters()
+    extra = {k: v for k, v in slurm.extra.items() if k in valid}
+    additional = {k: v for k, v in slurm.extra.items() if k not in valid}
+    params = dict(partition=slurm.partition, time=minutes, nodes=1, gpus_per_node=slurm.gpus_per_run,
+                  ntasks_per_node=slurm.gpus_per_run, cpus_per_task=slurm.cpus_per_gpu,
+                  signal_delay_s=SIGNAL_DELAY_S, job_name="staa-snn-ablate")
+    if slurm.account:
+        params["account"] = slurm.account
+    params.update(extra)
+    if additional:
+        params["additional_parameters"] = additional
+    ex.update_parameters(**params)
+    return ex
+
+
+def submit(ex, runs: list[tuple[str, Config]], gpus: int = 1) -> dict:
+    """Submit each ``(run name, config)`` as one element of a job array; ``{run name: submitit job}``."""
+    with ex.batch():
+        jobs = [(name, ex.submit(GridRun(cfg.to_dict(), gpus=gpus))) for name, cfg in runs]
+    return dict(jobs)
+
+
+def write_launch(folder: Path, record: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "grid.json", json.dumps(record, indent=1) + "\n")
+
+
+def read_launch(path: str | Path, grid: str | None = None) -> tuple[Path, dict]:
+    """``(grid folder, grid.json)`` from a grid folder or the ``--out`` folder above it."""
+    path = Path(path)
+    if (path / "grid.json").is_file():
+        return path, json.loads((path / "grid.json").read_text())
+    found = sorted(p.parent for p in path.glob("*/grid.json")) if path.is_dir() else []
+    if grid is not None:
+        found = [p for p in found if p.name == grid]
+    if len(found) == 1:
+        return found[0], json.loads((found[0] / "grid.json").read_text())
+    if not found:
+        raise FileNotFoundError(f"{path}: no grid.json here or in a folder below (written when a grid is launched: "
+                                f"staa-snn ablate ... --out {path})")
+    names = ", ".join(p.name for p in found)
+    raise ConfigError(f"{path} holds several grids ({names}): name one with --grid, or give its folder")
+
+
+def _job_outcome(submitit_dir: Path, job_id: str | None) -> tuple[str | None, str]:
+    """``(outcome, log tail)`` from submitit's files: ``"success"``, ``"error"`` or ``None`` (none yet)."""
+    if not job_id:
+        return None, ""
+    result = submitit_dir / f"{job_id}_0_result.pkl"
+    err = submitit_dir / f"{job_id}_0_log.err"
+    tail = ""
+    if err.is_file():
+        lines = [x for x in err.read_text(errors="replace").splitlines() if x.strip()]
+        tail = "\n".join(lines[-12:])
+    if not result.is_file():
+        return None, tail
+    try:
+        with open(result, "rb") as f:
+            outcome, payload = pickle.load(f)
+    except Exception:  # noqa: BLE001 -- a result being written, or of another version: not decided
+        return None, tail
+    if outcome == "error" and not tail:
+        tail = "\n".join(str(payload).strip().splitlines()[-12:])
+    return outcome, tail
+
+
+def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
+    """Per run name: ``state`` (``done``, ``failed``, ``pending``, ``running`` or ``missing``),
+    the epochs done, and a failed run's log tail. ``runs``: ``(run name, epochs asked)``."""
+    jobs = record.get("jobs", {})
+    states = {}
+    for name, epochs in runs:
+        last = folder / name / "last.pt"
+        done_epochs = load_checkpoint(last)["epoch"] if last.is_file() else 0
+        outcome, tail = _job_outcome(folder / ".submitit", jobs.get(name))
+        if done_epochs >= epochs:
+            state = "done"
+        elif outcome == "error" or (outcome == "success" and done_epochs < epochs):
+            state = "failed"
+        elif name in jobs:
+            state = "running" if last.is_file() or (folder / name).is_dir() else "pending"
+        else:
+            state = "missing"
+        states[name] = {"state": state, "epochs": done_epochs, "job": jobs.get(name),
+                        "log_tail": tail if state == "failed" else ""}
+    return states
+
+
