@@ -12,7 +12,7 @@ import torch
 
 from staa_snn import cli
 from staa_snn.analysis import ablate, launch
-from staa_snn.training import Config, load_checkpoint, load_config, train
+from staa_snn.training import Config, ConfigError, load_checkpoint, load_config, train
 from tiny_runs import DIGITS, strip, tiny
 
 submitit = pytest.importorskip("submitit", reason='submitit is the [cluster] extra')
@@ -36,8 +36,9 @@ def test_a_grid_through_submitit_gathers_the_same_table_as_local(tmp_path, capsy
     capsys.readouterr()
     assert cli.main(["ablate", "--gather", str(tmp_path / "sub")]) == 0  # the --out above the grid works too
     assert "| fixed |" in capsys.readouterr().out
-    assert cli.main(["ablate", "--status", str(tmp_path / "sub" / "pe_kind")]) == 0
-    assert "4/4 runs finished" in capsys.readouterr().err
+    assert cli.main(["ablate", "--status", str(tmp_path / "sub" / "pe_kind" / "grid.json")]) == 0
+    err = capsys.readouterr().err
+    assert "4/4 runs finished" in err and "fixed_seed1: done (epoch 1, job " in err  # every run, by name
 
 
 def _task_pid(job) -> int:
@@ -67,7 +68,7 @@ def test_a_signal_mid_run_requeues_it_and_it_resumes_exactly(tmp_path):
     os.kill(_task_pid(job), signal.SIGUSR2)  # what SLURM sends the task before its time limit (submitit's --signal)
     result = job.result()
     log = job.stderr() or ""
-    assert "stopped by SIGUSR2 at epoch" in log and "checkpointed in" in log
+    assert "stopped by SIGUSR2 after batch" in log and "checkpointed in" in log
     assert "resuming preempted from epoch" in log  # the requeued job continued from the checkpoint
     assert result["epoch"] == 3  # the job's result: the run's last epoch record
     resumed = load_checkpoint(last)
@@ -91,7 +92,7 @@ def test_a_failed_run_is_named_with_its_log(tmp_path, capsys):
     (tmp_path / "pe_kind" / "fixed_seed0").write_text("a file where the run folder should be")
     args = ["ablate", "--grid", "pe_kind", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path),
             "--launcher", "submitit-local", *TINY]
-    assert cli.main(args) == 0  # the rows that finished are summarised
+    assert cli.main(args) == 1  # the rows that finished are summarised; the failure decides the exit status
     err = capsys.readouterr().err
     assert "1/2 runs finished" in err and "fixed_seed0: failed (epoch 0, job " in err
     assert "fixed_seed0" in err.split("failed", 1)[1]  # the log's tail: the error that stopped it
@@ -120,8 +121,10 @@ def test_slurm_parameters_and_sbatch_script(tmp_path, srun_here):
                  "#SBATCH --time=2160", "#SBATCH --account=snn", "#SBATCH --qos=high", "#SBATCH --mem=64G",
                  f"#SBATCH --signal=USR2@{launch.SIGNAL_DELAY_S}", "#SBATCH --open-mode=append"):
         assert line in script, line
-    unknown = launch.executor("slurm", tmp_path, launch.SlurmOptions(partition="gpu", extra={"reservation_x": "1"}))
+    unknown = launch.executor("slurm", tmp_path, launch.SlurmOptions(
+        partition="gpu", extra=launch.SlurmOptions.parse_extra(["reservation_x=1", "exclusive="])))
     assert unknown.parameters["additional_parameters"] == {"reservation_x": "1"}
+    assert "#SBATCH --exclusive\n" in unknown._make_submission_file_text("CMD", "UID")  # KEY= : a bare flag
 
 
 @pytest.mark.parametrize("args, message", [
@@ -129,6 +132,11 @@ def test_slurm_parameters_and_sbatch_script(tmp_path, srun_here):
     (["--launcher", "slurm", "--partition", "gpu", "--time", "soon"], "--time: 'soon' is not a SLURM time"),
     (["--launcher", "slurm", "--partition", "gpu", "--slurm", "qos"], "--slurm: expected KEY=VALUE"),
     (["--launcher", "slurm", "--partition", "gpu", "--gpus-per-run", "0"], "--gpus-per-run must be >= 1, got 0"),
+    (["--partition", "gpu"], "--partition apply to --launcher slurm (this is --launcher local)"),
+    (["--launcher", "submitit-local", "--slurm", "qos=high"], "--slurm apply to --launcher slurm"),
+    (["--time", "2:00:00"], "--time and --gpus-per-run apply to --launcher submitit-local or slurm"),
+    (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+    (["--rows", ","], "--rows: no row labels in ','"),
 ])
 def test_bad_cluster_options_are_one_line_errors(tmp_path, capsys, srun_here, args, message):
     assert cli.main(["ablate", "--grid", "pe_kind", "--epochs", "1", "--out", str(tmp_path), *args]) == 2
@@ -152,6 +160,30 @@ def test_slurm_times():
 def test_gather_without_a_launched_grid_says_so(tmp_path, capsys):
     assert cli.main(["ablate", "--gather", str(tmp_path)]) == 2
     assert "no grid.json here or in a folder below" in capsys.readouterr().err
+    assert cli.main(["ablate", "--status", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+    assert cli.main(["ablate", "--status", str(tmp_path), "--gather", str(tmp_path)]) == 2
+    assert "give --gather DIR or --status DIR, not both" in capsys.readouterr().err
+
+
+def test_a_grid_launched_in_parts_is_read_back_whole(tmp_path, capsys):
+    """Parts into one --out: grid.json keeps every part's rows (in the grid's order) and jobs."""
+    base = load_config(DIGITS, TINY)
+    ablate.run_grid(base, "pe_kind", seeds=1, epochs=1, out=tmp_path, progress=False, rows=["fixed"])
+    ablate.run_grid(base, "pe_kind", seeds=2, epochs=1, out=tmp_path, progress=False, rows=["learnable"])
+    record = json.loads((tmp_path / "pe_kind" / "grid.json").read_text())
+    assert (record["rows"], record["seeds"]) == (["learnable", "fixed"], 2)
+    states = ablate.status(tmp_path)
+    assert {k: v["state"] for k, v in states.items()} == {"learnable_seed0": "done", "learnable_seed1": "done",
+                                                          "fixed_seed0": "done", "fixed_seed1": "missing"}
+    assert cli.main(["ablate", "--status", str(tmp_path)]) == 1
+    assert "fixed_seed1: missing (epoch 0)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="launched with 1 epochs a run, not 2: use that, or another --out"):
+        ablate.run_grid(base, "pe_kind", seeds=1, epochs=2, out=tmp_path, progress=False)
+    summary, _ = ablate.gather(tmp_path)
+    assert [(r["row"], len(r["accs"])) for r in summary["rows"]] == [("learnable", 2), ("fixed", 1)]
+    assert "| fixed | " in ablate.to_markdown(summary) and " ± " not in ablate.to_markdown(summary).split(
+        "| fixed |")[1].split("|")[1]  # one seed: no spread shown
 
 
 def test_a_finished_grid_read_back_needs_no_base_config(tmp_path):

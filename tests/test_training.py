@@ -190,8 +190,8 @@ def test_resume_is_exact(tmp_path):
     assert strip(lines) == strip(straight.history)
 
 
-@pytest.mark.parametrize("at_call, where, saved", [(2, "epoch 1, step 2/3", (0, 2)),
-                                                    (3, "the end of epoch 1", (1, 0))])
+@pytest.mark.parametrize("at_call, where, saved", [(2, "batch 2/3 of epoch 1/2", (0, 2)),
+                                                    (3, "epoch 1/2", (1, 0))])
 def test_a_stop_signal_checkpoints_where_it_lands_and_the_resume_is_exact(tmp_path, monkeypatch, at_call, where,
                                                                          saved):
     """SIGUSR1 (a scheduler's warning) during a step: a checkpoint at the next step, or, on an
@@ -207,7 +207,7 @@ def test_a_stop_signal_checkpoints_where_it_lands_and_the_resume_is_exact(tmp_pa
         return real(*args)
 
     monkeypatch.setattr(engine, "soft_cross_entropy", loss_then_signal)
-    with pytest.raises(TrainingPreempted, match=rf"stopped by SIGUSR1 at {where}: checkpointed in "
+    with pytest.raises(TrainingPreempted, match=rf"stopped by SIGUSR1 after {where}: checkpointed in "
                                                 rf".*last.pt; continue with --resume auto") as stopped:
         train(tiny(tmp_path, name="split"))
     assert stopped.value.exit_code == 128 + signal.SIGUSR1 and signal.getsignal(signal.SIGUSR1) == before
@@ -218,6 +218,9 @@ def test_a_stop_signal_checkpoints_where_it_lands_and_the_resume_is_exact(tmp_pa
     assert strip(resumed.history) == strip(straight.history)
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
+    if saved[1]:  # the epoch's time counts the part before the stop too
+        assert ckpt["sums"][0]["elapsed"] > 0
+        assert resumed.history[0]["epoch_time_s"] > ckpt["sums"][0]["elapsed"]
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):

@@ -139,9 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local: here, one run after another (default); submitit-local: submitit jobs on this "
                          "machine, waited for; slurm: one SLURM job array through submitit, returns at once")
     ab.add_argument("--partition", help="--launcher slurm: the partition")
-    ab.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per run on SLURM, DDP when > 1 (submitit-local: processes per run, one "
-                         "per GPU, or gloo DDP on the CPU)")
-    ab.add_argument("--time", default="24:00:00",
+    ab.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per run on SLURM, DDP when > 1 (default 1; submitit-local: processes per run, "
+                         "one per GPU, or gloo DDP on the CPU)")
+    ab.add_argument("--time", default=TIME_DEFAULT,
                     help="the time limit per job (SLURM format, default 24:00:00); a run checkpoints before it and "
                          "is requeued")
     ab.add_argument("--account", help="--launcher slurm: the account to charge")
@@ -346,11 +346,16 @@ def _profile(args) -> int:
     return 0
 
 
+TIME_DEFAULT = "24:00:00"  # ablate --time
+
+
 def _ablate(args, argv: list[str]) -> int:
     from .analysis.ablate import command_line, describe_states, gather, run_grid, select_rows, status, to_markdown
     from .analysis.launch import SlurmOptions
     from .training import ConfigError, load_config
 
+    if args.gather and args.status:
+        raise ConfigError("give --gather DIR or --status DIR, not both")
     if args.gather or args.status:  # a launched grid, read back: 0 when every run has finished, else 1
         if args.gather:
             summary, states = gather(args.gather, args.grid)
@@ -358,13 +363,25 @@ def _ablate(args, argv: list[str]) -> int:
                 print(to_markdown(summary))
         else:
             states = status(args.status, args.grid)
-        print(describe_states(states), file=sys.stderr)
+        print(describe_states(states, every=bool(args.status)), file=sys.stderr)
         return 0 if all(s["state"] == "done" for s in states.values()) else 1
     for flag, value in (("--grid", args.grid), ("--epochs", args.epochs)):
         if value is None:
             raise ConfigError(f"{flag} is required (except with --gather DIR or --status DIR)")
+    for flag, value in (("--seeds", args.seeds), ("--epochs", args.epochs)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    cluster_only = [f for f, v in (("--partition", args.partition), ("--account", args.account),
+                                   ("--slurm", args.slurm)) if v]
+    if args.launcher != "slurm" and cluster_only:
+        raise ConfigError(f"{', '.join(cluster_only)} apply to --launcher slurm (this is --launcher {args.launcher})")
+    if args.launcher == "local" and (args.time != TIME_DEFAULT or args.gpus_per_run != 1):
+        raise ConfigError("--time and --gpus-per-run apply to --launcher submitit-local or slurm (this is "
+                          "--launcher local, which trains here, one run after another)")
     base = load_config(resolve_config(args.config), args.overrides)
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows is not None else None
+    if rows == []:
+        raise ConfigError(f"--rows: no row labels in {args.rows!r} (e.g. --rows LIF,baseline)")
     try:
         select_rows(args.grid, rows)
     except ValueError as e:
@@ -373,10 +390,11 @@ def _ablate(args, argv: list[str]) -> int:
                          account=args.account, extra=SlurmOptions.parse_extra(args.slurm))
     summary = run_grid(base, args.grid, seeds=args.seeds, epochs=args.epochs, out=args.out,
                        command=command_line(argv), rows=rows, launcher=args.launcher, slurm=slurm)
-    if summary is None:
-        return 0
-    print(to_markdown(summary))
-    print(f"written: {Path(args.out) / args.grid}/results.md, results.json, {args.grid}.png")
+    if summary is not None:
+        print(to_markdown(summary))
+        print(f"written: {Path(args.out) / args.grid}/results.md, results.json, {args.grid}.png")
+    if args.launcher == "submitit-local":  # it waited: 1 when a run failed (named above, with its log)
+        return 0 if all(s["state"] == "done" for s in status(Path(args.out) / args.grid).values()) else 1
     return 0
 
 

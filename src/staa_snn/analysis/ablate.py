@@ -131,8 +131,10 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
     if launcher not in launch.LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(launch.LAUNCHERS)}")
     old = launch.read_launch(folder)[1] if (folder / "grid.json").is_file() else {}
-    record = {"grid": grid, "rows": [r.label for r in select_rows(grid, rows)], "seeds": seeds, "epochs": epochs,
-              "command": command, "launcher": launcher, "base": base.to_dict(), "jobs": dict(old.get("jobs", {}))}
+    record = launch.merge_launch(old, {"grid": grid, "rows": [r.label for r in select_rows(grid, rows)],
+                                       "seeds": seeds, "epochs": epochs, "command": command, "launcher": launcher,
+                                       "base": base.to_dict(), "jobs": {}})
+    record["rows"] = [r.label for r in grid_rows(grid)[1] if r.label in record["rows"]]
     if launcher == "local":
         launch.write_launch(folder, record)
         results: dict[str, list[dict]] = {row.label: [] for row, _, _ in configs}
@@ -218,11 +220,12 @@ def _write_summary(folder: Path, grid: str, rows: list[Row], results: dict, base
     return summary
 
 
-def describe_states(states: dict[str, dict]) -> str:
-    """The runs that are not finished, one line each (a failed run's log tail below it)."""
+def describe_states(states: dict[str, dict], *, every: bool = False) -> str:
+    """The runs that are not finished (``every``: all runs), one line each (a failed run's log
+    tail below it)."""
     lines = []
     for name, s in states.items():
-        if s["state"] == "done":
+        if s["state"] == "done" and not every:
             continue
         job = f", job {s['job']}" if s.get("job") else ""
         lines.append(f"{name}: {s['state']} (epoch {s['epochs']}{job})")
@@ -282,8 +285,10 @@ def to_markdown(s: dict) -> str:
         delta = "—" if r["row"] == s["baseline"] or r.get("delta") is None else f"{r['delta'] * 100:+.2f}"
         step1 = "—" if r.get("mean_step1") is None else f"{r['mean_step1'] * 100:.2f} ± {r['std_step1'] * 100:.2f}"
         minutes = "—" if not r.get("mean_run_time_s") else f"{r['mean_run_time_s'] / 60:.1f}"
-        lines.append(f"| {r['row']} | {r['mean'] * 100:.2f} ± {r['std'] * 100:.2f} | {delta} | {step1} | {per} "
-                     f"| {minutes} |")
+        acc = f"{r['mean'] * 100:.2f}" + (f" ± {r['std'] * 100:.2f}" if len(r["accs"]) > 1 else "")
+        if r.get("accs_step1") is not None and len(r["accs_step1"]) == 1:
+            step1 = f"{r['mean_step1'] * 100:.2f}"
+        lines.append(f"| {r['row']} | {acc} | {delta} | {step1} | {per} | {minutes} |")
     return "\n".join(lines) + "\n"
 
 

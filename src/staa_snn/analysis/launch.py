@@ -28,7 +28,7 @@ from .._io import write_text_atomic
 from ..training import Config, ConfigError, TrainingPreempted, load_checkpoint, train
 
 __all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_states", "parse_time",
-           "read_launch", "write_launch"]
+           "read_launch", "write_launch", "merge_launch"]
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
 SIGNAL_DELAY_S = 180  # SIGUSR1 this long before the time limit: time for a checkpoint of a large net
@@ -61,17 +61,17 @@ class SlurmOptions:
     gpus_per_run: int = 1
     time: str = "24:00:00"
     account: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)  # --slurm KEY=VALUE
+    extra: dict[str, "str | bool"] = field(default_factory=dict)  # --slurm KEY=VALUE (KEY= : a bare flag)
     cpus_per_gpu: int = 8
 
     @staticmethod
-    def parse_extra(items: list[str] | None) -> dict[str, str]:
+    def parse_extra(items: list[str] | None) -> dict[str, "str | bool"]:
         out = {}
         for item in items or ():
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
                 raise ConfigError(f"--slurm: expected KEY=VALUE (an sbatch option, e.g. qos=high), got {item!r}")
-            out[key.strip().replace("-", "_")] = value.strip()
+            out[key.strip().replace("-", "_")] = value.strip() or True  # KEY=: a flag (exclusive=)
         return out
 
 
@@ -169,20 +169,43 @@ def write_launch(folder: Path, record: dict) -> None:
 
 
 def read_launch(path: str | Path, grid: str | None = None) -> tuple[Path, dict]:
-    """``(grid folder, grid.json)`` from a grid folder or the ``--out`` folder above it."""
+    """``(grid folder, grid.json)`` from a grid folder, its grid.json, or the ``--out`` folder above
+    it (``grid``: which grid, where it holds several)."""
     path = Path(path)
+    if path.name == "grid.json" and path.is_file():
+        path = path.parent
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (give the --out folder of a launched grid, or its grid's "
+                                f"folder)")
     if (path / "grid.json").is_file():
-        return path, json.loads((path / "grid.json").read_text())
-    found = sorted(p.parent for p in path.glob("*/grid.json")) if path.is_dir() else []
-    if grid is not None:
-        found = [p for p in found if p.name == grid]
+        record = json.loads((path / "grid.json").read_text())
+        if grid is not None and record.get("grid") != grid:
+            raise ConfigError(f"{path} holds the grid {record.get('grid')!r}, not {grid!r}")
+        return path, record
+    every = sorted(p.parent for p in path.glob("*/grid.json")) if path.is_dir() else []
+    found = [p for p in every if grid is None or p.name == grid]
     if len(found) == 1:
         return found[0], json.loads((found[0] / "grid.json").read_text())
+    if every and not found:
+        raise ConfigError(f"{path} holds the grid(s) {', '.join(p.name for p in every)}, not {grid!r}")
     if not found:
         raise FileNotFoundError(f"{path}: no grid.json here or in a folder below (written when a grid is launched: "
                                 f"staa-snn ablate ... --out {path})")
     names = ", ".join(p.name for p in found)
     raise ConfigError(f"{path} holds several grids ({names}): name one with --grid, or give its folder")
+
+
+def merge_launch(old: dict, new: dict) -> dict:
+    """The record of a grid launched in parts: the rows of every part (in the grid's order, by the
+    caller), the most seeds asked for, the jobs of all; the epochs must agree."""
+    if old and old.get("epochs") != new["epochs"]:
+        raise ConfigError(f"{new['grid']} in this folder was launched with {old.get('epochs')} epochs a run, not "
+                          f"{new['epochs']}: use that, or another --out")
+    merged = dict(new)
+    merged["rows"] = list(dict.fromkeys([*old.get("rows", []), *new["rows"]]))
+    merged["seeds"] = max(old.get("seeds", 0), new["seeds"])
+    merged["jobs"] = {**old.get("jobs", {}), **new.get("jobs", {})}
+    return merged
 
 
 def _job_outcome(submitit_dir: Path, job_id: str | None) -> tuple[str | None, str]:

@@ -357,15 +357,17 @@ class _Sums:
     bad_step: torch.Tensor   # the first such global step (-1: none)
     bad_loss: torch.Tensor   # its loss
     skipped: int = 0         # unreadable samples dropped (host count)
+    elapsed: float = 0.0     # seconds this epoch ran before a resume (host), for epoch_time_s
 
     @classmethod
     def zeros(cls, device) -> "_Sums":
         z = lambda dtype=torch.float64: torch.zeros((), dtype=dtype, device=device)  # noqa: E731
         return cls(z(), z(), z(), z(torch.bool), z(torch.int64) - 1, z(torch.float32))
 
-    def as_floats(self) -> dict:
+    def as_floats(self, running_s: float = 0.0) -> dict:
+        """The totals as plain numbers; ``running_s``: the seconds this epoch has run in this call."""
         return {"loss": float(self.loss), "correct": float(self.correct), "seen": float(self.seen),
-                "skipped": self.skipped}
+                "skipped": self.skipped, "elapsed": self.elapsed + running_s}
 
     @classmethod
     def from_floats(cls, saved: dict, device) -> "_Sums":
@@ -374,6 +376,7 @@ class _Sums:
         sums.correct += saved["correct"]
         sums.seen += saved["seen"]
         sums.skipped = int(saved.get("skipped", 0))
+        sums.elapsed = float(saved.get("elapsed", 0.0))
         return sums
 
 
@@ -655,9 +658,10 @@ class Trainer:
     def _preempted(self) -> TrainingPreempted:
         import signal as signals
         signum = self.stop.signum if self.stop.signum is not None else signals.SIGTERM
-        where = f"epoch {self.epoch + 1}, step {self.batch}/{self.steps_per_epoch}" if self.batch \
-            else f"the end of epoch {self.epoch}"
-        return TrainingPreempted(f"stopped by {signals.Signals(signum).name} at {where}: checkpointed in "
+        epochs = self.cfg.train.epochs
+        where = f"batch {self.batch}/{self.steps_per_epoch} of epoch {self.epoch + 1}/{epochs}" if self.batch \
+            else f"epoch {self.epoch}/{epochs}"
+        return TrainingPreempted(f"stopped by {signals.Signals(signum).name} after {where}: checkpointed in "
                                  f"{self.run_folder.path / 'last.pt'}; continue with --resume auto",
                                  signum=signum, epoch=self.epoch, step=self.step)
 
@@ -728,7 +732,7 @@ class Trainer:
                   "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "test_loss": test["loss"], "test_acc": test["acc"], "test_acc_per_step": test["acc_per_step"],
                   "firing_rates": test["firing_rates"], **({"sa_gates": test["sa_gates"]} if "sa_gates" in test else {}),
-                  "train_samples_per_s": timed / train_time, "epoch_time_s": time.perf_counter() - self.tic}
+                  "train_samples_per_s": timed / train_time, "epoch_time_s": time.perf_counter() - self.tic + sums.elapsed}
         if skipped:
             record["skipped_samples"] = int(skipped)
             _say(ctx, f"epoch {self.epoch}: skipped {int(skipped)} unreadable sample(s) "
@@ -763,7 +767,7 @@ class Trainer:
             raise TrainingDiverged(f"the weights became non-finite in epoch {self.epoch + (sums is not None)} "
                                    f"(by step {self.step}, the loss still finite); {self._last_good()} "
                                    f"-- lower optim.lr or set optim.grad_clip")
-        rngs, totals = [rng_state()], [sums.as_floats() if sums is not None else {}]
+        rngs, totals = [rng_state()], [sums.as_floats(time.perf_counter() - self.tic) if sums is not None else {}]
         if ctx.distributed:
             gathered, gathered_sums = [None] * ctx.world_size, [None] * ctx.world_size
             dist.all_gather_object(gathered, rngs[0])
