@@ -22,28 +22,22 @@ import time
 import torch
 import torch.nn.functional as F
 
+from block_diagnostics import group_of  # (this folder: run as python benchmarks/backend_curves.py)
 from staa_snn.models import set_backend
 from staa_snn.training.engine import build_datasets, build_model, build_optimizer, load_trained
 
-GROUPS = ("pe", "gc", "sa")
+COLUMNS = ("PE", "GC", "SA", "M, N", "rest")
 
 
-def group_of(name: str) -> str:
-    for block in GROUPS:
-        if f".{block}." in name:
-            return block.upper()
-    return "M, N" if name.endswith((".m", ".n")) else "rest"
-
-
-def logits(net, x):
-    out = net(x)
-    return out if out.dim() == 2 else out.mean(0)
+def column_of(name: str, param: torch.Tensor) -> str:
+    group = group_of(name, param)
+    return group if group in COLUMNS else "rest"
 
 
 def grads(net, x, y, backend: str) -> dict[str, torch.Tensor]:
     set_backend(net, backend)
     net.zero_grad()
-    F.cross_entropy(logits(net, x), y).backward()
+    F.cross_entropy(net(x), y).backward()
     return {n: p.grad.detach().clone() for n, p in net.named_parameters() if p.grad is not None}
 
 
@@ -53,12 +47,13 @@ def grads_at_trained(net, x, y) -> None:
             m.tsrd_p = 0.0
     net.train()
     ref = grads(net, x, y, "reference")
-    print("| backend | " + " | ".join(["PE", "GC", "SA", "M, N", "rest"]) + " |\n|---|---|---|---|---|---|")
+    params = dict(net.named_parameters())
+    print("| backend | " + " | ".join(COLUMNS) + " |\n|---|---|---|---|---|---|")
     for backend in ("fused", "compiled"):
         fast = grads(net, x, y, backend)
         cells = []
-        for group in ("PE", "GC", "SA", "M, N", "rest"):
-            names = [n for n in ref if group_of(n) == group]
+        for group in COLUMNS:
+            names = [n for n in ref if column_of(n, params[n]) == group]
             if not names:
                 cells.append("—")
                 continue
@@ -87,7 +82,7 @@ def curves(cfg, steps: int) -> None:
             state = torch.get_rng_state()
             torch.set_rng_state(rng.get_state())  # TSRD's draws: the same sequence on both
             tic = time.perf_counter()
-            loss = F.cross_entropy(logits(net, x), y, label_smoothing=cfg.optim.label_smoothing)
+            loss = F.cross_entropy(net(x), y, label_smoothing=cfg.optim.label_smoothing)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -48,11 +48,6 @@ def batches(cfg, count: int):
         yield x, y
 
 
-def logits(net, x):
-    out = net(x)
-    return out if out.dim() == 2 else out.mean(0)
-
-
 def shift_stats(net, data) -> dict[str, dict]:
     layers = {n: m for n, m in net.named_modules() if isinstance(m, STAALIF)}
     stats: dict[str, dict] = defaultdict(lambda: defaultdict(list))
@@ -92,7 +87,7 @@ def grad_ratios(net, data) -> dict[str, float]:
     net.train()
     net.zero_grad()
     for x, y in data:
-        F.cross_entropy(logits(net, x), y).backward()
+        F.cross_entropy(net(x), y).backward()
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for name, p in net.named_parameters():
         if p.grad is not None:
@@ -124,7 +119,7 @@ def accuracy(net, data) -> float:
     correct = seen = 0
     with torch.no_grad():
         for x, y in data:
-            correct += (logits(net, x).argmax(1) == y).sum().item()
+            correct += (net(x).argmax(1) == y).sum().item()
             seen += len(y)
     return correct / seen
 

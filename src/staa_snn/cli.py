@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--partition", help="--launcher slurm: the partition")
     ab.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per run on SLURM, DDP when > 1 (default 1; submitit-local: processes per run, "
                          "one per GPU, or gloo DDP on the CPU)")
-    ab.add_argument("--time", default=TIME_DEFAULT,
+    ab.add_argument("--time",
                     help="the time limit per job (SLURM format, default 24:00:00); a run checkpoints before it and "
                          "is requeued")
     ab.add_argument("--account", help="--launcher slurm: the account to charge")
@@ -346,12 +346,9 @@ def _profile(args) -> int:
     return 0
 
 
-TIME_DEFAULT = "24:00:00"  # ablate --time
-
-
 def _ablate(args, argv: list[str]) -> int:
     from .analysis.ablate import command_line, describe_states, gather, run_grid, select_rows, status, to_markdown
-    from .analysis.launch import SlurmOptions
+    from .analysis.launch import DEFAULT_TIME, SlurmOptions
     from .training import ConfigError, load_config
 
     if args.gather and args.status:
@@ -375,7 +372,7 @@ def _ablate(args, argv: list[str]) -> int:
                                    ("--slurm", args.slurm)) if v]
     if args.launcher != "slurm" and cluster_only:
         raise ConfigError(f"{', '.join(cluster_only)} apply to --launcher slurm (this is --launcher {args.launcher})")
-    if args.launcher == "local" and (args.time != TIME_DEFAULT or args.gpus_per_run != 1):
+    if args.launcher == "local" and (args.time is not None or args.gpus_per_run != 1):
         raise ConfigError("--time and --gpus-per-run apply to --launcher submitit-local or slurm (this is "
                           "--launcher local, which trains here, one run after another)")
     base = load_config(resolve_config(args.config), args.overrides)
@@ -386,7 +383,7 @@ def _ablate(args, argv: list[str]) -> int:
         select_rows(args.grid, rows)
     except ValueError as e:
         raise ConfigError(f"--rows: {e}") from None
-    slurm = SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run, time=args.time,
+    slurm = SlurmOptions(partition=args.partition, gpus_per_run=args.gpus_per_run, time=args.time or DEFAULT_TIME,
                          account=args.account, extra=SlurmOptions.parse_extra(args.slurm))
     summary = run_grid(base, args.grid, seeds=args.seeds, epochs=args.epochs, out=args.out,
                        command=command_line(argv), rows=rows, launcher=args.launcher, slurm=slurm)

@@ -130,25 +130,25 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
     folder, configs = plan(base, grid, seeds=seeds, epochs=epochs, out=out, rows=rows, progress=progress)
     if launcher not in launch.LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; valid: {', '.join(launch.LAUNCHERS)}")
+    selected = select_rows(grid, rows)
     old = launch.read_launch(folder)[1] if (folder / "grid.json").is_file() else {}
-    record = launch.merge_launch(old, {"grid": grid, "rows": [r.label for r in select_rows(grid, rows)],
-                                       "seeds": seeds, "epochs": epochs, "command": command, "launcher": launcher,
+    record = launch.merge_launch(old, {"grid": grid, "rows": [r.label for r in selected], "seeds": seeds,
+                                       "epochs": epochs, "command": command, "launcher": launcher,
                                        "base": base.to_dict(), "jobs": {}})
-    record["rows"] = [r.label for r in grid_rows(grid)[1] if r.label in record["rows"]]
+    record["rows"] = [r.label for r in grid_rows(grid)[1] if r.label in record["rows"]]  # the grid's order
     if launcher == "local":
         launch.write_launch(folder, record)
-        results: dict[str, list[dict]] = {row.label: [] for row, _, _ in configs}
+        results: dict[str, list[dict]] = {row.label: [] for row in selected}
         for i, (row, seed, cfg) in enumerate(configs, 1):
-            run = folder / cfg.run_name
-            history = _finished(run, epochs)
+            last = folder / cfg.run_name / "last.pt"
+            history = _finished(last.parent, epochs)
             if progress:
-                state = "done, reading" if history else ("resuming" if (run / "last.pt").exists() else "training")
+                state = "done, reading" if history else ("resuming" if last.exists() else "training")
                 print(f"[{i}/{len(configs)}] {grid}: {row.label}, seed {seed} ({state})", file=sys.stderr)
             if history is None:
-                history = train(cfg, resume=(run / "last.pt") if (run / "last.pt").exists() else None).history
+                history = train(cfg, resume=last if last.exists() else None).history
             results[row.label].append(_last_record(history))
-        return _write_summary(folder, grid, [r for r in select_rows(grid, rows)], results, base, seeds=seeds,
-                              epochs=epochs, command=command)
+        return _write_summary(folder, grid, selected, results, base, seeds=seeds, epochs=epochs, command=command)
     names = [(cfg.run_name, epochs) for _, _, cfg in configs]
     states = launch.run_states(folder, record, names)
     todo = [(cfg.run_name, cfg) for _, _, cfg in configs if states[cfg.run_name]["state"] in ("failed", "missing")]
@@ -239,11 +239,12 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def split_name(cfg: Config) -> str:
-    """What the "test" numbers of a run were measured on, in words."""
+def split_name(cfg: Config) -> tuple[str, str]:
+    """What the "test" numbers of a run were measured on: ``(short name, in full)``."""
     held = cfg.data.options.get("val_per_class")
-    return (f"validation accuracy ({held} images per class held out of the training images)" if held
-            else "test accuracy")
+    if held:
+        return "validation accuracy", f"validation accuracy ({held} images per class held out of the training images)"
+    return "test accuracy", "test accuracy"
 
 
 def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, command) -> dict:
@@ -266,7 +267,14 @@ def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, com
     return {"grid": grid, "baseline": baseline, "seeds": seeds, "epochs": epochs, "command": command,
             "dataset": base.data.name, "model": base.model.name, "T": base.model.T,
             "neuron_preset": base.model.neuron_options.get("neuron_preset", "spec"), "rows": table,
-            "metric": f"{split_name(base)} after the last epoch"}
+            "accuracy": split_name(base)[0], "metric": f"{split_name(base)[1]} after the last epoch"}
+
+
+def _cell(values, mean, std) -> str:
+    """``mean ± std`` in percent; the mean alone for one value, a dash for none."""
+    if not values:
+        return "—"
+    return f"{mean * 100:.2f}" + (f" ± {std * 100:.2f}" if len(values) > 1 else "")
 
 
 def to_markdown(s: dict) -> str:
@@ -283,11 +291,9 @@ def to_markdown(s: dict) -> str:
     for r in s["rows"]:
         per = ", ".join(f"{a * 100:.2f}" for a in r["accs"])
         delta = "—" if r["row"] == s["baseline"] or r.get("delta") is None else f"{r['delta'] * 100:+.2f}"
-        step1 = "—" if r.get("mean_step1") is None else f"{r['mean_step1'] * 100:.2f} ± {r['std_step1'] * 100:.2f}"
+        step1 = _cell(r.get("accs_step1"), r.get("mean_step1"), r.get("std_step1"))
         minutes = "—" if not r.get("mean_run_time_s") else f"{r['mean_run_time_s'] / 60:.1f}"
-        acc = f"{r['mean'] * 100:.2f}" + (f" ± {r['std'] * 100:.2f}" if len(r["accs"]) > 1 else "")
-        if r.get("accs_step1") is not None and len(r["accs_step1"]) == 1:
-            step1 = f"{r['mean_step1'] * 100:.2f}"
+        acc = _cell(r["accs"], r["mean"], r["std"])
         lines.append(f"| {r['row']} | {acc} | {delta} | {step1} | {per} | {minutes} |")
     return "\n".join(lines) + "\n"
 
@@ -312,7 +318,7 @@ def plot(s: dict, path: Path) -> None:
         ax.set_xticks(range(len(rows)), [r["row"] for r in rows], rotation=20, ha="right")
         low = min(m - d for m, d in zip(means, stds, strict=True))
         ax.set_ylim(max(0.0, low - 2), min(100.0, max(m + d for m, d in zip(means, stds, strict=True)) + 1))
-    ax.set_ylabel(f"{s['metric'].split(' (')[0].split(' after')[0]} (%)")
+    ax.set_ylabel(f"{s.get('accuracy', 'test accuracy')} (%)")
     ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']} ({s['seeds']} seeds)")
     fig.tight_layout()
     save(fig, path, dpi=120)

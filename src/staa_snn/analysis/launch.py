@@ -16,7 +16,6 @@ rows, seeds, epochs, and the job of each run), so that ``staa-snn ablate --gathe
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import signal
@@ -31,7 +30,8 @@ __all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_st
            "read_launch", "write_launch", "merge_launch"]
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
-SIGNAL_DELAY_S = 180  # SIGUSR1 this long before the time limit: time for a checkpoint of a large net
+SIGNAL_DELAY_S = 180  # submitit's signal (USR2) this long before the time limit: time to checkpoint a large net
+DEFAULT_TIME = "24:00:00"  # --time
 
 
 def parse_time(text: str) -> int:
@@ -59,7 +59,7 @@ class SlurmOptions:
 
     partition: str | None = None
     gpus_per_run: int = 1
-    time: str = "24:00:00"
+    time: str = DEFAULT_TIME
     account: str | None = None
     extra: dict[str, "str | bool"] = field(default_factory=dict)  # --slurm KEY=VALUE (KEY= : a bare flag)
     cpus_per_gpu: int = 8

@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -138,15 +139,17 @@ def parameter_groups(model: nn.Module, weight_decay: float, on: str = "weights",
     split = block_lr_scale != 1.0 or block_weight_decay is not None
     block = {id(p) for m in model.modules() if isinstance(m, BLOCK_TYPES) for p in m.parameters()} if split else set()
     block_wd = weight_decay if block_weight_decay is None else block_weight_decay
-    groups = [{"params": [p for p in params if id(p) in decayed and id(p) not in block], "weight_decay": weight_decay},
-              {"params": [p for p in params if id(p) not in decayed and id(p) not in block], "weight_decay": 0.0},
-              {"params": [p for p in params if id(p) in decayed and id(p) in block], "weight_decay": block_wd,
-               "block": True},
-              {"params": [p for p in params if id(p) not in decayed and id(p) in block], "weight_decay": 0.0,
-               "block": True}]
-    if lr is not None:
-        for g in groups:
-            g["lr"] = lr * block_lr_scale if g.get("block") else lr
+    groups = []
+    for is_block in (False, True):  # (decayed, not decayed) of the rest, then of the blocks
+        for is_decayed in (True, False):
+            members = [p for p in params if (id(p) in decayed) == is_decayed and (id(p) in block) == is_block]
+            group = {"params": members, "weight_decay": (block_wd if is_block else weight_decay) if is_decayed
+                     else 0.0}
+            if is_block:
+                group["block"] = True
+            if lr is not None:
+                group["lr"] = lr * block_lr_scale if is_block else lr
+            groups.append(group)
     return [g for g in groups if g["params"]]
 
 
@@ -656,12 +659,11 @@ class Trainer:
         return bool(flag.item())
 
     def _preempted(self) -> TrainingPreempted:
-        import signal as signals
-        signum = self.stop.signum if self.stop.signum is not None else signals.SIGTERM
+        signum = self.stop.signum if self.stop.signum is not None else signal.SIGTERM
         epochs = self.cfg.train.epochs
         where = f"batch {self.batch}/{self.steps_per_epoch} of epoch {self.epoch + 1}/{epochs}" if self.batch \
             else f"epoch {self.epoch}/{epochs}"
-        return TrainingPreempted(f"stopped by {signals.Signals(signum).name} after {where}: checkpointed in "
+        return TrainingPreempted(f"stopped by {signal.Signals(signum).name} after {where}: checkpointed in "
                                  f"{self.run_folder.path / 'last.pt'}; continue with --resume auto",
                                  signum=signum, epoch=self.epoch, step=self.step)
 
