@@ -414,3 +414,35 @@ def test_unavailable_device_is_a_config_error(tmp_path):
             train(tiny(tmp_path, "train.device=cuda"))
     with pytest.raises(ConfigError, match="not a device"):
         train(tiny(tmp_path, "train.device=cudax"))
+
+
+# --- losses ------------------------------------------------------------------
+
+def test_mean_logits_and_tet_by_hand():
+    """Two steps, one sample, class 0: logits [0, ln 3] then [ln 3, 0]. Their mean [ln3/2, ln3/2]
+    gives CE ln 2; TET is the mean of the steps' CEs, (ln 4 + ln 4/3) / 2."""
+    steps = torch.tensor([[[0.0, math.log(3)]], [[math.log(3), 0.0]]])
+    target = torch.tensor([[1.0, 0.0]])
+    assert engine.mean_logits_loss(steps, target).item() == pytest.approx(math.log(2))
+    assert engine.tet_loss(steps, target).item() == pytest.approx((math.log(4) + math.log(4 / 3)) / 2)
+
+
+def test_tet_option_and_loss_fn_train_the_same(tmp_path):
+    """optim.loss=tet and loss_fn=tet_loss are one thing; a loss_fn sees [T, B, K] logits and
+    [B, K] probabilities; mean_logits differs from tet."""
+    seen = []
+
+    def recording_tet(steps, targets):
+        seen.append((tuple(steps.shape), tuple(targets.shape), float(targets.sum(1).mean())))
+        return engine.tet_loss(steps, targets)
+
+    a = train(tiny(tmp_path, "train.epochs=1", "optim.loss=tet", name="a"))
+    b = train(tiny(tmp_path, "train.epochs=1", name="b"), loss_fn=recording_tet)
+    c = train(tiny(tmp_path, "train.epochs=1", name="c"))
+    assert strip(a.history) == strip(b.history)
+    assert a.history[0]["train_loss"] != c.history[0]["train_loss"]
+    assert seen[0][:2] == ((2, 32, 10), (32, 10)) and seen[0][2] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="optim.loss"):
+        tiny(tmp_path, "optim.loss=sum").validate()
+    with pytest.raises(TypeError, match="loss_fn must be a function"):
+        train(tiny(tmp_path, name="d"), loss_fn="tet")

@@ -1,25 +1,36 @@
-"""Class predictions for files: images or event recordings in, class names and probabilities out.
+"""Class predictions: for files, and step by step with early exit.
 
 ``staa-snn predict`` runs :func:`predict_files`. The net comes from a checkpoint, exported weights
 or shipped weights (:func:`load_net`), and its ``pretrained_cfg`` says how to prepare an input:
 the size, the channels, the normalisation, and, for event data, ``T`` frames.
+
+:func:`predict` feeds a batch step by step (``net.step``) and lets each sample stop once its
+prediction is confident (SEENN-style early exit): per sample the prediction, the steps used and
+the energy spent, counted per step as ``staa-snn profile`` counts it (#AC on spike inputs,
+#MAC on real ones; ``E = 0.9 pJ #AC + 4.6 pJ #MAC``). :func:`exit_curve` measures accuracy
+against mean steps and energy over a data loader, for many thresholds from one pass.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from dataclasses import dataclass
+
+from torch import Tensor, nn
 
 from .data import CorruptFileError
 from .data.dvs import SENSOR
 from .data.aedat import read_aedat2, read_aedat3
+from .analysis.profile import E_AC_PJ, E_MAC_PJ
 from .data.events import events_to_frames
 
-__all__ = ["load_net", "prepare_image", "prepare_recording", "predict_files"]
+__all__ = ["EXITS", "ExitPrediction", "exit_curve", "load_net", "predict", "predict_files", "prepare_image",
+           "prepare_recording", "step_costs"]
 
 RECORDINGS = (".aedat", ".npz")  # AEDAT 2.0 / 3.1 (told apart by their header), SpikingJelly's npz
 
@@ -97,3 +108,156 @@ def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 
         labels = cfg.get("classes") or [str(j) for j in range(len(probs))]
         out.append({"file": str(path), "predictions": [(labels[j], float(q)) for q, j in zip(p, i.tolist())]})
     return out
+
+
+# -- step by step, with early exit ----------------------------------------------------
+
+EXITS = ("confidence", "none")  # exit once max softmax >= threshold | after every step
+
+
+@dataclass
+class ExitPrediction:
+    """Per sample (``[B]`` each): the predicted class, its probability, the steps used and the
+    operations and energy spent up to the exit (summed over those steps)."""
+
+    label: Tensor
+    confidence: Tensor
+    steps: Tensor
+    ac: Tensor
+    mac: Tensor
+    energy_mj: Tensor
+
+
+def _frames(net, x: Tensor, time_first: bool) -> list[Tensor]:
+    """The per-step inputs ``[B, C, H, W]``: a static image on every step, or an event batch's frames."""
+    if not isinstance(x, Tensor) or x.dim() not in (4, 5):
+        got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected a static batch [B, C, H, W] or an event batch [B, T, C, H, W] "
+                         f"([T, B, C, H, W] with time_first=True), got {got}")
+    if x.dim() == 4:
+        return [x] * net.T
+    return list(x.unbind(0 if time_first else 1))
+
+
+def step_costs(net, frame: Tensor, state, *, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ):
+    """One ``net.step`` with its operations counted per sample: ``(logits, state, ac [B], mac [B],
+    energy_mj [B])``, as ``staa-snn profile`` counts a step."""
+    from .analysis.profile import count_operations
+
+    out = {}
+    b = frame.shape[0]
+    records, _ = count_operations(net, frame, run=lambda: out.update(step=net.step(frame, state)), per_sample=b)
+    ac = frame.new_zeros(b, dtype=torch.float64)
+    mac = frame.new_zeros(b, dtype=torch.float64)
+    for r in records:
+        if r.rate is None:
+            mac += r.macs / b
+        else:
+            ac += r.rate.double() * (r.macs / b)
+    logits, state = out["step"]
+    return logits, state, ac, mac, (e_ac_pj * ac + e_mac_pj * mac) * 1e-9
+
+
+def _check_exit(exit: str, threshold: float | None) -> float:
+    if exit not in EXITS:
+        raise ValueError(f"unknown exit {exit!r}; expected one of {EXITS}")
+    if exit == "none":
+        return math.inf
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ValueError(f"exit='confidence' needs a threshold in (0, 1] (the softmax probability to stop at), "
+                         f"got {threshold!r}")
+    return float(threshold)
+
+
+@torch.no_grad()
+def predict(net, x: Tensor, *, exit: str = "confidence", threshold: float | None = 0.9,
+            time_first: bool = False) -> ExitPrediction:
+    """Classify ``x`` step by step; each sample stops at the first step where the softmax of its
+    logits averaged so far reaches ``threshold`` (``exit="confidence"``), or after all steps
+    (``exit="none"``, or when it never does). Samples that have stopped leave the batch, so
+    their later steps are neither computed nor counted.
+
+    ``x``: a static batch ``[B, C, H, W]`` (the image on each of the net's ``T`` steps) or an
+    event batch ``[B, T, C, H, W]`` (``[T, B, C, H, W]`` with ``time_first``). The net is put in
+    ``eval()``.
+
+    >>> from staa_snn.models import create_model
+    >>> net = create_model("vgg_small", num_classes=10, T=4, in_channels=1)
+    >>> p = predict(net, torch.rand(3, 1, 8, 8), threshold=0.5)
+    >>> p.steps.tolist() == [4, 4, 4]   # an untrained net is never sure: every step is used
+    True
+    """
+    threshold = _check_exit(exit, threshold)
+    net.eval()
+    frames = _frames(net, x, time_first)
+    b = frames[0].shape[0]
+    dev = frames[0].device
+    result = ExitPrediction(torch.zeros(b, dtype=torch.long, device=dev), torch.zeros(b, device=dev),
+                            torch.zeros(b, dtype=torch.long, device=dev),
+                            *(torch.zeros(b, dtype=torch.float64, device=dev) for _ in range(3)))
+    alive = torch.arange(b, device=dev)  # the samples still running, in the state's order
+    state = net.init_state(b)
+    for t, frame in enumerate(frames):
+        _, state, ac, mac, energy = step_costs(net, frame[alive], state)
+        result.ac[alive] += ac
+        result.mac[alive] += mac
+        result.energy_mj[alive] += energy
+        conf, label = torch.softmax(state.mean_logits.float(), -1).max(-1)
+        stop = conf >= threshold if t + 1 < len(frames) else torch.ones_like(conf, dtype=torch.bool)
+        done = alive[stop]
+        result.label[done], result.confidence[done], result.steps[done] = label[stop], conf[stop], t + 1
+        if bool(stop.all()):
+            break
+        alive, state = alive[~stop], state.select(~stop)
+    return result
+
+
+@torch.no_grad()
+def exit_curve(net, loader, thresholds, *, device=None, time_first: bool = False) -> dict:
+    """Accuracy against mean steps and energy, from one pass over ``loader`` with every step run.
+
+    Returns ``{"fixed": [...], "confidence": [...], "samples": N}``: ``fixed[t-1]`` reads every
+    sample out after ``t`` steps; ``confidence`` has one point per threshold (each sample stops
+    at the first step whose averaged softmax reaches it, else at the last). A point is
+    ``{"threshold", "acc", "mean_steps", "mean_energy_mj", "mean_ac", "mean_mac"}``; the
+    step and energy figures are means per sample."""
+    thresholds = [_check_exit("confidence", th) for th in thresholds]
+    net.eval()
+    totals: dict[str, Tensor] = {}
+    n = 0
+    for batch in loader:
+        x, y = batch[0], batch[1]
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        state, costs, conf, label = net.init_state(x.shape[0]), [], [], []
+        for frame in _frames(net, x, time_first):
+            _, state, ac, mac, energy = step_costs(net, frame, state)
+            costs.append(torch.stack([ac, mac, energy]))
+            c, lab = torch.softmax(state.mean_logits.float(), -1).max(-1)
+            conf.append(c)
+            label.append(lab)
+        costs = torch.stack(costs).cumsum(0)                   # [T, 3, B]: AC, MAC, energy spent up to each step
+        conf, label = torch.stack(conf), torch.stack(label)    # [T, B]
+        right = (label == y.view(1, -1)).double()
+        sure = conf.unsqueeze(0) >= torch.tensor(thresholds, device=conf.device).view(-1, 1, 1)  # [P, T, B]
+        sure[:, -1] = True                                     # the last step stops everyone left
+        at = sure.int().argmax(1)                              # [P, B]: the first confident step
+        batch_totals = {"fixed_right": right.sum(1), "fixed_costs": costs.sum(2),
+                        "exit_right": right.gather(0, at).sum(1), "exit_steps": (at + 1).double().sum(1),
+                        "exit_costs": costs.gather(0, at.unsqueeze(1).expand(-1, 3, -1)).sum(2)}
+        for k, v in batch_totals.items():
+            totals[k] = v if k not in totals else totals[k] + v
+        n += x.shape[0]
+    if n == 0:
+        raise ValueError("the loader yielded no samples")
+
+    def point(threshold, right, steps, costs):
+        ac, mac, energy = costs.tolist()
+        return {"threshold": threshold, "acc": float(right) / n, "mean_steps": float(steps) / n,
+                "mean_energy_mj": energy / n, "mean_ac": ac / n, "mean_mac": mac / n}
+
+    fixed = [point(None, r, (t + 1) * n, c)
+             for t, (r, c) in enumerate(zip(totals["fixed_right"], totals["fixed_costs"], strict=True))]
+    exits = [point(th, r, st, c) for th, r, st, c in zip(thresholds, totals["exit_right"], totals["exit_steps"],
+                                                         totals["exit_costs"], strict=True)]
+    return {"fixed": fixed, "confidence": exits, "samples": n}

@@ -93,7 +93,7 @@ class OpRecord:
     module: str
     op: str
     macs: int
-    rate: float | None  # firing rate of the spike operand; None: no spike operand
+    rate: "float | torch.Tensor | None"  # firing rate of the spike operand (per sample: [B]); None: no spike operand
 
 
 class _SpikeTensors:
@@ -122,11 +122,20 @@ def is_spiking_module(module: nn.Module) -> bool:
 
 
 class _Counter(TorchDispatchMode):
-    def __init__(self, where: list[str], spikes: _SpikeTensors):
+    def __init__(self, where: list[str], spikes: _SpikeTensors, per_sample: int | None = None):
         super().__init__()
         self.where = where
         self.spikes = spikes
+        self.per_sample = per_sample  # the batch size: rates per sample, on the device (no read-back)
         self.records: list[OpRecord] = []
+
+    def _rate(self, t: torch.Tensor):
+        b = self.per_sample
+        if b is None:
+            return float(t.float().mean())
+        if t.dim() >= 1 and t.shape[0] == b:
+            return t.detach().float().reshape(b, -1).mean(1)
+        return t.detach().float().mean().expand(b)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -141,9 +150,9 @@ class _Counter(TorchDispatchMode):
         count = _COUNTERS.get(packet)
         if count is not None:
             macs, operands = count(args, out)
-            rates = [float(t.float().mean()) for t in operands if t in self.spikes]
-            self.records.append(OpRecord(self.where[-1] if self.where else "", packet.__name__,
-                                         int(macs), min(rates) if rates else None))
+            rates = [self._rate(t) for t in operands if t in self.spikes]
+            rate = None if not rates else min(rates) if self.per_sample is None else torch.stack(rates).amin(0)
+            self.records.append(OpRecord(self.where[-1] if self.where else "", packet.__name__, int(macs), rate))
         return out
 
 
@@ -223,13 +232,18 @@ def _takes_time_first(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool = False,
-                     spike_sources: tuple[type, ...] = ()) -> tuple[list[OpRecord], dict[str, float]]:
+                     spike_sources: tuple[type, ...] = (), run=None,
+                     per_sample: int | None = None) -> tuple[list[OpRecord], dict[str, float]]:
     """Run one forward of ``model`` in eval mode, recording every multiply-accumulate
     operation (with the module it ran in, and the firing rate of its spike operand) and every
     neuron layer's firing rate. ``spike_sources``: further module types whose outputs are spikes
     (besides :func:`is_spiking_module`). Our neurons run on the reference backend while counting,
     so the counts are the method's operations (method.md), not those of a fast path (the fused
-    STAA kernel, for one, pools GAP and the GC context in one ``bmm``)."""
+    STAA kernel, for one, pools GAP and the GC context in one ``bmm``).
+
+    ``run``: a function to call instead of ``model(inputs)`` (e.g. one ``net.step``, whose result
+    the caller keeps). ``per_sample``: the batch size, to record each operation's spike rate
+    per sample (a ``[B]`` tensor) instead of over the batch."""
     where: list[str] = []
     spikes = _SpikeTensors()
 
@@ -260,8 +274,10 @@ def count_operations(model: nn.Module, inputs: torch.Tensor, *, time_first: bool
     try:
         for m in backends:
             m.backend = "reference"
-        with _Counter(where, spikes) as counter:
-            if time_first and _takes_time_first(model):
+        with _Counter(where, spikes, per_sample) as counter:
+            if run is not None:
+                run()
+            elif time_first and _takes_time_first(model):
                 model(inputs, time_first=True)
             else:  # a net of [T, B, ...] inputs of its own (SpikingJelly's multi-step nets) takes them as they are
                 model(inputs)

@@ -10,7 +10,7 @@ from .lif import charge, fire, hard_reset, lif_coefficients, lif_multistep, lif_
 from .mpbn import fold_thresholds, folded_fire_input, membrane_batch_norm
 from .pe import add_position_encoding, sinusoidal_position_encoding
 from .sa import SA_GATES, step_attention, step_attention_gates
-from .staa import staa_lif_multistep
+from .staa import staa_lif_multistep, staa_lif_step
 from .surrogate import (
     SURROGATES, ATan, Rectangle, Sigmoid, Surrogate, Tanh, Triangle, get_surrogate, heaviside, indicator,
 )
@@ -21,6 +21,6 @@ __all__ = [
     "Tanh", "Triangle", "add_position_encoding", "charge", "check_tsrd_p", "fire", "fold_thresholds",
     "folded_fire_input", "gc_context", "gc_value", "get_surrogate", "global_context", "hard_reset", "heaviside",
     "indicator", "lif_coefficients", "lif_multistep", "lif_step", "membrane_batch_norm",
-    "sinusoidal_position_encoding", "staa_lif_multistep", "step_attention", "step_attention_gates",
+    "sinusoidal_position_encoding", "staa_lif_multistep", "staa_lif_step", "step_attention", "step_attention_gates",
     "tsrd_drop_mask",
 ]

@@ -47,9 +47,17 @@ def charge(v: Tensor, x: Tensor, m: "Tensor | float", n: "Tensor | float", v_res
     return v_reset + m * (v - v_reset) + n * x
 
 
-def fire(h: Tensor, v_threshold: float, surrogate: Surrogate) -> Tensor:
-    """Eq. 2 with the surrogate gradient of Eq. 5: ``S = Heaviside(H - V_th)``."""
-    return surrogate(h - v_threshold)
+def fire(h: Tensor, v_threshold: float, surrogate: Surrogate, straight_through: bool = False) -> Tensor:
+    """Eq. 2 with the surrogate gradient of Eq. 5: ``S = Heaviside(H - V_th)``.
+
+    ``straight_through``: the same value and gradient written as ``Heaviside(z) + (p(z) - p(z).detach())``
+    with ``p`` the surrogate's primitive, so no custom autograd node stands in the way of
+    ``torch.compile`` (the compiled backend)."""
+    if not straight_through:
+        return surrogate(h - v_threshold)
+    z = h - v_threshold
+    p = surrogate.primitive(z)
+    return (z >= 0).to(z.dtype) + (p - p.detach())
 
 
 def hard_reset(h: Tensor, s: Tensor, v_reset: float = 0.0, detach_reset: bool = False) -> Tensor:

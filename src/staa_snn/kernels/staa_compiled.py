@@ -2,15 +2,15 @@
 the shapes the fused kernel (:mod:`staa_snn.kernels.staa_fused`) does not cover: full-shaped
 PE or ``M, N``, GC fusion ``"scale"``, PE at the membrane.
 
-The same recurrence as :func:`staa_snn.functional.staa_lif_multistep`, written
-so that one graph covers every case, which ``torch.compile`` turns into fused
-forward and backward kernels (AOTAutograd's partitioner chooses what to keep
-for backward and recomputes the rest):
+No copy of the recurrence: this compiles :func:`staa_snn.functional.staa_lif_multistep`
+itself (one :func:`~staa_snn.functional.staa_lif_step` per step), which ``torch.compile``
+turns into fused forward and backward kernels (AOTAutograd's partitioner chooses what
+to keep for backward and recomputes the rest). What makes the reference compile well:
 
 * TSRD steps are selected with ``torch.where`` for both mask layouts
   (``[T, 1]`` and ``[T, B]``) instead of a host-side branch, so the drop
   pattern does not cause recompilation;
-* the spike is the straight-through form ``heaviside(z) + (p(z) - p(z).detach())``
+* ``straight_through=True``: the spike is ``heaviside(z) + (p(z) - p(z).detach())``
   with ``p`` the surrogate's primitive: the forward value is exactly the
   Heaviside step and the gradient is ``p'(z)``, the surrogate gradient, with no
   custom autograd node for the compiler to trace through;
@@ -30,46 +30,11 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
-from ..functional.lif import hard_reset
-from ..functional.sa import step_attention
+from ..functional.staa import staa_lif_multistep
 from ..functional.surrogate import Surrogate
 from ._compile import maybe_compiled
 
 __all__ = ["staa_lif_multistep_compiled"]
-
-
-def _loop(x_seq: Tensor, x_hat_seq: Tensor, m, n, sa_gates, membrane_pe, drop, v_threshold: float,
-          v_reset: float, surrogate: Surrogate, detach_reset: bool, normalize):
-    T = x_seq.shape[0]
-    v = torch.full_like(x_seq[0], v_reset)
-    spikes, gates = [], []
-    for t in range(T):
-        h = m * (v - v_reset) if v_reset != 0.0 else m * v
-        u = n * x_hat_seq[t]
-        if sa_gates is not None:
-            g_h, g_u = sa_gates(h, u)
-            H = step_attention(h, u, g_h, g_u)
-        else:
-            H = h + u
-        if membrane_pe is not None:
-            H = H + membrane_pe[t]
-        if drop is not None:  # [T, 1] or [T, B]: basic steps where True
-            sel = drop[t].view((-1,) + (1,) * (H.dim() - 1))
-            H = torch.where(sel, h + n * x_seq[t], H)
-            if sa_gates is not None:
-                one = torch.ones((), dtype=g_h.dtype, device=g_h.device)
-                g_h = torch.where(drop[t].view(-1, 1), one, g_h)
-                g_u = torch.where(drop[t].view(-1, 1), one, g_u)
-        if v_reset != 0.0:
-            H = H + v_reset
-        if sa_gates is not None:
-            gates.append(torch.stack([g_h, g_u], dim=1).detach())
-        z = (H if normalize is None else normalize(H)) - v_threshold
-        p = surrogate.primitive(z)
-        s = (z >= 0).to(z.dtype) + (p - p.detach())
-        v = hard_reset(H, s, v_reset, detach_reset)
-        spikes.append(s)
-    return torch.stack(spikes), v, (torch.stack(gates) if gates else None)
 
 
 ACTIVATION_MEMORY_BUDGET = 0.5
@@ -95,3 +60,11 @@ def staa_lif_multistep_compiled(x_seq: Tensor, x_hat_seq: Tensor, m, n, *, v_thr
     with _memory_budget():  # in force whenever a (re)compile happens
         return maybe_compiled(_loop, True)(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold,
                                            v_reset, surrogate, detach_reset, normalize)
+
+
+def _loop(x_seq, x_hat_seq, m, n, sa_gates, membrane_pe, drop, v_threshold, v_reset, surrogate, detach_reset,
+          normalize):
+    """The reference loop itself, with the straight-through spike (positional, as compiled once)."""
+    return staa_lif_multistep(x_seq, x_hat_seq, m, n, v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate,
+                              sa_gates=sa_gates, membrane_pe=membrane_pe, drop=drop, detach_reset=detach_reset,
+                              normalize=normalize, straight_through=True)

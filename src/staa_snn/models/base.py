@@ -9,6 +9,8 @@ from torch import Tensor, nn
 
 from .._validation import check_positive_int
 from ..kernels.spike_storage import binary_saved_tensors
+from .layers import SpikingNeuron
+from .stream import StreamState, run_step
 
 __all__ = ["SpikingNet"]
 
@@ -28,6 +30,15 @@ class SpikingNet(nn.Module):
     ``forward`` returns the logits averaged over the steps, ``[B, classes]``;
     ``forward_steps`` the per-step logits ``[T, B, classes]``. Neurons start from
     rest on every call, so two forwards in ``eval()`` give the same output.
+
+    Step mode (:mod:`.stream`), for inputs that arrive one step at a time::
+
+        state = net.init_state(batch)
+        for x_t in frames:                       # [B, C, H, W] each (a static image: the same each step)
+            logits_t, state = net.step(x_t, state)
+        state.mean_logits                        # == net(x) after T steps
+
+    In ``eval()``, ``logits_t`` equals ``forward_steps(x)[t]``.
     """
 
     def __init__(self, T: int, in_channels: int, num_classes: int) -> None:
@@ -75,6 +86,33 @@ class SpikingNet(nn.Module):
             logits = self.classifier(torch.flatten(self.features(folded), 1))
         return logits.unflatten(0, (self.T, -1))
 
-    def forward(self, x: Tensor, time_first: bool = False) -> Tensor:
-        """Logits averaged over the steps, ``[B, num_classes]``."""
-        return self.forward_steps(x, time_first).mean(0)
+    def init_state(self, batch: int | None = None) -> StreamState:
+        """The state at rest for :meth:`step` (``batch``: checked against the first step's batch)."""
+        return StreamState(0, None if batch is None else check_positive_int("batch", batch))
+
+    def step(self, x: Tensor, state: StreamState) -> tuple[Tensor, StreamState]:
+        """One step: ``(logits [B, num_classes], new state)`` from this step's input ``x [B, C, H, W]``.
+
+        Runs in ``eval()`` only: in training, BatchNorm normalises over all ``T`` steps of a batch
+        together, which one step cannot do. A STAA net is built for ``T`` steps and refuses step
+        ``t >= T``; a LIF net streams on."""
+        if self.training:
+            raise RuntimeError(f"{type(self).__name__}.step runs in eval() (BatchNorm in training normalises over "
+                               "all T steps at once); call net.eval() first")
+        if not isinstance(state, StreamState):
+            raise TypeError(f"state must be the StreamState of net.init_state() or of the last net.step(), "
+                            f"got {type(state).__name__}")
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != self.in_channels:
+            got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"net.step expects one step [B, {self.in_channels}, H, W], got {got}")
+        if state.batch is not None and x.shape[0] != state.batch:
+            raise ValueError(f"the state holds a batch of {state.batch} but this step's input has {x.shape[0]} "
+                             f"(shape {tuple(x.shape)}): start a new state with net.init_state({x.shape[0]})")
+        names = {m: n for n, m in self.named_modules() if isinstance(m, SpikingNeuron)}
+        return run_step(x, state, names, lambda x: self.classifier(torch.flatten(self.features(x), 1)))
+
+    def forward(self, x: Tensor, time_first: bool = False, per_step: bool = False) -> Tensor:
+        """Logits averaged over the steps, ``[B, num_classes]`` (``per_step``: ``[T, B, num_classes]``,
+        as :meth:`forward_steps`, through ``forward`` so that wrappers such as DDP see the call)."""
+        steps = self.forward_steps(x, time_first)
+        return steps if per_step else steps.mean(0)

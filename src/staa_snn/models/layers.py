@@ -13,6 +13,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from ..kernels.spike_storage import mark_binary
+from .stream import stepping
 
 __all__ = ["SpikingNeuron", "conv_bn", "NeuronFactory"]
 
@@ -23,7 +24,8 @@ class SpikingNeuron(nn.Module):
     """A neuron slot: ``[T*B, C, ...]`` in, spikes ``[T*B, C, ...]`` out.
 
     ``self.neuron`` is any multi-step neuron over ``[T, B, ...]`` (ours or, after
-    :func:`~staa_snn.models.convert_neurons`, any compatible one).
+    :func:`~staa_snn.models.convert_neurons`, any compatible one). Inside ``net.step``
+    (:mod:`.stream`) it gets one step ``[B, C, ...]`` and runs ``self.neuron.step``.
     """
 
     def __init__(self, neuron: nn.Module, channels: int, T: int) -> None:
@@ -31,6 +33,9 @@ class SpikingNeuron(nn.Module):
         self.neuron, self.channels, self.T = neuron, channels, T
 
     def forward(self, x: Tensor) -> Tensor:
+        call = stepping()
+        if call is not None:  # net.step: one step [B, C, ...], the state kept by the call
+            return call.run(self, x)
         # Spikes are 0/1: the layers that save them for backward may store them as bool.
         return mark_binary(self.neuron(x.unflatten(0, (self.T, -1))).flatten(0, 1))
 

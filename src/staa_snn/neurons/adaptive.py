@@ -74,8 +74,8 @@ class AdaptiveLIF(MultiStepNeuron):
         self.m = nn.Parameter(torch.full(shape, m0))
         self.n = nn.Parameter(torch.full(shape, n0))
 
-    def _check_input(self, x: Tensor) -> None:
-        super()._check_input(x)
+    def _check_input(self, x: Tensor, step: bool = False) -> None:
+        super()._check_input(x, step)
         if self.spatial_shape is not None and tuple(x.shape[3:]) != self.spatial_shape:
             raise ValueError(
                 f"{type(self).__name__} was built for spatial shape {self.spatial_shape} "

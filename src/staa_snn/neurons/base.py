@@ -3,6 +3,10 @@
 * Input and output are time-first: ``[T, B, F]`` or ``[T, B, C, H, W]``.
 * Each ``forward`` runs a whole sequence, starting from ``V[0] = V_reset``, so
   there is no hidden state to forget to reset between batches.
+* :meth:`MultiStepNeuron.step` runs one step, with the state passed in and
+  returned (``spikes, v = neuron.step(x_t, v, t)``; ``v = None`` at rest): the same
+  update rule as ``forward``'s reference loop, for streaming. Iterating it over
+  ``t = 0..T-1`` gives ``forward``'s spikes, on every backend.
 * After each forward, ``last_firing_rate`` holds the mean spike rate of the
   output (a detached 0-d tensor), for analysis without hooks.
 * ``neuron_preset`` (``"spec"`` or ``"mpbn"``, :mod:`.presets`) fills the
@@ -18,10 +22,11 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import torch
 from torch import Tensor, nn
 
 from .._validation import check_positive_int
-from ..functional.lif import lif_multistep
+from ..functional.lif import lif_multistep, lif_step
 from ..functional.mpbn import fold_thresholds, folded_fire_input, membrane_batch_norm
 from ..functional.surrogate import Surrogate, get_surrogate
 from ..kernels._compile import compile_unsupported
@@ -102,7 +107,8 @@ class MultiStepNeuron(nn.Module):
         self.bn_mp = None
         self.fold_threshold, self.fold_sign = threshold, sign
 
-    def _check_input(self, x: Tensor) -> None:
+    def _check_input(self, x: Tensor, step: bool = False) -> None:
+        """Checks of a time-first input (``step``: a one-step ``[1, B, ...]`` view of ``step``'s input)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__} expects a tensor, got {type(x).__name__}")
         if x.dim() not in (3, 5):
@@ -149,6 +155,53 @@ class MultiStepNeuron(nn.Module):
         spikes = lif_multistep(x, m, n, v_threshold=v_threshold, normalize=normalize, **kwargs)[0]
         self._record(spikes)
         return spikes
+
+    def coefficients(self, x: Tensor) -> "tuple[Tensor | float, Tensor | float]":
+        """``(M, N)`` of the charge (Eq. 6) for the time-first input ``x``, broadcastable to one step."""
+        raise NotImplementedError
+
+    # -- step mode -----------------------------------------------------------------
+    steps_bound = False  # whether the neuron is built for T steps (a table per step): t >= T refused
+
+    def init_state(self, x: Tensor) -> Tensor:
+        """The state at rest for one step's input ``x [B, C, ...]``: ``V = V_reset``."""
+        return torch.full_like(x, self.v_reset)
+
+    def step(self, x: Tensor, v: Tensor | None, t: int) -> tuple[Tensor, Tensor]:
+        """One step: ``(spikes, V[t])`` from this step's input ``x [B, F]`` or ``[B, C, H, W]``,
+        ``V[t-1]`` (``None``: at rest) and the step's index ``t`` (from 0).
+
+        The update rule of ``forward``'s reference loop, whatever the backend (one step has
+        nothing to fuse over time): ``forward(x_seq)`` equals the spikes of ``step`` at
+        ``t = 0..T-1``. Gradients flow through ``v``, so a stepped sequence trains as ``forward``
+        does. ``last_firing_rate`` holds this step's rate."""
+        self._check_step(x, v, t)
+        spikes, v = self._step(x, self.init_state(x) if v is None else v, t)
+        self._record(spikes)
+        return spikes, v
+
+    def _step(self, x: Tensor, v: Tensor, t: int) -> tuple[Tensor, Tensor]:
+        m, n = self.coefficients(x.unsqueeze(0))
+        v_threshold, normalize = self.firing()
+        s, v, _ = lif_step(x, v, m, n, v_threshold=v_threshold, v_reset=self.v_reset, surrogate=self.surrogate,
+                           detach_reset=self.detach_reset, normalize=normalize)
+        return s, v
+
+    def _check_step(self, x: Tensor, v: Tensor | None, t: int) -> None:
+        name = type(self).__name__
+        if not isinstance(x, Tensor) or x.dim() not in (2, 4):
+            got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{name}.step expects one step [B, F] or [B, C, H, W] (no time dim), got {got}")
+        self._check_input(x.unsqueeze(0), step=True)
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"{name}.step: t must be the step's index, an int >= 0, got {t!r}")
+        if self.steps_bound and t >= self.T:
+            raise ValueError(f"{name} was built for T={self.T} steps (a position encoding per step): "
+                             f"step t={t} is beyond it (t counts from 0, so at most {self.T - 1})")
+        if v is not None and (not isinstance(v, Tensor) or v.shape != x.shape):
+            got = f"shape {tuple(v.shape)}" if isinstance(v, Tensor) else type(v).__name__
+            raise ValueError(f"{name}.step: the state must be V[t-1] of the input's shape {tuple(x.shape)} "
+                             f"(or None at rest), got {got}")
 
     def _record(self, spikes: Tensor, rate: Tensor | None = None) -> None:
         """Keep the firing rate of this forward (``rate`` when the kernel computed it)."""

@@ -51,8 +51,10 @@ class PositionEncoding(nn.Module):
             return self.p.view(self.T, self.channels, *([1] * (x.dim() - 3)))
         return self.p
 
-    def forward(self, x: Tensor) -> Tensor:
-        return add_position_encoding(x, self.table(x))
+    def forward(self, x: Tensor, t: int | None = None) -> Tensor:
+        """``x [T, B, C, ...] + P``; with ``t``, ``x`` is the one step ``[1, B, C, ...]`` at index ``t``."""
+        table = self.table(x)
+        return add_position_encoding(x, table if t is None else table[t:t + 1])
 
     def extra_repr(self) -> str:
         scale = f", scale={self.scale:g}" if self.kind == "fixed" else ""

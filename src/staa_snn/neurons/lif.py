@@ -75,6 +75,9 @@ class LIF(MultiStepNeuron):
         self.tau, self.decay_input = float(tau), bool(decay_input)
         self.decay, self.gain = lif_coefficients(self.tau, self.decay_input)
 
+    def coefficients(self, x: Tensor) -> tuple[float, float]:
+        return self.decay, self.gain
+
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         return self._multistep(x, self.decay, self.gain)

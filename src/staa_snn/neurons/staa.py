@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .._validation import check_positive_int
 from ..functional.gc import gc_context, gc_value
-from ..functional.staa import staa_lif_multistep
+from ..functional.staa import staa_lif_multistep, staa_lif_step
 from ..functional.surrogate import Surrogate
 from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
 from ..kernels.gc_fused import GCWeights, gc_context_fused
@@ -151,23 +151,24 @@ class STAALIF(AdaptiveLIF):
         """Whether backward rebuilds ``H`` (see the ``recompute`` argument; ``None`` follows the backend)."""
         return self.backend != "compiled" if self.recompute_option is None else self.recompute_option
 
-    def _check_input(self, x: Tensor) -> None:
-        super()._check_input(x)
-        if x.shape[0] != self.T:
+    def _check_input(self, x: Tensor, step: bool = False) -> None:
+        super()._check_input(x, step)
+        if not step and x.shape[0] != self.T:
             raise ValueError(
                 f"{type(self).__name__} was built for T={self.T} steps but the input has "
                 f"{x.shape[0]} steps (shape {tuple(x.shape)}; time is dim 0)"
             )
 
-    def augment(self, x: Tensor) -> Tensor:
-        """``X^ = GC(X + P)`` for all steps at once (PE placement as configured)."""
+    def augment(self, x: Tensor, t: int | None = None) -> Tensor:
+        """``X^ = GC(X + P)`` for all steps at once (PE placement as configured); with ``t``,
+        for the one step ``x [1, B, C, ...]`` at index ``t``."""
         x_hat = x
         if self.pe is not None and self.pe_position in ("input", "both"):
-            x_hat = self.pe(x_hat)
+            x_hat = self.pe(x_hat, t)
         if self.gc is not None:
             x_hat = self.gc(x_hat.flatten(0, 1)).view_as(x)
         if self.pe is not None and self.pe_position == "post_gc":
-            x_hat = self.pe(x_hat)
+            x_hat = self.pe(x_hat, t)
         return x_hat
 
     @property
@@ -257,6 +258,24 @@ class STAALIF(AdaptiveLIF):
         self._record(spikes)
         self.last_sa_gates = gates
         return spikes
+
+    steps_bound = True
+
+    def _step(self, x: Tensor, v: Tensor, t: int) -> tuple[Tensor, Tensor]:
+        """:func:`~staa_snn.functional.staa_lif_step` at step ``t``: PE's row ``t``, GC of this step,
+        SA; in training, TSRD draws this step's mask."""
+        x1 = x.unsqueeze(0)
+        m, n = self.coefficients(x1)
+        drop = None
+        if self.training and self.tsrd_p > 0:
+            drop = tsrd_drop_mask(1, x.shape[0], self.tsrd_p, mode=self.tsrd_mode, device=x.device)[0]
+        v_threshold, normalize = self.firing()
+        spikes, v, gates = staa_lif_step(
+            v, x, self.augment(x1, t)[0], m, n, v_threshold=v_threshold, v_reset=self.v_reset,
+            surrogate=self.surrogate, sa_gates=self.sa, drop=drop, detach_reset=self.detach_reset,
+            normalize=normalize, membrane_pe=self.pe_membrane.table(x1)[t] if self.pe_membrane is not None else None)
+        self.last_sa_gates = None if gates is None else gates.unsqueeze(0)
+        return spikes, v
 
     def reset(self) -> None:
         super().reset()

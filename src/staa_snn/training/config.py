@@ -84,6 +84,7 @@ class OptimConfig:
     warmup_epochs: float = 0.0  # linear warm-up from 0, counted in epochs (fractions allowed)
     min_lr: float = 0.0  # end of the cosine
     label_smoothing: float = 0.0
+    loss: str = "mean_logits"  # mean_logits: CE of the logits averaged over steps | tet: mean over steps of each step's CE
     grad_clip: float = 0.0  # max global gradient norm (0: off)
 
 
@@ -112,6 +113,7 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "tra
             "output": OutputConfig}
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
+LOSSES = ("mean_logits", "tet")
 DECAY_TARGETS = ("weights", "all")
 AMP_MODES = ("none", "bf16", "fp16")
 
@@ -194,6 +196,7 @@ class Config:
         _one_of("data.split_by", d.split_by, SPLIT_MODES)
         _one_of("optim.name", o.name, OPTIMIZERS)
         _one_of("optim.schedule", o.schedule, SCHEDULES)
+        _one_of("optim.loss", o.loss, LOSSES)
         _one_of("optim.weight_decay_on", o.weight_decay_on, DECAY_TARGETS)
         _one_of("train.amp", t.amp, AMP_MODES)
         for key, value in (("model.T", m.T), ("data.batch_size", d.batch_size), ("train.epochs", t.epochs),

@@ -177,6 +177,26 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return -(targets * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def mean_logits_loss(steps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``optim.loss=mean_logits``: the cross-entropy of the logits averaged over the steps (the
+    readout the paper trains and evaluates). ``steps [T, B, K]``, ``targets [B, K]`` probabilities."""
+    return soft_cross_entropy(steps.mean(0), targets)
+
+
+def tet_loss(steps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``optim.loss=tet``: the mean over steps of each step's cross-entropy (TET, Deng et al. 2022,
+    without its optional MSE term), so that every step is trained to classify on its own: what
+    early exit over steps wants. ``steps [T, B, K]``, ``targets [B, K]`` probabilities."""
+    log_p = F.log_softmax(steps.float(), dim=-1)
+    return -(targets * log_p).sum(-1).mean()
+
+
+LOSSES = {"mean_logits": mean_logits_loss, "tet": tet_loss}
+
+
 def resolve_backend(requested: str, steps: int, device: torch.device) -> tuple[str, str]:
     """``(backend, why)`` for ``model.backend``: ``"auto"`` compiles the neuron loops for jobs of
     at least :data:`AUTO_COMPILE_MIN_STEPS` optimiser steps where ``torch.compile`` can run (a C++
@@ -313,7 +333,7 @@ def as_config(config: Config | str | os.PathLike) -> Config:
 def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None, train_set: Dataset | None = None,
           test_set: Dataset | None = None, callbacks: Iterable[Callback] = (), resume: str | Path | None = None,
           stop_after: int | None = None, stop_after_steps: int | None = None,
-          handle_signals: bool = True) -> TrainResult:
+          handle_signals: bool = True, loss_fn: LossFn | None = None) -> TrainResult:
     """Run a training job.
 
     Args:
@@ -333,13 +353,17 @@ def train(config: Config | str | os.PathLike, *, model: nn.Module | None = None,
             at the next step and raise :class:`~staa_snn.training.preemption.TrainingPreempted`
             (``--resume auto`` continues exactly); in the main thread only. ``False``: leave the
             signals alone.
+        loss_fn: ``loss_fn(steps, targets)`` instead of ``optim.loss``: ``steps`` the per-step logits
+            ``[T, B, K]`` (one step for a model that returns ``[B, K]``), ``targets`` the ``[B, K]``
+            class probabilities (one-hot, with label smoothing, mixup and cutmix applied); a 0-d loss.
     """
     cfg = as_config(config)
     if (train_set is None) != (test_set is None):
         raise ValueError("give both train_set and test_set, or neither")
     cfg.validate(require_root=train_set is None)
     ctx = ddp.setup(cfg.train.device)
-    trainer = Trainer(cfg, ctx, model=model, train_set=train_set, test_set=test_set, callbacks=callbacks)
+    trainer = Trainer(cfg, ctx, model=model, train_set=train_set, test_set=test_set, callbacks=callbacks,
+                      loss_fn=loss_fn)
     try:
         # the run seeds and draws from the global streams; the caller's come back
         with caller_rng_state(), StopRequest() if handle_signals else StopRequest(()) as trainer.stop:
@@ -389,8 +413,11 @@ class Trainer:
 
     def __init__(self, cfg: Config, ctx: ddp.DistContext, *, model: nn.Module | None = None,
                  train_set: Dataset | None = None, test_set: Dataset | None = None,
-                 callbacks: Iterable[Callback] = ()) -> None:
+                 callbacks: Iterable[Callback] = (), loss_fn: LossFn | None = None) -> None:
         self.cfg, self.ctx, self.device = cfg, ctx, ctx.device
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(f"loss_fn must be a function of (steps [T, B, K], targets [B, K]), got {loss_fn!r}")
+        self.loss_fn = loss_fn or LOSSES[cfg.optim.loss]
         self.stop = StopRequest(())  # train() puts the one it entered here
         self.user_model, self.train_set, self.test_set = model, train_set, test_set
         self.callbacks = list(callbacks)
@@ -599,10 +626,11 @@ class Trainer:
             rng = np.random.default_rng(sample_seed(t.seed, ctx.rank, epoch, self.batch))
             xm, mix = self.mixer.mix(x, y, rng)
             with _autocast(device, t.amp):
-                logits = self.net(xm)
-            if logits.dim() == 3:  # per-step logits [T, B, K]
-                logits = logits.mean(0)
-            loss = soft_cross_entropy(logits, self.mixer.targets(mix, logits.shape[-1]))
+                steps = self.net(xm, per_step=True) if isinstance(self.model, SpikingNet) else self.net(xm)
+            if steps.dim() == 2:  # a model of one's own, [B, K]: one step
+                steps = steps.unsqueeze(0)
+            logits = steps.mean(0)
+            loss = self.loss_fn(steps, self.mixer.targets(mix, steps.shape[-1]))
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.optim.grad_clip > 0:
