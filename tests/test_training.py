@@ -357,6 +357,23 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert "read out after t steps" in out and "accuracy" in out
     saved = json.loads((tmp_path / "cli" / "best.pt.eval.json").read_text())
     assert len(saved["acc_per_step"]) == 2
+    # early exit: with every step run, the readout after t steps is evaluate's acc_per_step
+    ckpt = str(tmp_path / "cli" / "best.pt")
+    assert cli.main(["eval", "--checkpoint", ckpt, "--exit", "confidence:0.9", "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "confidence >= 0.9" in out and "after 2 steps" in out
+    curve = json.loads((tmp_path / "e.json").read_text())["exit_curve"]
+    assert [p["acc"] for p in curve["fixed"]] == pytest.approx(saved["acc_per_step"])
+    assert [p["mean_steps"] for p in curve["fixed"]] == [1.0, 2.0]
+    assert 1.0 <= curve["confidence"][0]["mean_steps"] <= 2.0
+    assert cli.main(["eval", "--checkpoint", ckpt, "--exit-sweep", "--json", str(tmp_path / "s.json")]) == 0
+    assert (tmp_path / "s.json.exit.png").stat().st_size > 0
+    assert len(json.loads((tmp_path / "s.json").read_text())["exit_curve"]["confidence"]) == 8
+    capsys.readouterr()
+    for bad in (["--exit", "confidence:1.5"], ["--exit", "entropy:0.5"], ["--exit-sweep", "0.5,x"]):
+        with pytest.raises(SystemExit):
+            cli.main(["eval", "--checkpoint", ckpt, *bad])
+        assert "expected" in capsys.readouterr().err
     # resume auto with a longer budget continues from epoch 1
     assert cli.main([*args[:3], "train.epochs=2", *args[4:], "--resume", "auto"]) == 0
     assert load_checkpoint(tmp_path / "cli" / "last.pt")["epoch"] == 2

@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, help="test batch size")
     ev.add_argument("--json", metavar="PATH", help="where to write the JSON (default: <checkpoint>.eval.json, e.g. "
                                                   "best.pt.eval.json; <weights name>.eval.json)")
+    ev.add_argument("--exit", metavar="confidence:P", type=_exit_spec,
+                    help="also run the net step by step and let each sample stop at the first step where its "
+                         "softmax (of the logits averaged so far) reaches P: accuracy, mean steps and mean "
+                         "energy (e.g. --exit confidence:0.9)")
+    ev.add_argument("--exit-sweep", metavar="P,P,...", nargs="?", const=",".join(map(str, EXIT_SWEEP)),
+                    type=_thresholds, help="early exit at many thresholds (default "
+                    f"{','.join(map(str, EXIT_SWEEP))}) from one pass: the curve of accuracy against mean steps and "
+                    "energy, in the JSON and drawn into <JSON>.exit.png")
 
     sub.add_parser("configs", help="list the bundled configs (one per result row of the paper)")
 
@@ -260,6 +268,41 @@ def format_eval(r: dict) -> str:
     return "\n".join(lines)
 
 
+EXIT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+
+
+def _thresholds(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected thresholds in (0, 1] separated by commas, got {text!r}")
+    return values
+
+
+def _exit_spec(text: str) -> float:
+    kind, _, value = text.partition(":")
+    if kind != "confidence" or not value:
+        raise argparse.ArgumentTypeError(f"expected confidence:P with P in (0, 1], e.g. confidence:0.9; got {text!r}")
+    values = _thresholds(value)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one threshold, e.g. confidence:0.9; got {text!r}")
+    return values[0]
+
+
+def format_exit(curve: dict, T: int, single: float | None) -> str:
+    """The early-exit figures: the fixed readouts and each threshold's accuracy, steps and energy."""
+    lines = [f"early exit ({curve['samples']} samples; energy per sample at 0.9 pJ AC, 4.6 pJ MAC):",
+             f"  {'exit':<18}{'accuracy':>9}{'mean steps':>12}{'energy (uJ)':>13}"]
+    rows = [(f"after {t + 1} step{'s' if t else ''}", p) for t, p in enumerate(curve["fixed"])]
+    rows += [(f"confidence >= {p['threshold']:g}", p) for p in curve["confidence"]
+             if single is None or p["threshold"] == single]
+    lines += [f"  {name:<18}{p['acc']:>9.2%}{p['mean_steps']:>9.2f}/{T:<2}{1e3 * p['mean_energy_mj']:>13.3f}"
+              for name, p in rows]
+    return "\n".join(lines)
+
+
 def _eval(args) -> int:
     from .training import ConfigError, evaluate_checkpoint, evaluate_weights
     from .training.distributed import resolve_device
@@ -272,12 +315,16 @@ def _eval(args) -> int:
         raise ConfigError(f"--device {args.device!r} is not a device here: use auto, cpu, cuda or cuda:N "
                           f"(cuda only where CUDA is available)") from None
     overrides = [*args.overrides, *([f"data.root={json.dumps(args.data_root)}"] if args.data_root else [])]
+    thresholds = sorted({*(args.exit_sweep or ()), *([args.exit] if args.exit is not None else [])})
     if args.weights is not None:
-        result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size)
+        result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size,
+                                  exit_thresholds=thresholds)
     else:
         result = evaluate_checkpoint(args.checkpoint, overrides=overrides, device=args.device,
-                                     batch_size=args.batch_size)
+                                     batch_size=args.batch_size, exit_thresholds=thresholds)
     print(format_eval(result))
+    if thresholds:
+        print(format_exit(result["exit_curve"], result["T"], None if args.exit_sweep else args.exit))
     if args.json:
         out = Path(args.json)
     elif args.checkpoint:
@@ -286,6 +333,12 @@ def _eval(args) -> int:
         out = Path(f"{Path(str(args.weights)).name or 'weights'}.eval.json")
     _write_json(str(out), result)
     print(f"JSON: {out}")
+    if args.exit_sweep:
+        from .analysis.plot import plot_exit_curves
+
+        name = f"{result['model']} {result['neuron']} T={result['T']}"
+        png = plot_exit_curves({name: result["exit_curve"]}, out.with_name(out.name + ".exit.png")).path
+        print(f"plot: {png}")
     return 0
 
 

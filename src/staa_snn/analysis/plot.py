@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .figures import save, subplots
 
-__all__ = ["Curves", "load_history", "plot_runs"]
+__all__ = ["Curves", "load_history", "plot_exit_curves", "plot_runs"]
 
 
 def load_history(run: str | Path) -> list[dict]:
@@ -90,3 +90,31 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
     fig.tight_layout()
     save(fig, out)
     return curves
+
+
+def plot_exit_curves(curves: dict[str, dict], out: str | Path) -> Curves:
+    """Accuracy against mean steps and against mean energy per sample, one colour per net:
+    reading every sample out after ``t`` steps (dashed, squares) and confidence early exit
+    (solid, dots). ``curves``: label -> :func:`staa_snn.inference.exit_curve`'s result."""
+    if not curves:
+        raise ValueError("plot_exit_curves needs at least one curve")
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
+    drawn = Curves(Path(out), {"steps": {}, "energy": {}})
+    for i, (label, curve) in enumerate(curves.items()):
+        for kind, style in (("fixed", "s--"), ("confidence", "o-")):
+            points = curve[kind]
+            acc = [100 * p["acc"] for p in points]
+            for ax, key, scale in ((axes[0], "mean_steps", 1.0), (axes[1], "mean_energy_mj", 1e3)):
+                x = [scale * p[key] for p in points]
+                ax.plot(x, acc, style, color=f"C{i % 10}", label=f"{label} ({'t steps' if kind == 'fixed' else 'exit'})")
+                drawn.series["steps" if key == "mean_steps" else "energy"][f"{label} {kind}"] = (x, acc)
+    for ax, xlabel in zip(axes, ("mean steps per sample", "mean energy per sample (uJ, 45 nm)"), strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_title("accuracy against steps: read out after t steps, or exit when confident", fontsize=9)
+    axes[1].set_title("accuracy against energy (0.9 pJ AC, 4.6 pJ MAC)", fontsize=9)
+    fig.tight_layout()
+    save(fig, out)
+    return drawn

@@ -873,20 +873,21 @@ def load_trained(path: str | Path, overrides=(), *, model: nn.Module | None = No
 
 
 def evaluate_checkpoint(path: str | Path, *, overrides=(), data_root: str | None = None, device: str = "auto",
-                        batch_size: int | None = None, progress: bool = True) -> dict:
+                        batch_size: int | None = None, progress: bool = True, exit_thresholds=None) -> dict:
     """Load a checkpoint (safely) and evaluate it on its dataset's test split (its config, then
-    ``overrides``, ``section.key=value``)."""
+    ``overrides``, ``section.key=value``). ``exit_thresholds``: also measure confidence early exit
+    at these thresholds (``result["exit_curve"]``, :func:`staa_snn.inference.exit_curve`)."""
     overrides = [*overrides, *([f"data.root={json.dumps(str(data_root))}"] if data_root is not None else [])]
     if batch_size is not None:
         overrides.append(f"data.test_batch_size={batch_size}")
     cfg, model, ckpt = load_trained(path, overrides)
-    result = _evaluate_on_test(cfg, model, device, progress)
+    result = _evaluate_on_test(cfg, model, device, progress, exit_thresholds)
     return {"checkpoint": str(path), "epoch": ckpt["epoch"], "dataset": cfg.data.name, "model": cfg.model.name,
             "neuron": cfg.model.neuron, "T": cfg.model.T, **result}
 
 
 def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = "auto", batch_size: int | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, exit_thresholds=None) -> dict:
     """Evaluate exported weights -- a shipped name (:func:`~staa_snn.models.list_pretrained`), a folder or ``hf://...``
     -- on the test split of the data they were trained on, with the config they were trained with
     (``config.json``), then ``overrides`` (``data.root=DIR``: a folder with ``test/`` or ``val/``)."""
@@ -898,13 +899,13 @@ def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = 
         apply_override(cfg, text)
     cfg.validate()
     model = load_pretrained(weights)
-    result = _evaluate_on_test(cfg, model, device, progress)
+    result = _evaluate_on_test(cfg, model, device, progress, exit_thresholds)
     return {"checkpoint": str(weights), "epoch": (spec["config"].get("train") or {}).get("epochs"),
             "dataset": cfg.data.name, "model": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T,
             "data_root": cfg.data.root, **result}
 
 
-def _evaluate_on_test(cfg: Config, model: nn.Module, device: str, progress: bool) -> dict:
+def _evaluate_on_test(cfg: Config, model: nn.Module, device: str, progress: bool, exit_thresholds=None) -> dict:
     dev = ddp.resolve_device(device)
     model.to(dev)
     _, test_set = build_datasets(cfg, train=False)
@@ -917,4 +918,11 @@ def _evaluate_on_test(cfg: Config, model: nn.Module, device: str, progress: bool
     loader = make_loader(test_set, ddp.GlobalBatchSampler(len(test_set), bs, shuffle=False, drop_last=False), bs,
                          workers=cfg.data.workers, pin_memory=dev.type == "cuda")
     amp = cfg.train.amp if dev.type == "cuda" or cfg.train.amp != "fp16" else "none"
-    return evaluate(model, loader, dev, amp=amp, progress=progress)
+    result = evaluate(model, loader, dev, amp=amp, progress=progress)
+    if exit_thresholds:
+        from ..inference import exit_curve
+
+        if not isinstance(model, SpikingNet):
+            raise ConfigError(f"early exit runs a SpikingNet step by step; {type(model).__name__} is not one")
+        result["exit_curve"] = exit_curve(model, _bar(loader, "exit", progress), exit_thresholds, device=dev)
+    return result
