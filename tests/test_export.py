@@ -368,3 +368,51 @@ def test_plot_draws_every_run_from_its_metrics(runs, tmp_path, capsys):
         assert curves.series["firing_rate"][neuron][1][-1] == pytest.approx(sum(rates.values()) / len(rates))
     assert cli.main(["plot", str(tmp_path / "nowhere")]) == 2
     assert "metrics.jsonl does not exist (no such folder)" in capsys.readouterr().err
+
+
+SHIPPED_CIFAR = {"cifar10_quick": "staa", "cifar10_quick_lif": "lif"}
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_CIFAR))
+def test_shipped_cifar10_weights_load_by_name(name):
+    """The weights inside the package: listed, loaded by name (load_pretrained and create_model
+    alike), with CIFAR-10's classes and normalisation, at most 5 MB, their card naming the split,
+    the epochs and the CPU-hours."""
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from staa_snn.models import pretrained
+
+    assert name in pretrained.list_pretrained()
+    folder = pretrained.PRETRAINED_DIR / name
+    assert (folder / "model.safetensors").stat().st_size <= 5 * 2**20
+    net = load_pretrained(name)
+    cfg = net.pretrained_cfg
+    assert (cfg["name"], cfg["T"], cfg["size"], cfg["in_channels"]) == ("vgg_quick", 2, 32, 3)
+    assert cfg["classes"] == CIFAR_CLASSES and cfg["normalization"]["mean"] == [0.4914, 0.4822, 0.4465]
+    again = create_model("vgg_quick", num_classes=10, T=2, neuron=SHIPPED_CIFAR[name], weights=name).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = net(x)
+        assert out.shape == (2, 10) and torch.isfinite(out).all() and torch.equal(out, again(x))
+    card = (folder / "README.md").read_text()
+    assert "| validation accuracy (500 images per class held out of the training images) |" in card
+    assert "| trained | 6 of 6 epochs" in card and "CPU-hours" in card
+    assert "/work" not in card and "/work" not in (folder / "config.json").read_text()
+
+
+def test_eval_shipped_weights_on_a_folder(tmp_path, capsys):
+    """staa-snn eval --weights cifar10_quick data.root=DIR: DIR/test/<class>/ of tiny generated
+    images, every class; the accuracy after each step is printed."""
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in CIFAR_CLASSES:
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / split / c / "0.png")
+    assert cli.main(["eval", "--weights", "cifar10_quick", f"data.root={tmp_path}", "--json",
+                     str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "on 10 samples" in out and "read out after t steps" in out
+    assert len(json.loads((tmp_path / "e.json").read_text())["acc_per_step"]) == 2

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .._io import write_text_atomic
 from ..training import Config, apply_override, load_checkpoint, train
+from ..training.config import split_name
 from . import launch
 from .figures import save, subplots
 
@@ -237,14 +238,6 @@ def describe_states(states: dict[str, dict], *, every: bool = False) -> str:
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def split_name(cfg: Config) -> tuple[str, str]:
-    """What the "test" numbers of a run were measured on: ``(short name, in full)``."""
-    held = cfg.data.options.get("val_per_class")
-    if held:
-        return "validation accuracy", f"validation accuracy ({held} images per class held out of the training images)"
-    return "test accuracy", "test accuracy"
 
 
 def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, command) -> dict:

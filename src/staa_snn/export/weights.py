@@ -69,9 +69,14 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     lines.append(f"| normalisation | mean {norm['mean']}, std {norm['std']} (of values in [0, 1]) |" if norm
                  else "| normalisation | none (the dataset's raw values) |")
     if record:
+        from ..training.config import split_name
+
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
-        lines += [f"| test accuracy | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
-                  f"| accuracy read out after 1..T steps | {steps} |"]
+        trained = [h for h in history if h["epoch"] <= ckpt["epoch"]]
+        hours = sum(h.get("epoch_time_s", 0.0) for h in trained) / 3600
+        lines += [f"| {split_name(cfg)[1]} | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
+                  f"| accuracy read out after 1..T steps | {steps} |",
+                  f"| training time | {hours:.2f} h wall-clock, the sum of the epochs' times |"]
     if profile is not None:
         lines += [f"| dense MACs (T steps) | {profile['dense_macs'] / 1e9:.4f} G |",
                   f"| #AC / #MAC | {profile['ac'] / 1e9:.4f} G / {profile['mac'] / 1e9:.4f} G |",

@@ -2,7 +2,7 @@
 builds the net from ``config.json`` and loads ``model.safetensors`` (tensors only: no code runs).
 
 A path is the name of weights shipped with the package (:func:`list_pretrained`; export folders
-under ``staa_snn/pretrained/``, none shipped yet), a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
+under ``staa_snn/pretrained/``: ``cifar10_quick``, ``cifar10_quick_lif``), a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
 ``hf://owner/name`` or ``hf://owner/name@revision`` (downloaded once into the Hub's cache; needs
 the ``[hub]`` extra)."""
 

@@ -419,3 +419,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), *, re
     for text in overrides:
         apply_override(cfg, text)
     return cfg.validate(require_root=require_root)
+
+
+def split_name(cfg: Config) -> tuple[str, str]:
+    """What the "test" numbers of a run are measured on: ``(short name, in full)``: the test split,
+    or the images held out of the training images (``data.options.val_per_class``)."""
+    held = cfg.data.options.get("val_per_class")
+    if held:
+        return "validation accuracy", f"validation accuracy ({held} images per class held out of the training images)"
+    return "test accuracy", "test accuracy"
