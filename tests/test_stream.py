@@ -268,3 +268,101 @@ def test_early_exit_matches_forward_and_profile():
     full = predict(net, x, exit="none")
     assert full.energy_mj.mean().item() == pytest.approx(profile_model(net, x).energy_mj, rel=1e-6)
     assert (p.energy_mj <= full.energy_mj + 1e-18).all() and (p.energy_mj < full.energy_mj).any()
+
+
+def test_a_registered_neuron_is_a_kind_everywhere():
+    """@register_neuron declares a kind once: create_model builds it (passing T when it needs T),
+    its options are checked, and the step mode comes with the base class."""
+    from staa_snn.neurons import NEURONS, register_neuron
+    from staa_snn.models import neuron_options
+
+
+    @register_neuron("slow_lif")
+    class SlowLIF(LIF):
+        def __init__(self, *, channels=None, tau: float = 8.0, **kw):
+            super().__init__(tau=tau, channels=channels, **kw)
+
+    try:
+        assert "tau" in neuron_options("slow_lif") and "T" not in neuron_options("slow_lif")
+        net = create_model("vgg_small", num_classes=3, T=2, neuron="slow_lif", in_channels=1).eval()
+        slots = [m for m in net.modules() if isinstance(m, SlowLIF)]
+        assert len(slots) == 4 and all(m.tau == 8.0 and m.channels in (32, 64) for m in slots)
+        x = torch.randn(2, 1, 8, 8)
+        with torch.no_grad():
+            _, state = net.step(x, net.init_state())
+            logits, _ = net.step(x, state)
+            torch.testing.assert_close(logits, net.forward_steps(x)[1])
+        with pytest.raises(TypeError, match="unknown option"):
+            create_model("vgg_small", num_classes=3, T=2, neuron="slow_lif", gc=False)
+        with pytest.raises(ValueError, match="is taken by"):
+            register_neuron("lif")(SlowLIF)
+    finally:
+        NEURONS.pop("slow_lif", None)
+
+
+# --- monitors --------------------------------------------------------------------
+
+from staa_snn.analysis import Monitor  # noqa: E402
+
+
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_monitor_records_what_the_layers_compute(backend):
+    """The recorded spikes are the layer's own output, V[t] the stepped recurrence's, the SA gates
+    the layer's last_sa_gates; the means are those tensors' means; the net's output is unchanged."""
+    torch.manual_seed(5)
+    net = _perturb(create_model("vgg_small", num_classes=3, T=3, neuron="staa", in_channels=1, backend=backend),
+                   0.1).eval()
+    x = torch.randn(4, 1, 8, 8) * 2
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda m, a, out, name=name: outputs.__setitem__(name, out))
+             for name, m in net.named_modules() if isinstance(m, STAALIF)]
+    with torch.no_grad():
+        plain = net(x)
+        gates = {name: m.last_sa_gates.clone() for name, m in net.named_modules() if isinstance(m, STAALIF)}
+        expected = dict(outputs)
+        with Monitor(net, full=True) as mon:
+            again = net(x)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(again, plain, rtol=1e-5, atol=1e-5)
+    assert mon.layers == list(expected)
+    for name, spikes in expected.items():
+        layer = dict(net.named_modules())[name]
+        (recorded,) = mon.tensors(name, "spikes")
+        torch.testing.assert_close(recorded, spikes, rtol=0, atol=0)
+        torch.testing.assert_close(mon.mean(name, "spikes"), spikes.flatten(1).mean(1))
+        (v,) = mon.tensors(name, "v")
+        torch.testing.assert_close(mon.mean(name, "v"), v.flatten(1).mean(1).float())
+        (g,) = mon.tensors(name, "sa_gates")
+        torch.testing.assert_close(g, gates[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(mon.mean(name, "sa_gates"), g.transpose(1, 2).flatten(2).mean(2))
+        assert "forward" not in vars(layer)  # the layer is itself again
+    assert mon.recorded_steps(mon.layers[0]) == [0, 1, 2]
+
+
+def test_monitor_v_by_hand_and_bounds():
+    """LIF(tau 2) on 1.5: V = 0.75, 0 (fired), 0.75; steps and layers chosen; means only by default."""
+    lif = LIF(tau=2.0)
+    with Monitor(lif, steps=[0, 2]) as mon:
+        lif(torch.full((3, 2, 1), 1.5))
+        lif(torch.full((3, 2, 1), 1.5))
+    assert mon.mean("", "v").tolist() == pytest.approx([0.75, 0.75])
+    assert mon.mean("", "spikes").tolist() == [0.0, 0.0]
+    assert mon.recorded_steps("") == [0, 2]
+    with pytest.raises(ValueError, match="means only"):
+        mon.tensors("", "v")
+    with pytest.raises(ValueError, match="nothing recorded for  sa_gates: no SA"):
+        mon.mean("", "sa_gates")
+    net = create_model("vgg_small", num_classes=3, T=2, neuron="lif", in_channels=1)
+    with pytest.raises(ValueError, match="no neuron layer named 'features.0'; the neuron layers are: features.2.neuron"):
+        Monitor(net, layers=["features.0"])
+    # training through a monitor: gradients as without it
+    x = torch.randn(2, 1, 8, 8)
+    net.train()
+    net(x).sum().backward()
+    want = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    with Monitor(net, layers=["features.2.neuron"]):
+        net(x).sum().backward()
+    for p, g in zip(net.parameters(), want, strict=True):
+        torch.testing.assert_close(p.grad, g)

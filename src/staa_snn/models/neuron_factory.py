@@ -6,11 +6,11 @@ import inspect
 
 from torch import nn
 
-from ..neurons import LIF, STAALIF, AdaptiveLIF
+from ..neurons import NEURONS
 
 __all__ = ["NEURON_KINDS", "neuron_options", "check_neuron_options", "make_neuron", "needs_spatial_shape"]
 
-NEURON_KINDS: dict[str, type[nn.Module]] = {"lif": LIF, "adaptive": AdaptiveLIF, "staa": STAALIF}
+NEURON_KINDS: dict[str, type[nn.Module]] = NEURONS  # the kinds declared with @register_neuron
 
 # Arguments the factory supplies itself; not user options.
 _SUPPLIED = {"self", "channels", "T"}
@@ -42,11 +42,7 @@ def make_neuron(kind: str, channels: int, T: int, **options) -> nn.Module:
     """One neuron layer of ``kind`` for ``channels`` channels and ``T`` steps."""
     cls = _kind(kind)
     check_neuron_options(kind, options)
-    if cls is LIF:
-        return LIF(channels=channels, **options)
-    if cls is AdaptiveLIF:
-        return AdaptiveLIF(channels, **options)
-    return STAALIF(channels, T, **options)
+    return cls(channels=channels, **({"T": T} if cls.needs_T else {}), **options)
 
 
 def needs_spatial_shape(kind: str, options: dict) -> bool:

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from .._validation import check_positive_int
 from ..functional.lif import lif_coefficients
 from ..functional.surrogate import Surrogate
-from .base import MultiStepNeuron
+from .base import MultiStepNeuron, register_neuron
 from .presets import get_preset
 
 __all__ = ["AdaptiveLIF", "MN_SHAPES"]
@@ -27,6 +27,7 @@ def _check_spatial(spatial_shape, needed: bool, what: str) -> tuple[int, ...] | 
     return shape
 
 
+@register_neuron("adaptive")
 class AdaptiveLIF(MultiStepNeuron):
     """LIF with learnable decay and input gain (Eq. 6): ``H[t] = M (.) V[t-1] + N (.) X[t]``.
 

@@ -34,9 +34,27 @@ from ..kernels.lif_fused import lif_multistep_fused
 from ..kernels.membrane_bn import fusable
 from .presets import get_preset
 
-__all__ = ["MultiStepNeuron", "BACKENDS"]
+__all__ = ["MultiStepNeuron", "BACKENDS", "NEURONS", "register_neuron"]
 
 BACKENDS = ("fused", "compiled", "reference")
+
+NEURONS: dict[str, type["MultiStepNeuron"]] = {}  # kind name -> class, filled by @register_neuron
+
+
+def register_neuron(kind: str):
+    """Declare a neuron class under ``kind`` (``model.neuron=kind``, ``create_model(neuron=kind)``).
+
+    What the rest of the package needs to know of a neuron is declared on its class, here and
+    nowhere else: ``needs_T`` (built for ``T`` steps: the factory passes ``T``, ``step`` refuses
+    ``t >= T``), ``resumable_options`` (its options a resumed run may change: they change
+    training, not the parameters) and ``records`` (what each forward leaves on the module)."""
+    def add(cls):
+        if kind in NEURONS and NEURONS[kind] is not cls:
+            raise ValueError(f"neuron kind {kind!r} is taken by {NEURONS[kind].__name__}")
+        cls.kind = kind
+        NEURONS[kind] = cls
+        return cls
+    return add
 
 
 def _check_finite(name: str, value: float) -> float:
@@ -47,6 +65,11 @@ def _check_finite(name: str, value: float) -> float:
 
 class MultiStepNeuron(nn.Module):
     """Base class: threshold, reset value, surrogate, BN_mp and the input checks."""
+
+    kind: str = ""                               # set by @register_neuron
+    needs_T: bool = False                        # built for T steps (tables per step)
+    resumable_options: frozenset[str] = frozenset()  # options a resume may change
+    records: tuple[str, ...] = ("last_firing_rate",)  # what each forward leaves on the module
 
     def __init__(
         self,
@@ -161,7 +184,6 @@ class MultiStepNeuron(nn.Module):
         raise NotImplementedError
 
     # -- step mode -----------------------------------------------------------------
-    steps_bound = False  # whether the neuron is built for T steps (a table per step): t >= T refused
 
     def init_state(self, x: Tensor) -> Tensor:
         """The state at rest for one step's input ``x [B, C, ...]``: ``V = V_reset``."""
@@ -195,7 +217,7 @@ class MultiStepNeuron(nn.Module):
         self._check_input(x.unsqueeze(0), step=True)
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
             raise ValueError(f"{name}.step: t must be the step's index, an int >= 0, got {t!r}")
-        if self.steps_bound and t >= self.T:
+        if self.needs_T and t >= self.T:
             raise ValueError(f"{name} was built for T={self.T} steps (a position encoding per step): "
                              f"step t={t} is beyond it (t counts from 0, so at most {self.T - 1})")
         if v is not None and (not isinstance(v, Tensor) or v.shape != x.shape):

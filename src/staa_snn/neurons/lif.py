@@ -8,12 +8,13 @@ from torch import Tensor
 
 from ..functional.lif import lif_coefficients
 from ..functional.surrogate import Surrogate
-from .base import MultiStepNeuron
+from .base import MultiStepNeuron, register_neuron
 from .presets import get_preset
 
 __all__ = ["LIF"]
 
 
+@register_neuron("lif")
 class LIF(MultiStepNeuron):
     """Multi-step leaky integrate-and-fire neuron with hard reset.
 

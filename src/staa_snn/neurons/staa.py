@@ -17,6 +17,7 @@ from ..kernels.gc_fused import GCWeights, gc_context_fused
 from ..kernels.staa_compiled import staa_lif_multistep_compiled
 from ..kernels.staa_fused import staa_lif_multistep_fused
 from .adaptive import AdaptiveLIF, _check_spatial
+from .base import register_neuron
 from .blocks import PE_KINDS, GlobalContext, PositionEncoding, StepAttention
 
 __all__ = ["STAALIF", "PE_POSITIONS"]
@@ -24,6 +25,7 @@ __all__ = ["STAALIF", "PE_POSITIONS"]
 PE_POSITIONS = ("input", "post_gc", "membrane", "both")
 
 
+@register_neuron("staa")
 class STAALIF(AdaptiveLIF):
     """Adaptive LIF with the spatial-temporal attention aggregator (Eq. 13-14)::
 
@@ -82,6 +84,10 @@ class STAALIF(AdaptiveLIF):
         last_sa_gates: ``[T, B, 2, C]`` gates applied to ``(history, input)`` in the last forward
             (1 at steps without SA), or ``None`` when SA is off.
     """
+
+    needs_T = True
+    resumable_options = frozenset({"tsrd_p", "tsrd_mode"})  # the dropout of training, not a parameter
+    records = ("last_firing_rate", "last_sa_gates")
 
     def __init__(
         self,
@@ -258,8 +264,6 @@ class STAALIF(AdaptiveLIF):
         self._record(spikes)
         self.last_sa_gates = gates
         return spikes
-
-    steps_bound = True
 
     def _step(self, x: Tensor, v: Tensor, t: int) -> tuple[Tensor, Tensor]:
         """:func:`~staa_snn.functional.staa_lif_step` at step ``t``: PE's row ``t``, GC of this step,

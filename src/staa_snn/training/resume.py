@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..neurons import NEURONS
 from .config import Config
 from .run_folder import RunFolderError
 
@@ -19,9 +20,13 @@ FIXED = {"model.name", "model.neuron", "model.T", "data.name", "data.size", "dat
          "data.std"}
 
 
+def _resumable_model_keys() -> set[str]:
+    """``model.init`` and the neuron options that a neuron declares free to change on resume."""
+    return {"model.init"} | {f"model.{o}" for cls in NEURONS.values() for o in cls.resumable_options}
+
+
 def _fixed(key: str) -> bool:
-    return key in FIXED or (key.startswith("model.") and key not in HOW and key not in
-                            {"model.tsrd_p", "model.tsrd_mode", "model.init"})
+    return key in FIXED or (key.startswith("model.") and key not in HOW and key not in _resumable_model_keys())
 
 
 def resume_changes(old: Config, new: Config, *, epochs_done: int, mid_epoch: bool, run: str) -> dict:
