@@ -366,3 +366,47 @@ def test_monitor_v_by_hand_and_bounds():
         net(x).sum().backward()
     for p, g in zip(net.parameters(), want, strict=True):
         torch.testing.assert_close(p.grad, g)
+
+
+# --- streaming a recording -------------------------------------------------------
+
+def test_stream_a_recording_step_by_step(tmp_path, monkeypatch, capsys):
+    """split_by=number: the frames of predict, fed one at a time; each step's prediction is that
+    of forward_steps averaged so far. split_by=time: T windows of the span. The CLI prints a
+    line per step and refuses what is not a recording."""
+    import json
+
+    import numpy as np
+
+    from staa_snn import cli, inference
+    from staa_snn.data import writers
+    from staa_snn.data.events import events_to_frames
+
+    torch.manual_seed(6)
+    net = _perturb(create_model("vgg_small", num_classes=3, T=3, in_channels=2, neuron="staa"), 0.1).eval()
+    net.pretrained_cfg = {"classes": ["a", "b", "c"], "normalization": None, "size": 16, "in_channels": 2,
+                          "kind": "events", "T": 3}
+    ev = writers.random_events(np.random.default_rng(1), 400)
+    path = writers.write_bytes(tmp_path / "rec.aedat", writers.aedat2_bytes(**ev))
+    for split_by in ("number", "time"):
+        steps = list(inference.stream_recording(net, path, split_by=split_by))
+        frames = torch.from_numpy(events_to_frames(ev["t"], ev["x"], ev["y"], ev["p"], 3, split_by=split_by,
+                                                   size=16).astype(np.float32))
+        with torch.no_grad():
+            running = net.forward_steps(frames.unsqueeze(0)).cumsum(0)[:, 0] / torch.arange(1, 4).view(3, 1)
+        probs = torch.softmax(running, -1)
+        assert [s["label"] for s in steps] == probs.argmax(-1).tolist()
+        assert [s["confidence"] for s in steps] == pytest.approx(probs.max(-1).values.tolist(), abs=1e-6)
+        assert sum(s["events"] for s in steps) == 400 and [s["step"] for s in steps] == [1, 2, 3]
+    monkeypatch.setattr(inference, "load_net", lambda source: net)
+    capsys.readouterr()
+    assert cli.main(["stream", "--weights", "any", str(path), "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and out[0].startswith("step 1/3: ") and " ms" in out[0]
+    assert len(json.loads((tmp_path / "s.json").read_text())["steps"]) == 3
+    (tmp_path / "x.png").write_bytes(b"png")
+    assert cli.main(["stream", "--weights", "any", str(tmp_path / "x.png")]) == 2
+    assert "expected an event recording" in capsys.readouterr().err
+    net.pretrained_cfg = {**net.pretrained_cfg, "kind": "static"}
+    assert cli.main(["stream", "--weights", "any", str(path)]) == 2
+    assert "trained on event frames" in capsys.readouterr().err

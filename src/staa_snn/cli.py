@@ -210,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("files", nargs="+", metavar="FILE", help="images or recordings")
     pd.add_argument("--top", type=int, default=3, help="classes to show per file (default 3)")
     pd.add_argument("--json", metavar="PATH", help="also write the predictions as JSON ('-': JSON to stdout only)")
+    st = sub.add_parser("stream", help="feed an event recording to a net frame by frame, printing each step's prediction",
+                        description="Integrate a recording (.aedat 2.0 / 3.1, .npz) into frames as its events arrive "
+                                    "and feed them to the net one step at a time (net.step): after each step, the "
+                                    "prediction of the logits so far, its probability and the step's latency.")
+    where = st.add_mutually_exclusive_group(required=True)
+    where.add_argument("--checkpoint", help="a checkpoint written by staa-snn train (a net trained on event frames)")
+    where.add_argument("--weights", help="exported weights: a shipped name, an export folder or hf://owner/name")
+    st.add_argument("recording", help="an event recording: .aedat (2.0 or 3.1) or SpikingJelly's .npz")
+    st.add_argument("--split-by", choices=("time", "number"), default="time",
+                    help="time (default): T equal time windows, each integrated when it closes; number: equal "
+                         "event counts, the frames of predict and of training")
+    st.add_argument("--json", metavar="PATH", help="also write the steps as JSON ('-': JSON to stdout only)")
     for command in sub.choices.values():  # --debug after the command too (SUPPRESS: it keeps the one before)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the full traceback of an error")
@@ -261,7 +273,8 @@ def _is_main() -> bool:
 def format_eval(r: dict) -> str:
     steps = range(1, len(r["acc_per_step"]) + 1)
     lines = [f"{r['checkpoint']} (epoch {r['epoch']}): {r['dataset']}, {r['model']}, neuron={r['neuron']}, T={r['T']}",
-             f"test loss {r['loss']:.4f}, accuracy {r['acc']:.2%} on {r['samples']} samples",
+             f"{r.get('split', 'test accuracy').replace(' accuracy', '')}: loss {r['loss']:.4f}, accuracy {r['acc']:.2%} "
+             f"on {r['samples']} samples",
              "read out after t steps:",
              "  t   " + "".join(f"{t:>8}" for t in steps),
              "  acc " + "".join(f"{a:>8.2%}" for a in r["acc_per_step"])]
@@ -294,11 +307,11 @@ def _exit_spec(text: str) -> float:
 def format_exit(curve: dict, T: int, single: float | None) -> str:
     """The early-exit figures: the fixed readouts and each threshold's accuracy, steps and energy."""
     lines = [f"early exit ({curve['samples']} samples; energy per sample at 0.9 pJ AC, 4.6 pJ MAC):",
-             f"  {'exit':<18}{'accuracy':>9}{'mean steps':>12}{'energy (uJ)':>13}"]
+             f"  {'exit':<20}{'accuracy':>9}{'mean steps':>12}{'energy (uJ)':>13}"]
     rows = [(f"after {t + 1} step{'s' if t else ''}", p) for t, p in enumerate(curve["fixed"])]
     rows += [(f"confidence >= {p['threshold']:g}", p) for p in curve["confidence"]
              if single is None or p["threshold"] == single]
-    lines += [f"  {name:<18}{p['acc']:>9.2%}{p['mean_steps']:>9.2f}/{T:<2}{1e3 * p['mean_energy_mj']:>13.3f}"
+    lines += [f"  {name:<20}{p['acc']:>9.2%}{p['mean_steps']:>9.2f}/{T:<2}{1e3 * p['mean_energy_mj']:>13.3f}"
               for name, p in rows]
     return "\n".join(lines)
 
@@ -339,6 +352,35 @@ def _eval(args) -> int:
         name = f"{result['model']} {result['neuron']} T={result['T']}"
         png = plot_exit_curves({name: result["exit_curve"]}, out.with_name(out.name + ".exit.png")).path
         print(f"plot: {png}")
+    return 0
+
+
+def _stream(args) -> int:
+    from .inference import RECORDINGS, load_net, stream_recording
+    from .training import ConfigError
+
+    if not Path(args.recording).is_file():
+        raise FileNotFoundError(f"no such file: {args.recording}")
+    if not str(args.recording).endswith(RECORDINGS):
+        raise ConfigError(f"{args.recording}: expected an event recording ({', '.join(RECORDINGS)})")
+    net = load_net(args.checkpoint or args.weights)
+    steps = []
+    try:
+        for s in stream_recording(net, args.recording, split_by=args.split_by):
+            steps.append(s)
+            if args.json != "-":
+                window = "no events" if s["events"] == 0 else \
+                    f"{s['events']:>7} events, t {s['t_start_us']}-{s['t_end_us']} us"
+                print(f"step {s['step']}/{net.T}: {window} -> {s['class']} ({s['confidence']:.1%}), "
+                      f"{s['latency_ms']:.1f} ms", flush=True)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if args.json:
+        payload = {"recording": str(args.recording), "split_by": args.split_by, "steps": steps}
+        if args.json == "-":
+            print(json.dumps(payload, indent=1))
+        else:
+            _write_json(args.json, payload)
     return 0
 
 
@@ -560,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"train": _train, "eval": _eval, "profile": _profile,
                 "ablate": lambda a: _ablate(a, sys.argv[1:] if argv is None else list(argv)),
-                "visualize": _visualize, "plot": _plot, "export": _export, "predict": _predict}
+                "visualize": _visualize, "plot": _plot, "export": _export, "predict": _predict, "stream": _stream}
     name = f"staa-snn {args.command}"
     format_warning = warnings.formatwarning
     if not args.debug:  # warnings as one line each, without the source line that raised them

@@ -30,7 +30,7 @@ from .analysis.profile import E_AC_PJ, E_MAC_PJ
 from .data.events import events_to_frames
 
 __all__ = ["EXITS", "ExitPrediction", "exit_curve", "load_net", "predict", "predict_files", "prepare_image",
-           "prepare_recording", "step_costs"]
+           "prepare_recording", "read_recording", "step_costs", "stream_recording"]
 
 RECORDINGS = (".aedat", ".npz")  # AEDAT 2.0 / 3.1 (told apart by their header), SpikingJelly's npz
 
@@ -65,9 +65,9 @@ def prepare_image(path: str | os.PathLike, cfg: dict) -> torch.Tensor:
     return x
 
 
-def prepare_recording(path: str | os.PathLike, cfg: dict, T: int, split_by: str = "number") -> torch.Tensor:
-    """``[T, 2, size, size]`` event-count frames of a whole recording (AEDAT 2.0, 3.1 or
-    SpikingJelly's ``.npz``), integrated as the event datasets do."""
+def read_recording(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The events ``{"t", "x", "y", "p"}`` of a recording: AEDAT 2.0 or 3.1 (told apart by their
+    header) or SpikingJelly's ``.npz``; a recording without events is refused."""
     from .data.dvs import _read_npz
 
     path = str(path)
@@ -79,9 +79,54 @@ def prepare_recording(path: str | os.PathLike, cfg: dict, T: int, split_by: str 
         ev = read_aedat3(path) if head.startswith(b"#!AER-DAT3") else read_aedat2(path)
     if len(ev["t"]) == 0:
         raise CorruptFileError(f"{path}: the recording holds no events")
+    return ev
+
+
+def prepare_recording(path: str | os.PathLike, cfg: dict, T: int, split_by: str = "number") -> torch.Tensor:
+    """``[T, 2, size, size]`` event-count frames of a whole recording (AEDAT 2.0, 3.1 or
+    SpikingJelly's ``.npz``), integrated as the event datasets do."""
+    ev = read_recording(path)
     frames = events_to_frames(ev["t"], ev["x"], ev["y"], ev["p"], T, split_by=split_by, sensor=SENSOR,
                               size=cfg["size"])
     return torch.from_numpy(frames.astype(np.float32))
+
+
+def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
+    """Feed a recording to ``net`` frame by frame, as its events arrive: for each of the net's
+    ``T`` steps, ``{"step", "t_start_us", "t_end_us", "events", "label", "class", "confidence",
+    "latency_ms"}`` -- the prediction of the logits averaged so far, and the time ``net.step``
+    took. ``split_by="time"``: ``T`` equal windows of the recording's span, each integrated
+    when it closes; ``"number"``: equal numbers of events, the frames of ``predict`` and of the
+    event datasets (which needs the recording's event count up front)."""
+    import time
+
+    from .data.events import frame_indices
+
+    cfg = getattr(net, "pretrained_cfg", None) or {}
+    if cfg.get("kind") != "events":
+        raise ValueError("stream feeds event recordings to a net trained on event frames; this net's inputs are "
+                         f"{cfg.get('kind') or 'unknown'} (load it with load_net)")
+    ev = read_recording(path)
+    T = net.T
+    where = frame_indices(ev["t"], T, split_by)
+    starts = np.searchsorted(where, np.arange(T + 1))  # the events are time-ordered: windows are slices
+    labels = cfg.get("classes") or [str(j) for j in range(net.num_classes)]
+    net.eval()
+    state = net.init_state(1)
+    for t in range(T):
+        a, b = starts[t], starts[t + 1]
+        frame = events_to_frames(ev["t"][a:b], ev["x"][a:b], ev["y"][a:b], ev["p"][a:b], 1, sensor=SENSOR,
+                                 size=cfg["size"])
+        x = torch.from_numpy(frame.astype(np.float32))  # [1, 2, size, size]: one frame, batch of one
+        tic = time.perf_counter()
+        with torch.no_grad():
+            _, state = net.step(x, state)
+            conf, label = torch.softmax(state.mean_logits.float(), -1)[0].max(-1)
+        latency = time.perf_counter() - tic
+        span = (int(ev["t"][a]), int(ev["t"][b - 1])) if b > a else (None, None)
+        yield {"step": t + 1, "t_start_us": span[0], "t_end_us": span[1], "events": int(b - a),
+               "label": int(label), "class": labels[int(label)], "confidence": float(conf),
+               "latency_ms": 1e3 * latency}
 
 
 def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 3) -> list[dict]:

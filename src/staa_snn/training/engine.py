@@ -44,7 +44,7 @@ from ..models.pretrained import describe_inputs
 from ..neurons.blocks import GlobalContext, PositionEncoding, StepAttention
 from . import distributed as ddp
 from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config
+from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config, split_name
 from .loaders import EpochSampler, SeededSamples, make_loader, sample_seed
 from .preemption import StopRequest, TrainingPreempted
 from .resume import describe, resume_changes
@@ -883,7 +883,7 @@ def evaluate_checkpoint(path: str | Path, *, overrides=(), data_root: str | None
     cfg, model, ckpt = load_trained(path, overrides)
     result = _evaluate_on_test(cfg, model, device, progress, exit_thresholds)
     return {"checkpoint": str(path), "epoch": ckpt["epoch"], "dataset": cfg.data.name, "model": cfg.model.name,
-            "neuron": cfg.model.neuron, "T": cfg.model.T, **result}
+            "neuron": cfg.model.neuron, "T": cfg.model.T, "split": split_name(cfg)[1], **result}
 
 
 def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = "auto", batch_size: int | None = None,
@@ -902,6 +902,7 @@ def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = 
     result = _evaluate_on_test(cfg, model, device, progress, exit_thresholds)
     return {"checkpoint": str(weights), "epoch": (spec["config"].get("train") or {}).get("epochs"),
             "dataset": cfg.data.name, "model": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T,
+            "split": split_name(cfg)[1],
             "data_root": cfg.data.root, **result}
 
 
