@@ -53,6 +53,34 @@ def test_onnx_runs_in_onnxruntime_with_pytorchs_logits(runs, neuron, tmp_path, c
     assert out.stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("neuron", ["lif", "staa"])
+def test_onnx_step_graph_matches_net_step(runs, neuron, tmp_path):
+    """export --format onnx --step: onnxruntime fed its own state back, step by step, gives
+    net.step's logits at every step (STAA reads its PE row from the t input), any batch size."""
+    ort = pytest.importorskip("onnxruntime", reason='ONNX export is the [export] extra')
+    out = tmp_path / f"{neuron}.step.onnx"
+    assert cli.main(["export", "--checkpoint", str(runs[neuron] / "best.pt"), "--format", "onnx", "--step",
+                     "--out", str(out)]) == 0
+    net = load_pretrained_from_checkpoint(runs[neuron] / "best.pt")
+    session = ort.InferenceSession(str(out))
+    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    assert meta["step"] is True and meta["T"] == 4 and len(meta["state_layers"]) == len(meta["state_shapes"]) == 4
+    for batch in (5, 2):
+        x = _test_batch(batch) + 0.3 * torch.randn(batch, 1, 12, 12)  # not the same frame on every step
+        states = [np.full((batch, *shape), rest, np.float32) for shape, rest in
+                  zip(meta["state_shapes"], meta["state_rest"], strict=True)]
+        state = net.init_state(batch)
+        for t in range(4):
+            frame = x * (1 + 0.2 * t)
+            logits, *states = session.run(None, {"x": frame.numpy(), "t": np.array(t, np.int64),
+                                                 **{f"state.{i}": s for i, s in enumerate(states)}})
+            with torch.no_grad():
+                want, state = net.step(frame, state)
+            np.testing.assert_allclose(logits, want.numpy(), atol=1e-4, rtol=0)
+    assert cli.main(["export", "--checkpoint", str(runs[neuron] / "best.pt"), "--format", "nir", "--step",
+                     "--out", str(tmp_path / "x.nir")]) == 2
+
+
 def load_pretrained_from_checkpoint(path):
     from staa_snn.training import load_trained
 

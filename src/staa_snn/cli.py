@@ -193,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by staa-snn train")
     ex.add_argument("--format", required=True, choices=["onnx", "nir", "safetensors"])
     ex.add_argument("--out", required=True, help="the file (onnx, nir) or folder (safetensors) to write")
+    ex.add_argument("--step", action="store_true",
+                    help="onnx: export one step (net.step) with each neuron layer's membrane potential as an input "
+                         "and an output, for frames fed as they arrive (the metadata names the state tensors)")
     ex.add_argument("--profile-batches", type=int, default=2,
                     help="safetensors: test batches the model card's energy figures are measured on (default 2)")
     ex.add_argument("--push-to-hub", metavar="OWNER/NAME",
@@ -560,7 +563,10 @@ def _export(args) -> int:
         except ImportError as e:
             raise ConfigError(str(e)) from None
     try:
-        written = export_checkpoint(args.checkpoint, args.format, args.out, profile_batches=args.profile_batches)
+        if args.step and args.format != "onnx":
+            raise ConfigError(f"--step exports an ONNX step graph: use --format onnx (not {args.format})")
+        written = export_checkpoint(args.checkpoint, args.format, args.out, profile_batches=args.profile_batches,
+                                    step=args.step)
     except ImportError as e:
         raise ConfigError(str(e)) from None
     print(written)

@@ -18,10 +18,10 @@ import torch
 from ..models import fold_mpbn
 from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
-from .onnx_export import to_onnx
+from .onnx_export import to_onnx, to_onnx_step
 from .weights import model_card, model_spec, save_weights
 
-__all__ = ["FORMATS", "NIRExportError", "export_checkpoint", "push_to_hub", "to_nir", "to_onnx", "save_weights"]
+__all__ = ["FORMATS", "NIRExportError", "export_checkpoint", "push_to_hub", "to_nir", "to_onnx", "to_onnx_step", "save_weights"]
 
 FORMATS = ("onnx", "nir", "safetensors")
 
@@ -35,10 +35,11 @@ def _input_shape(cfg) -> tuple[int, ...]:
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, profile_batches: int = 2,
-                      batch_size: int = 16, command: list[str] | None = None) -> Path:
+                      batch_size: int = 16, command: list[str] | None = None, step: bool = False) -> Path:
     """Export a checkpoint written by ``staa-snn train``; returns the file or folder written.
 
-    * ``onnx``: one ``.onnx`` file (the eval-mode net, MPBN folded, batch size free);
+    * ``onnx``: one ``.onnx`` file (the eval-mode net, MPBN folded, batch size free); ``step``: one
+      step with the neurons' state as inputs and outputs (:func:`to_onnx_step`);
     * ``nir``: one ``.nir`` file (LIF / adaptive-LIF nets; STAA-LIF is refused, naming its layers);
     * ``safetensors``: a folder with ``model.safetensors``, ``config.json`` and ``README.md`` (a model
       card with the accuracy and, from ``staa-snn profile`` on ``profile_batches`` test batches -- or a
@@ -51,6 +52,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    if step and fmt != "onnx":
+        raise ValueError(f"a step graph is exported as ONNX (--format onnx --step), not {fmt}")
     cfg, model, ckpt = load_trained(checkpoint, require_root=False)
     out = Path(out)
     if out.parent != Path(""):
@@ -72,7 +75,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         example = torch.zeros(2, cfg.model.T, *shape) if events else torch.zeros(2, *shape)
         meta = {**(ckpt.get("input") or input_metadata(cfg)), "T": cfg.model.T, "model": cfg.model.name,
                 "neuron": cfg.model.neuron, "staa_snn": ckpt.get("staa_snn")}
-        return to_onnx(model, example, out, metadata=meta)
+        return (to_onnx_step if step else to_onnx)(model, example, out, metadata=meta)
     try:  # the model card's energy: test data when at hand, else a random input (exact counts only)
         inputs, what = dataset_batches(cfg, profile_batches, batch_size)[0], f"{profile_batches} test batches"
     except (FileNotFoundError, ValueError, OSError) as e:

@@ -13,7 +13,7 @@ from torch import nn
 from .._io import atomic_path
 from ..models import fold_mpbn, set_backend
 
-__all__ = ["to_onnx"]
+__all__ = ["to_onnx", "to_onnx_step"]
 
 
 def to_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, *, dynamic_batch: bool = True,
@@ -51,4 +51,72 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, *,
                 entry = graph.metadata_props.add()
                 entry.key, entry.value = str(key), json.dumps(value)
             onnx.save(graph, str(tmp))
+    return path
+
+
+class _OneStep(nn.Module):
+    """``net.step`` as a function of tensors: ``(x, t, V_0, ..., V_n) -> (logits, V_0', ..., V_n')``."""
+
+    def __init__(self, net: nn.Module, layers: list[str]) -> None:
+        super().__init__()
+        self.net, self.layers = net, layers
+
+    def forward(self, x, t, *v):
+        from ..models.stream import StreamState
+
+        logits, state = self.net.step(x, StreamState(t, None, dict(zip(self.layers, v, strict=True)), None))
+        return (logits, *(state.neurons[name] for name in self.layers))
+
+
+def to_onnx_step(model: nn.Module, example: torch.Tensor, path: str | os.PathLike, *,
+                 metadata: dict | None = None) -> Path:
+    """Export one step of ``model`` (``net.step``; MPBN folded, eval mode, reference neurons) for
+    deployments that feed frames as they arrive. Inputs: ``x`` (one step, ``[B, C, H, W]``,
+    shaped like ``example``'s first step), ``t`` (the step's index, an int64 scalar: STAA's
+    position encoding reads its row) and ``state.0 .. state.n``, each neuron layer's ``V[t-1]``;
+    outputs: ``logits`` (this step's, ``[B, classes]``) and ``next_state.0 ..``, the ``V[t]`` to
+    feed back. At rest every state is ``V_reset`` (0 for the paper's neurons). The metadata
+    (``custom_metadata_map``) adds ``state_layers`` (the layer of each state), ``state_shapes``
+    (per sample) and ``state_rest`` (the value at rest). The batch size is free. Written
+    atomically; returns the path."""
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ImportError('ONNX export needs onnx and onnxscript: pip install -e ".[export]" (in the repository)') from None
+    from ..models import SpikingNet, SpikingNeuron
+
+    if not isinstance(model, SpikingNet):
+        raise TypeError(f"a step graph exports a SpikingNet (net.step); got {type(model).__name__}")
+    net = fold_mpbn(copy.deepcopy(model))
+    set_backend(net, "reference")
+    net = net.float().eval()
+    x = (example[:, 0] if example.dim() == 5 else example).float()
+    with torch.no_grad():
+        _, state = net.step(x, net.init_state())
+    layers = [name for name, m in net.named_modules() if isinstance(m, SpikingNeuron)]
+    v = [state.neurons[name] for name in layers]
+    rest = [float(dict(net.named_modules())[name].neuron.v_reset) for name in layers]
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = ({0: batch}, None, tuple({0: batch} for _ in v))  # forward(x, t, *v): v is one tuple
+    names = ["x", "t", *(f"state.{i}" for i in range(len(v)))]
+    path = Path(path)
+    with torch.no_grad(), atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*were assigned during export.*")
+        warnings.filterwarnings("ignore", message=".*axis name: batch will not be used.*")  # x and states share it
+        program = torch.onnx.export(_OneStep(net, layers).eval(), (x, torch.tensor(0, dtype=torch.int64), *v), dynamo=True,
+                                    dynamic_shapes=shapes, input_names=names,
+                                    output_names=["logits", *(f"next_state.{i}" for i in range(len(v)))],
+                                    verbose=False)
+        program.save(str(tmp))
+        import json
+
+        import onnx
+
+        graph = onnx.load(str(tmp))
+        extra = {**(metadata or {}), "step": True, "state_layers": layers,
+                 "state_shapes": [list(s.shape[1:]) for s in v], "state_rest": rest}
+        for key, value in extra.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = str(key), json.dumps(value)
+        onnx.save(graph, str(tmp))
     return path

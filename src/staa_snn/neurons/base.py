@@ -215,9 +215,10 @@ class MultiStepNeuron(nn.Module):
             got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{name}.step expects one step [B, F] or [B, C, H, W] (no time dim), got {got}")
         self._check_input(x.unsqueeze(0), step=True)
-        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        traced = isinstance(t, Tensor) and t.dim() == 0 and not t.is_floating_point()  # an exported step's input
+        if not traced and (isinstance(t, bool) or not isinstance(t, int) or t < 0):
             raise ValueError(f"{name}.step: t must be the step's index, an int >= 0, got {t!r}")
-        if self.needs_T and t >= self.T:
+        if not traced and self.needs_T and t >= self.T:
             raise ValueError(f"{name} was built for T={self.T} steps (a position encoding per step): "
                              f"step t={t} is beyond it (t counts from 0, so at most {self.T - 1})")
         if v is not None and (not isinstance(v, Tensor) or v.shape != x.shape):

@@ -17,6 +17,14 @@ PE_KINDS = ("learnable", "fixed")
 PE_SHAPES = ("channel", "full")
 
 
+def step_rows(table: Tensor, t: "int | Tensor") -> Tensor:
+    """Row ``t`` of a per-step table ``[T, ...]``, kept as ``[1, ...]``: a slice for an int, a
+    gather for a tensor (so an exported graph takes the step index as an input)."""
+    if isinstance(t, Tensor):
+        return table.index_select(0, t.reshape(1).long())
+    return table[t:t + 1]
+
+
 class PositionEncoding(nn.Module):
     """Eq. 11: ``X~[t] = X[t] + P[t]`` with ``P`` of shape ``[T, C, 1, 1]`` (``shape="channel"``)
     or ``[T, C, H, W]`` (``"full"``). ``kind="learnable"`` starts at zero; ``"fixed"`` is the
@@ -51,10 +59,11 @@ class PositionEncoding(nn.Module):
             return self.p.view(self.T, self.channels, *([1] * (x.dim() - 3)))
         return self.p
 
-    def forward(self, x: Tensor, t: int | None = None) -> Tensor:
-        """``x [T, B, C, ...] + P``; with ``t``, ``x`` is the one step ``[1, B, C, ...]`` at index ``t``."""
+    def forward(self, x: Tensor, t: "int | Tensor | None" = None) -> Tensor:
+        """``x [T, B, C, ...] + P``; with ``t``, ``x`` is the one step ``[1, B, C, ...]`` at index ``t``
+        (an int, or a 0-d integer tensor, as in an exported step graph)."""
         table = self.table(x)
-        return add_position_encoding(x, table if t is None else table[t:t + 1])
+        return add_position_encoding(x, table if t is None else step_rows(table, t))
 
     def extra_repr(self) -> str:
         scale = f", scale={self.scale:g}" if self.kind == "fixed" else ""

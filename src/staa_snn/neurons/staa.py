@@ -18,7 +18,7 @@ from ..kernels.staa_compiled import staa_lif_multistep_compiled
 from ..kernels.staa_fused import staa_lif_multistep_fused
 from .adaptive import AdaptiveLIF, _check_spatial
 from .base import register_neuron
-from .blocks import PE_KINDS, GlobalContext, PositionEncoding, StepAttention
+from .blocks import PE_KINDS, GlobalContext, PositionEncoding, StepAttention, step_rows
 
 __all__ = ["STAALIF", "PE_POSITIONS"]
 
@@ -277,7 +277,8 @@ class STAALIF(AdaptiveLIF):
         spikes, v, gates = staa_lif_step(
             v, x, self.augment(x1, t)[0], m, n, v_threshold=v_threshold, v_reset=self.v_reset,
             surrogate=self.surrogate, sa_gates=self.sa, drop=drop, detach_reset=self.detach_reset,
-            normalize=normalize, membrane_pe=self.pe_membrane.table(x1)[t] if self.pe_membrane is not None else None)
+            normalize=normalize,
+            membrane_pe=step_rows(self.pe_membrane.table(x1), t)[0] if self.pe_membrane is not None else None)
         self.last_sa_gates = None if gates is None else gates.unsqueeze(0)
         return spikes, v
 
