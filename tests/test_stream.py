@@ -410,3 +410,14 @@ def test_stream_a_recording_step_by_step(tmp_path, monkeypatch, capsys):
     net.pretrained_cfg = {**net.pretrained_cfg, "kind": "static"}
     assert cli.main(["stream", "--weights", "any", str(path)]) == 2
     assert "trained on event frames" in capsys.readouterr().err
+
+
+def test_the_path_table():
+    """STAALIF.path names the computation forward runs (its docstring's table)."""
+    assert STAALIF(4, 2).path == "fused"
+    assert STAALIF(4, 2, backend="compiled").path == "fused"
+    assert STAALIF(4, 2, sa=False).path == "adaptive"
+    assert STAALIF(4, 2, gc_fusion="scale").path == "reference"
+    assert STAALIF(4, 2, gc_fusion="scale", backend="compiled").path == "compiled"
+    assert STAALIF(4, 2, backend="reference").path == "reference"
+    assert STAALIF(4, 2, pe_position="membrane", sa=False, backend="compiled").path == "compiled"

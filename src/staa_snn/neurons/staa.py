@@ -206,13 +206,42 @@ class STAALIF(AdaptiveLIF):
                          gc.up.bias, gc.norm.eps)
         return value + p if p is not None else value
 
+    @property
+    def path(self) -> str:
+        """The computation ``forward`` runs, chosen here and nowhere else (same numbers on every path,
+        tested forward and backward against ``"reference"``):
+
+        ============  ==========================================================  ==============================
+        path          when                                                        what runs
+        ============  ==========================================================  ==============================
+        fused         backend fused or compiled, SA on, ``X^ = X + b``             ``kernels.staa_fused``: one
+                      (:attr:`input_is_shifted`), ``M, N`` not full, BN_mp          autograd node, hand-written
+                      absent or a plain unfolded BatchNorm                        backward (compiled: its loops
+                                                                                  through ``torch.compile``)
+        adaptive      SA off, no PE at the membrane, backend not reference         the adaptive-LIF kernel on
+                                                                                  ``X^`` (``X`` at dropped steps)
+        compiled      backend compiled, any other shape                           ``kernels.staa_compiled``: the
+                                                                                  reference loop, compiled
+        reference     otherwise (backend reference; a folded BN_mp; other          ``functional.staa_lif_multistep``
+                      shapes on the fused backend)                                (checkpointed with ``recompute``)
+        ============  ==========================================================  ==============================
+        """
+        if self.fast and self.mn_shape != "full" and self.input_is_shifted and self.sa is not None:
+            return "fused"
+        if self.sa is None and self.pe_membrane is None and self.backend != "reference":
+            return "adaptive"
+        if self.backend == "compiled" and self.fast:
+            return "compiled"
+        return "reference"
+
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         m, n = self.coefficients(x)
         drop = None
         if self.training and self.tsrd_p > 0:
             drop = tsrd_drop_mask(self.T, x.shape[1], self.tsrd_p, mode=self.tsrd_mode, device=x.device)
-        if self.fast and self.mn_shape != "full" and self.input_is_shifted and self.sa is not None:
+        path = self.path
+        if path == "fused":
             sa, gc = self.sa, self.gc
             gc_weights = None if gc is None else GCWeights(
                 gc.key.weight, gc.key.bias, gc.down.weight, gc.down.bias, gc.norm.weight, gc.norm.bias,
@@ -228,7 +257,7 @@ class STAALIF(AdaptiveLIF):
             self._record(spikes, rate)
             self.last_sa_gates = gates
             return spikes
-        if self.sa is None and self.pe_membrane is None and self.backend != "reference":
+        if path == "adaptive":
             # Without SA the update is the adaptive LIF on X^ (on X at TSRD-dropped steps).
             if self.input_is_shifted:
                 shift = self.input_shift(x)
@@ -254,7 +283,7 @@ class STAALIF(AdaptiveLIF):
             detach_reset=self.detach_reset,
             normalize=normalize,
         )
-        if self.backend == "compiled" and self.fast:  # fused kernels; the compiler picks what to recompute
+        if path == "compiled":  # the compiler picks what to recompute
             spikes, _, gates = staa_lif_multistep_compiled(x, x_hat, m, n, **loop.keywords)
         elif self.recompute and torch.is_grad_enabled() and not (self.bn_mp is not None and self.training):
             # (with BN_mp in training a recomputation would move its running statistics twice)
