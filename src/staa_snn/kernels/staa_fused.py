@@ -234,28 +234,60 @@ def _backward(grad_s, x, pe, gc, gc_saved, bias, gap_x, mc, nc, w1, w2, keep, no
     return grad_x, grad_pe, grad_gc, *grads
 
 
+class Inputs(NamedTuple):
+    """The node's tensor inputs, in ``apply``'s order (autograd needs them as separate arguments),
+    and in the same order its gradients."""
+
+    x: Tensor
+    pe: Tensor | None
+    key_w: Tensor | None   # GC's weights (GCWeights' order), all None with GC off
+    key_b: Tensor | None
+    down_w: Tensor | None
+    down_b: Tensor | None
+    ln_w: Tensor | None
+    ln_b: Tensor | None
+    up_w: Tensor | None
+    up_b: Tensor | None
+    mc: Tensor
+    nc: Tensor
+    w1: Tensor             # the SA MLP
+    b1: Tensor | None
+    w2: Tensor
+    b2: Tensor | None
+    bn_weight: Tensor | None  # BN_mp's affine parameters
+    bn_bias: Tensor | None
+
+    @property
+    def gc(self) -> GCWeights | None:
+        return None if self.key_w is None else GCWeights(*self[2:10])
+
+    def norm(self, st: Settings) -> MembraneNorm | None:
+        return None if st.bn_state is None else MembraneNorm(self.bn_weight, self.bn_bias, *st.bn_state)
+
+    def detached(self) -> "Inputs":
+        # plain tensors, as backward gets them (a Parameter would be a different compiled variant)
+        return Inputs(*(v if v is None else v.detach() for v in self))
+
+
+N_INPUTS = len(Inputs._fields)
+
+
 class _FusedSTAA(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b,  # type: ignore[override]
-                mc, nc, w1, b1, w2, b2, bn_weight, bn_bias, keep, st: Settings):
-        # plain tensors, as backward gets them (a Parameter would be a different compiled variant)
-        tensors = (x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2, bn_weight,
-                   bn_bias)
-        (x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2, bn_weight,
-         bn_bias) = (v if v is None else v.detach() for v in tensors)
-        gc = None if key_w is None else GCWeights(key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b)
-        norm = None if st.bn_state is None else MembraneNorm(bn_weight, bn_bias, *st.bn_state)
+    def forward(ctx, *args):  # type: ignore[override]
+        *tensors, keep, st = args  # Inputs, the TSRD mask, Settings
+        inp = Inputs(*tensors).detached()
         # one compiled function per variant: fewer cached graphs whose guards each call checks
         bias, gap_x, gc_saved, H, spikes, stats, rate, *small = maybe_compiled(_forward, st.compiled)(
-            x, pe, gc, mc, nc, w1, b1, w2, b2, keep, norm, st)
+            inp.x, inp.pe, inp.gc, inp.mc, inp.nc, inp.w1, inp.b1, inp.w2, inp.b2, keep, inp.norm(st), st)
         gs = small[-1]
         g, _ = _applied(gs, bias, keep)
         gates = g.view(gs.shape[0], gs.shape[1], 2, -1)
         ctx.mark_non_differentiable(gates, rate)
         kept = () if st.recompute else (H, *(stats if stats is not None else (None,) * 2), *small)
         ctx.n_gc_saved = 0 if gc_saved is None else len(gc_saved)
-        ctx.save_for_backward(x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2,
-                              bn_weight, bn_bias, keep, bias, gap_x, *(gc_saved or ()), *kept)
+        # saved: the inputs, then keep, bias, GAP(X), GC's own, and (without recompute) the loop's
+        ctx.save_for_backward(*inp, keep, bias, gap_x, *(gc_saved or ()), *kept)
         ctx.settings = st
         return spikes, gates, rate
 
@@ -263,24 +295,25 @@ class _FusedSTAA(torch.autograd.Function):
     def backward(ctx, grad_s, _grad_gates, _grad_rate):  # type: ignore[override]
         st: Settings = ctx.settings
         saved = ctx.saved_tensors
-        (x, pe, key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias,
-         keep, bias, gap_x) = saved[:21]
-        gc_saved, kept = saved[21:21 + ctx.n_gc_saved] or None, saved[21 + ctx.n_gc_saved:]
-        gc = None if key_w is None else GCWeights(key_w, key_b, down_w, down_b, ln_w, ln_b, up_w, up_b)
-        norm = None if st.bn_state is None else MembraneNorm(bn_weight, bn_bias, *st.bn_state)
+        inp = Inputs(*saved[:N_INPUTS])
+        keep, bias, gap_x = saved[N_INPUTS:N_INPUTS + 3]
+        rest = saved[N_INPUTS + 3:]
+        gc_saved, kept = rest[:ctx.n_gc_saved] or None, rest[ctx.n_gc_saved:]
+        norm = inp.norm(st)
         if st.recompute:
             H, history, stats, _, *small = maybe_compiled(_histories, st.compiled)(
-                x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, st)
+                inp.x, bias, gap_x, inp.mc, inp.nc, inp.w1, inp.b1, inp.w2, inp.b2, keep, norm, st)
         else:  # the histories are rebuilt from H inside the backward loop
             H, mean, rstd, *small = kept
             history, stats = None, (mean, rstd)
         grad_x, grad_pe, grad_gc, grad_mc, grad_nc, grad_w1, grad_b1, grad_w2, grad_b2, grad_bn_w, grad_bn_b = \
-            maybe_compiled(_backward, st.compiled)(grad_s.contiguous(), x, pe, gc, gc_saved, bias, gap_x, mc, nc, w1,
-                                                   w2, keep, norm, H, history, stats, small, st,
-                                                   ctx.needs_input_grad[0])
-        grad_gc = grad_gc if grad_gc is not None else (None,) * 8
-        return (grad_x, grad_pe, *grad_gc, grad_mc, grad_nc, grad_w1, grad_b1 if b1 is not None else None, grad_w2,
-                grad_b2 if b2 is not None else None, grad_bn_w, grad_bn_b, None, None)
+            maybe_compiled(_backward, st.compiled)(grad_s.contiguous(), inp.x, inp.pe, inp.gc, gc_saved, bias, gap_x,
+                                                   inp.mc, inp.nc, inp.w1, inp.w2, keep, norm, H, history, stats,
+                                                   small, st, ctx.needs_input_grad[0])
+        grads = Inputs(grad_x, grad_pe, *(grad_gc if grad_gc is not None else (None,) * 8), grad_mc, grad_nc,
+                       grad_w1, grad_b1 if inp.b1 is not None else None, grad_w2,
+                       grad_b2 if inp.b2 is not None else None, grad_bn_w, grad_bn_b)
+        return (*grads, None, None)  # no gradient for the mask and the settings
 
 
 def staa_lif_multistep_fused(
@@ -332,8 +365,8 @@ def staa_lif_multistep_fused(
     settings = Settings(bool(pe_input), float(ln_eps), float(sa_lambda), gate, float(v_threshold), float(v_reset),
                         surrogate, bool(detach_reset), bool(recompute), bool(compiled), bn_state)
     with autocast_off(x.device):
-        spikes, gates, rate = _FusedSTAA.apply(x, pe, *gc_tensors, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias,
-                                               keep, settings)
+        inputs = Inputs(x, pe, *gc_tensors, mc, nc, w1, b1, w2, b2, bn_weight, bn_bias)
+        spikes, gates, rate = _FusedSTAA.apply(*inputs, keep, settings)
     if bn is not None:
         sync_running_stats(bn, bn_state, T)
     return STAAOutput(spikes.view_as(x_seq), gates, rate)
