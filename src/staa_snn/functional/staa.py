@@ -90,15 +90,9 @@ def staa_lif_multistep(
     m: "Tensor | float",
     n: "Tensor | float",
     *,
-    v_threshold: float,
-    v_reset: float,
-    surrogate: Surrogate,
-    sa_gates: GateFn | None = None,
     membrane_pe: Tensor | None = None,
     drop: Tensor | None = None,
-    detach_reset: bool = False,
-    normalize: Normalize | None = None,
-    straight_through: bool = False,
+    **step,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Run the STAA-LIF over ``[T, B, C, ...]`` from rest: :func:`staa_lif_step` at every step.
 
@@ -107,20 +101,20 @@ def staa_lif_multistep(
         x_hat_seq: augmented currents ``X^ = GC(X + P)``, same shape.
         membrane_pe: ``[T, C, ...]`` added to ``H[t]`` (PE at the membrane), or ``None``.
         drop: TSRD mask, ``[T, 1]`` (shared by the batch) or ``[T, B]``; ``True`` = basic step.
-        m, n, sa_gates, normalize, straight_through: as in :func:`staa_lif_step`.
+        m, n, step: as in :func:`staa_lif_step` (``v_threshold``, ``v_reset`` and ``surrogate``
+            required; ``sa_gates``, ``detach_reset``, ``normalize``, ``straight_through``), the same
+            at every step.
 
     Returns:
         ``(spikes [T, B, ...], V[T], gates [T, B, 2, C] or None)``. The gates
         are the weights applied to ``(h, u)`` at each step: 1 where no SA ran.
     """
-    v = torch.full_like(x_seq[0], v_reset)
+    v = torch.full_like(x_seq[0], step["v_reset"])
     spikes, gates = [], []
     for t in range(x_seq.shape[0]):
-        s, v, g = staa_lif_step(
-            v, x_seq[t], x_hat_seq[t], m, n, v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate,
-            sa_gates=sa_gates, membrane_pe=None if membrane_pe is None else membrane_pe[t],
-            drop=None if drop is None else drop[t], detach_reset=detach_reset, normalize=normalize,
-            straight_through=straight_through)
+        s, v, g = staa_lif_step(v, x_seq[t], x_hat_seq[t], m, n,
+                                membrane_pe=None if membrane_pe is None else membrane_pe[t],
+                                drop=None if drop is None else drop[t], **step)
         spikes.append(s)
         if g is not None:
             gates.append(g)
