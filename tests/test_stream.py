@@ -245,6 +245,11 @@ def test_early_exit_by_hand():
         predict(net, x, threshold=1.5)
     with pytest.raises(ValueError, match="unknown exit"):
         predict(net, x, exit="entropy")
+    net.train()
+    predict(net, x)
+    assert net.training  # put back in its mode
+    with pytest.raises(TypeError, match="floating-point input"):
+        predict(net, x.to(torch.uint8))
 
 
 def test_early_exit_matches_forward_and_profile():
@@ -356,6 +361,14 @@ def test_monitor_v_by_hand_and_bounds():
     net = create_model("vgg_small", num_classes=3, T=2, neuron="lif", in_channels=1)
     with pytest.raises(ValueError, match="no neuron layer named 'features.0'; the neuron layers are: features.2.neuron"):
         Monitor(net, layers=["features.0"])
+    with pytest.raises(ValueError, match=r"steps \[7\] reach beyond the 2 steps"):
+        Monitor(net, steps=7)
+    with pytest.raises(ValueError, match="step indices, ints >= 0"):
+        Monitor(net, steps=[-1])
+    with Monitor(net, layers="features.2.neuron") as mon:  # one name
+        pass
+    with pytest.raises(ValueError, match="it records forward passes, not net.step"):
+        mon.mean("features.2.neuron", "v")
     # training through a monitor: gradients as without it
     x = torch.randn(2, 1, 8, 8)
     net.train()
@@ -388,6 +401,11 @@ def test_stream_a_recording_step_by_step(tmp_path, monkeypatch, capsys):
                           "kind": "events", "T": 3}
     ev = writers.random_events(np.random.default_rng(1), 400)
     path = writers.write_bytes(tmp_path / "rec.aedat", writers.aedat2_bytes(**ev))
+    assert (np.diff(ev["t"]) >= 0).all()
+    shuffled = np.random.default_rng(2).permutation(400)
+    np.savez(tmp_path / "shuffled.npz", **{k: np.asarray(v)[shuffled] for k, v in ev.items()})
+    assert [s["events"] for s in inference.stream_recording(net, tmp_path / "shuffled.npz")] == \
+        [s["events"] for s in inference.stream_recording(net, path)]  # taken in time order
     for split_by in ("number", "time"):
         steps = list(inference.stream_recording(net, path, split_by=split_by))
         frames = torch.from_numpy(events_to_frames(ev["t"], ev["x"], ev["y"], ev["p"], 3, split_by=split_by,

@@ -463,3 +463,10 @@ def test_tet_option_and_loss_fn_train_the_same(tmp_path):
         tiny(tmp_path, "optim.loss=sum").validate()
     with pytest.raises(TypeError, match="loss_fn must be a function"):
         train(tiny(tmp_path, name="d"), loss_fn="tet")
+    for bad, got in ((lambda s, y: engine.tet_loss(s, y).expand(3), r"shape \(3,\)"),
+                     (lambda s, y: 1.0, "got float"), (lambda s, y: engine.tet_loss(s, y).detach(), "requires_grad=False")):
+        with pytest.raises(TypeError, match="must return a 0-d floating tensor that requires grad.*" + got):
+            train(tiny(tmp_path, name="e"), loss_fn=bad)
+    with pytest.warns(UserWarning, match="optim.loss=tet is not"):
+        d = train(tiny(tmp_path, "train.epochs=1", "optim.loss=tet", name="f"), loss_fn=engine.tet_loss)
+    assert json.loads((d.run_dir / "meta.json").read_text())["loss"] == "staa_snn.training.engine.tet_loss"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -299,12 +300,13 @@ def _thresholds(text: str) -> list[float]:
 
 def _exit_spec(text: str) -> float:
     kind, _, value = text.partition(":")
-    if kind != "confidence" or not value:
-        raise argparse.ArgumentTypeError(f"expected confidence:P with P in (0, 1], e.g. confidence:0.9; got {text!r}")
-    values = _thresholds(value)
-    if len(values) != 1:
-        raise argparse.ArgumentTypeError(f"expected one threshold, e.g. confidence:0.9; got {text!r}")
-    return values[0]
+    try:
+        p = float(value)
+    except ValueError:
+        p = math.nan
+    if kind != "confidence" or not 0 < p <= 1:
+        raise argparse.ArgumentTypeError(f"expected confidence:P with one P in (0, 1], e.g. confidence:0.9; got {text!r}")
+    return p
 
 
 def format_exit(curve: dict, T: int, single: float | None) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +105,12 @@ def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
 
     cfg = getattr(net, "pretrained_cfg", None) or {}
     if cfg.get("kind") != "events":
-        raise ValueError("stream feeds event recordings to a net trained on event frames; this net's inputs are "
-                         f"{cfg.get('kind') or 'unknown'} (load it with load_net)")
+        raise ValueError("stream feeds event recordings to a net trained on event frames; this net was trained on "
+                         f"{cfg.get('kind') or 'unknown'} inputs")
     ev = read_recording(path)
+    if (np.diff(ev["t"]) < 0).any():  # events arrive in time order: take them so
+        order = np.argsort(ev["t"], kind="stable")
+        ev = {k: np.asarray(v)[order] for k, v in ev.items()}
     T = net.T
     where = frame_indices(ev["t"], T, split_by)
     starts = np.searchsorted(where, np.arange(T + 1))  # the events are time-ordered: windows are slices
@@ -179,6 +183,8 @@ def _frames(net, x: Tensor, time_first: bool) -> list[Tensor]:
         got = f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"expected a static batch [B, C, H, W] or an event batch [B, T, C, H, W] "
                          f"([T, B, C, H, W] with time_first=True), got {got}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected a floating-point input (images or event counts as float), got {x.dtype}")
     if x.dim() == 4:
         return [x] * net.T
     return list(x.unbind(0 if time_first else 1))
@@ -223,8 +229,8 @@ def predict(net, x: Tensor, *, exit: str = "confidence", threshold: float | None
     their later steps are neither computed nor counted.
 
     ``x``: a static batch ``[B, C, H, W]`` (the image on each of the net's ``T`` steps) or an
-    event batch ``[B, T, C, H, W]`` (``[T, B, C, H, W]`` with ``time_first``). The net is put in
-    ``eval()``.
+    event batch ``[B, T, C, H, W]`` (``[T, B, C, H, W]`` with ``time_first``). The net runs in
+    ``eval()`` and is put back in its mode afterwards.
 
     >>> from staa_snn.models import create_model
     >>> net = create_model("vgg_small", num_classes=10, T=4, in_channels=1)
@@ -233,8 +239,23 @@ def predict(net, x: Tensor, *, exit: str = "confidence", threshold: float | None
     True
     """
     threshold = _check_exit(exit, threshold)
-    net.eval()
     frames = _frames(net, x, time_first)
+    with _evaluating(net):
+        return _predict_steps(net, frames, threshold)
+
+
+@contextmanager
+def _evaluating(net):
+    """``net`` in ``eval()`` for the block, then back in the mode it was in."""
+    was = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was)
+
+
+def _predict_steps(net, frames: list[Tensor], threshold: float) -> ExitPrediction:
     b = frames[0].shape[0]
     dev = frames[0].device
     result = ExitPrediction(torch.zeros(b, dtype=torch.long, device=dev), torch.zeros(b, device=dev),
@@ -266,8 +287,13 @@ def exit_curve(net, loader, thresholds, *, device=None, time_first: bool = False
     at the first step whose averaged softmax reaches it, else at the last). A point is
     ``{"threshold", "acc", "mean_steps", "mean_energy_mj", "mean_ac", "mean_mac"}``; the
     step and energy figures are means per sample."""
+    thresholds = [thresholds] if isinstance(thresholds, (int, float)) else thresholds
     thresholds = [_check_exit("confidence", th) for th in thresholds]
-    net.eval()
+    with _evaluating(net):
+        return _exit_totals(net, loader, thresholds, device, time_first)
+
+
+def _exit_totals(net, loader, thresholds: list[float], device, time_first: bool) -> dict:
     totals: dict[str, Tensor] = {}
     n = 0
     for batch in loader:

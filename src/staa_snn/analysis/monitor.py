@@ -31,6 +31,12 @@ __all__ = ["Monitor", "QUANTITIES"]
 QUANTITIES = ("spikes", "v", "sa_gates")
 
 
+def _step_index(t) -> int:
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise ValueError(f"steps holds step indices, ints >= 0, got {t!r}")
+    return t
+
+
 class Monitor:
     """A context manager that records, per neuron layer and step, the spikes, ``V[t]`` and the
     SA gates (STAA-LIF with SA).
@@ -49,12 +55,21 @@ class Monitor:
             raise ValueError(f"{type(model).__name__} has no staa_snn neuron layer to monitor")
         if layers is None:
             layers = list(neurons)
+        elif isinstance(layers, str):
+            layers = [layers]
         missing = [name for name in layers if name not in neurons]
         if missing:
             raise ValueError(f"no neuron layer named {', '.join(map(repr, missing))}; the neuron layers are: "
                              f"{', '.join(neurons)}")
         self.layers: list[str] = list(layers)
-        self.steps = None if steps is None else sorted({int(t) for t in steps})
+        self.steps = None if steps is None else sorted({_step_index(t) for t in
+                                                         ([steps] if isinstance(steps, int) else steps)})
+        if self.steps is not None and not self.steps:
+            raise ValueError("steps=[] records nothing: give step indices (from 0), or None for every step")
+        T = getattr(model, "T", None)
+        if self.steps is not None and isinstance(T, int) and self.steps[-1] >= T:
+            raise ValueError(f"steps {self.steps} reach beyond the {T} steps of {type(model).__name__} "
+                             f"(step indices count from 0, so at most {T - 1})")
         self.full = bool(full)
         self._neurons = {name: neurons[name] for name in self.layers}
         self._sums: dict = defaultdict(dict)     # layer -> quantity -> {t: (sum, count)}
@@ -126,7 +141,8 @@ class Monitor:
         self._check(layer, quantity)
         sums = self._sums[layer].get(quantity)
         if not sums:
-            what = "no SA (not a STAA-LIF with sa=True)" if quantity == "sa_gates" else "not run yet"
+            what = "no SA (not a STAA-LIF with sa=True)" if quantity == "sa_gates" else \
+                "no forward ran while the Monitor was open (it records forward passes, not net.step)"
             raise ValueError(f"nothing recorded for {layer} {quantity}: {what}")
         return torch.stack([torch.as_tensor(s / n) for s, n in (sums[t] for t in sorted(sums))]).float()
 
@@ -139,6 +155,6 @@ class Monitor:
 
     def _check(self, layer: str, quantity: str) -> None:
         if layer not in self._neurons:
-            raise KeyError(f"{layer!r} is not monitored; monitored layers: {', '.join(self.layers)}")
+            raise ValueError(f"{layer!r} is not monitored; monitored layers: {', '.join(self.layers)}")
         if quantity not in QUANTITIES:
             raise ValueError(f"unknown quantity {quantity!r}; expected one of {QUANTITIES}")

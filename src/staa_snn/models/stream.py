@@ -16,6 +16,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["StreamState", "stepping"]
@@ -40,10 +41,17 @@ class StreamState:
     def select(self, index: Tensor) -> "StreamState":
         """The state of some samples only (``index``: a bool mask or indices over the batch), e.g.
         those that have not exited yet."""
+        if self.batch is not None and isinstance(index, Tensor) and index.dtype == torch.bool and \
+                index.shape != (self.batch,):
+            raise ValueError(f"select takes a mask of the batch's {self.batch} samples, got shape {tuple(index.shape)}")
         neurons = {k: v[index] for k, v in self.neurons.items()}
         logit_sum = None if self.logit_sum is None else self.logit_sum[index]
         batch = None if logit_sum is None else logit_sum.shape[0]
         return StreamState(self.t, batch, neurons, logit_sum)
+
+    def __repr__(self) -> str:
+        shapes = {k: tuple(v.shape) for k, v in self.neurons.items()}
+        return f"StreamState(t={self.t}, batch={self.batch}, neurons={shapes})"
 
     @property
     def mean_logits(self) -> Tensor:

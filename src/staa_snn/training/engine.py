@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -195,6 +196,20 @@ def tet_loss(steps: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"mean_logits": mean_logits_loss, "tet": tet_loss}
+
+
+def _name_of(fn) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def _check_loss(loss, fn) -> None:
+    """A ``loss_fn`` result must be a 0-d floating tensor with a gradient (shape and flags only: no sync)."""
+    ok = isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.is_floating_point() and loss.requires_grad
+    if not ok:
+        got = (f"a tensor of shape {tuple(loss.shape)}, {loss.dtype}, requires_grad={loss.requires_grad}"
+               if isinstance(loss, torch.Tensor) else type(loss).__name__)
+        raise TypeError(f"loss_fn {_name_of(fn)} must return a 0-d floating tensor that requires grad "
+                        f"(a loss of the logits it was given), got {got}")
 
 
 def resolve_backend(requested: str, steps: int, device: torch.device) -> tuple[str, str]:
@@ -418,6 +433,9 @@ class Trainer:
         if loss_fn is not None and not callable(loss_fn):
             raise TypeError(f"loss_fn must be a function of (steps [T, B, K], targets [B, K]), got {loss_fn!r}")
         self.loss_fn = loss_fn or LOSSES[cfg.optim.loss]
+        self.custom_loss = loss_fn is not None
+        if loss_fn is not None and cfg.optim.loss != "mean_logits":
+            warnings.warn(f"loss_fn={_name_of(loss_fn)} is used; optim.loss={cfg.optim.loss} is not", stacklevel=3)
         self.stop = StopRequest(())  # train() puts the one it entered here
         self.user_model, self.train_set, self.test_set = model, train_set, test_set
         self.callbacks = list(callbacks)
@@ -567,6 +585,7 @@ class Trainer:
             "staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__, "command": sys.argv,
             "world_size": self.ctx.world_size, "device": str(self.device), "backend": self.backend,
             "model": self.user_model_name or cfg.model.name,
+            "loss": _name_of(self.loss_fn) if self.custom_loss else cfg.optim.loss,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": self.epoch or None})
         folder.write_metrics(self.history)
         self.writer = folder.tensorboard(cfg.output.tensorboard)
@@ -631,6 +650,8 @@ class Trainer:
                 steps = steps.unsqueeze(0)
             logits = steps.mean(0)
             loss = self.loss_fn(steps, self.mixer.targets(mix, steps.shape[-1]))
+            if self.custom_loss:
+                _check_loss(loss, self.loss_fn)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.optim.grad_clip > 0:
