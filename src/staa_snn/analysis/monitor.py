@@ -101,7 +101,8 @@ class Monitor:
             v, spikes, gates, kept = None, [], [], defaultdict(list)
             for t in range(x.shape[0]):
                 s, v = neuron.step(x[t], v, t)
-                g = getattr(neuron, "last_sa_gates", None)  # [1, B, 2, C] of this step, or None
+                # what the neuron declares it records: SA gates [1, B, 2, C] of this step (None with SA off)
+                g = neuron.last_sa_gates if "last_sa_gates" in neuron.records else None
                 spikes.append(s)
                 if g is not None:
                     gates.append(g[0])
