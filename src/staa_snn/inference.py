@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from .data import CorruptFileError
 from .data.dvs import SENSOR
 from .data.aedat import read_aedat2, read_aedat3
-from .analysis.profile import E_AC_PJ, E_MAC_PJ
+from .analysis.profile import E_AC_PJ, E_MAC_PJ, count_operations, energy_mj
 from .data.events import events_to_frames
 
 __all__ = ["EXITS", "ExitPrediction", "exit_curve", "load_net", "predict", "predict_files", "prepare_image",
@@ -193,8 +193,6 @@ def _frames(net, x: Tensor, time_first: bool) -> list[Tensor]:
 def step_costs(net, frame: Tensor, state, *, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ):
     """One ``net.step`` with its operations counted per sample: ``(logits, state, ac [B], mac [B],
     energy_mj [B])``, as ``staa-snn profile`` counts a step."""
-    from .analysis.profile import count_operations
-
     out = {}
     b = frame.shape[0]
     records, _ = count_operations(net, frame, run=lambda: out.update(step=net.step(frame, state)), per_sample=b)
@@ -206,7 +204,7 @@ def step_costs(net, frame: Tensor, state, *, e_ac_pj: float = E_AC_PJ, e_mac_pj:
         else:
             ac += r.rate.double() * (r.macs / b)
     logits, state = out["step"]
-    return logits, state, ac, mac, (e_ac_pj * ac + e_mac_pj * mac) * 1e-9
+    return logits, state, ac, mac, energy_mj(ac, mac, e_ac_pj, e_mac_pj)
 
 
 def _check_exit(exit: str, threshold: float | None) -> float:

@@ -44,6 +44,11 @@ E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
 
 
+def energy_mj(ac, mac, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ):
+    """``E = e_ac #AC + e_mac #MAC`` in mJ (numbers or tensors of counts)."""
+    return (e_ac_pj * ac + e_mac_pj * mac) * 1e-9
+
+
 def _conv(args, out):
     x, w = args[0], args[1]
     # weight [C_out, C_in/groups, k...]; transposed: [C_in, C_out/groups, k...]
@@ -335,6 +340,6 @@ def profile_model(model: nn.Module, inputs, *, time_first: bool = False, e_ac_pj
     mac = sum(e["counted"] for e in layers if e["kind"] == "MAC")
     return ProfileReport(
         params=sum(p.numel() for p in model.parameters()),
-        dense_macs=dense, ac=ac, mac=mac, energy_mj=(e_ac_pj * ac + e_mac_pj * mac) * 1e-9,
+        dense_macs=dense, ac=ac, mac=mac, energy_mj=energy_mj(ac, mac, e_ac_pj, e_mac_pj),
         firing_rates={k: v / samples for k, v in rate_sums.items()}, samples=samples, layers=layers,
         e_ac_pj=e_ac_pj, e_mac_pj=e_mac_pj)

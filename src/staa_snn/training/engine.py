@@ -940,11 +940,11 @@ def _evaluate_on_test(cfg: Config, model: nn.Module, device: str, progress: bool
     loader = make_loader(test_set, ddp.GlobalBatchSampler(len(test_set), bs, shuffle=False, drop_last=False), bs,
                          workers=cfg.data.workers, pin_memory=dev.type == "cuda")
     amp = cfg.train.amp if dev.type == "cuda" or cfg.train.amp != "fp16" else "none"
+    if exit_thresholds and not isinstance(model, SpikingNet):  # said before the evaluation's work
+        raise ConfigError(f"early exit runs a SpikingNet step by step; {type(model).__name__} is not one")
     result = evaluate(model, loader, dev, amp=amp, progress=progress)
     if exit_thresholds:
         from ..inference import exit_curve
 
-        if not isinstance(model, SpikingNet):
-            raise ConfigError(f"early exit runs a SpikingNet step by step; {type(model).__name__} is not one")
         result["exit_curve"] = exit_curve(model, _bar(loader, "exit", progress), exit_thresholds, device=dev)
     return result
