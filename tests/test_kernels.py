@@ -65,6 +65,36 @@ def test_compiled_lif_matches_reference(shape, kind, surrogate, v_reset, detach_
     _check_fused_against_reference(shape, kind, surrogate, v_reset, detach_reset, compiled=True)
 
 
+@pytest.mark.parametrize("shape", [(7, 6, 8), (5, 2, 3, 4, 4)])
+@pytest.mark.parametrize("kind", ["float", "channel", "full"])
+@pytest.mark.parametrize("v_reset, detach_reset", [(0.0, False), (-0.3, True)])
+def test_chunked_lif_loops_match_reference(monkeypatch, shape, kind, v_reset, detach_reset):
+    """The compiled backend runs long sequences as chunks of steps, each starting from the state the
+    previous one left (the first from rest given as zeros, its history as V_reset). The chunk driver,
+    run eagerly with chunks of 2 (and a remainder), gives the reference's spikes and gradients."""
+    from staa_snn.kernels import lif_fused
+    monkeypatch.setattr(lif_fused, "EAGER_CHUNK", 2)
+    assert lif_fused._chunks(shape[0], compiled=False)[-1] == (shape[0] - 1, shape[0])  # 2, 2, ..., 1
+    _check_fused_against_reference(shape, kind, "sigmoid", v_reset, detach_reset, compiled=False)
+
+
+@pytest.mark.parametrize("kind", ["lif", "adaptive"])
+def test_chunked_lif_with_mpbn_matches_reference(monkeypatch, kind):
+    from staa_snn.kernels import lif_fused
+    monkeypatch.setattr(lif_fused, "EAGER_CHUNK", 3)
+    test_fused_lif_with_mpbn_matches_reference((7, 6, 5, 3, 3), kind, dict(neuron_preset="mpbn"))
+
+
+@pytest.mark.slow
+@needs_compile
+def test_compiled_lif_chunks_match_reference(monkeypatch):
+    """Compiled, with chunks of 3 steps over T = 7: two compiled chunks and one eager step, the
+    reference's numbers."""
+    from staa_snn.kernels import lif_fused
+    monkeypatch.setattr(lif_fused, "COMPILE_CHUNK", 3)
+    _check_fused_against_reference((7, 6, 8), "channel", "sigmoid", -0.3, False, compiled=True)
+
+
 def test_fused_lif_saves_one_tensor():
     x = torch.randn(4, 8, 16, 6, 6, requires_grad=True)
     m = torch.full((16, 1, 1), 0.5, requires_grad=True)

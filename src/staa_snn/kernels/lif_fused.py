@@ -108,18 +108,18 @@ def grad_membrane_normed(h: Tensor, hn: Tensor, grad_s: Tensor, grad_v: Tensor |
 
 
 def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: MembraneNorm | None,
-                  update: bool = False):
-    """Membrane potentials ``H`` and spikes ``S`` of all steps, from rest; with BN_mp the
-    per-step ``(mean, rstd)``, ``[T, C]`` each (else ``None``), and with ``update`` the running
-    statistics moved once per step (training); the firing rate."""
+                  update: bool = False, hv: Tensor | None = None):
+    """Membrane potentials ``H`` and spikes ``S`` of the steps ``x [K, ...]``, from
+    ``hv = V - V_reset`` before the first of them (``None``: at rest); with BN_mp the per-step
+    ``(mean, rstd)``, ``[K, C]`` each (else ``None``), and with ``update`` the running statistics
+    moved once per step (training); the number of spikes (0-d) and ``V - V_reset`` after the last step."""
     # Eager, steps are written in place into H and S: on the CPU every activation-sized
     # temporary costs a pass (and [T, ...]-sized ones page faults as well).
     H, S = StepOutput(x), StepOutput(x)
-    stats, rates = [], []
-    # The firing rate: eager, one mean per step; compiled, the spikes summed over steps and reduced
-    # once, so Inductor keeps the whole loop in one pass (a mean per step re-read each step's spikes).
+    stats, counts = [], []
+    # The spike count: eager, one sum per step; compiled, the spikes summed over steps and reduced
+    # once, so Inductor keeps the whole loop in one pass (a sum per step re-read each step's spikes).
     count = None
-    hv = None                                               # V[t-1] - V_reset (None at rest)
     for t in range(x.shape[0]):
         h = H.put(t, torch.mul(x[t], n, out=H.out(t)))
         if v_reset != 0.0:
@@ -134,16 +134,20 @@ def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: Mem
         if S.compiling:
             count = s if count is None else count + s
         else:
-            rates.append(s.mean())
+            counts.append(s.sum())
         hv = after_reset(h, s, v_reset)
-    rate = count.mean() / x.shape[0] if S.compiling else torch.stack(rates).mean()
-    return H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None), rate
+    total = count.sum() if S.compiling else torch.stack(counts).sum()
+    return H.result(), S.result(), (tuple(map(torch.stack, zip(*stats))) if stats else None), total, hv
 
 
 def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold: float, v_reset: float,
                    surrogate: Surrogate, detach_reset: bool, need_x: bool, need_m: bool, need_n: bool,
-                   norm: MembraneNorm | None, means: Tensor | None, rstds: Tensor | None):
-    """Backward through time (see the module docstring); ``x`` is needed for ``dL/dN``."""
+                   norm: MembraneNorm | None, means: Tensor | None, rstds: Tensor | None,
+                   h_prev: Tensor | None = None, grad_v: Tensor | None = None):
+    """Backward through time over the steps ``H [K, ...]`` (see the module docstring); ``x`` is
+    needed for ``dL/dN``. ``h_prev``: ``H`` of the step before the first (``None``: the first step
+    starts at rest); ``grad_v``: ``dL/dH`` of the step after the last (``None``: the last step of
+    the sequence). Returns the gradients of this span and ``dL/dH`` of its first step."""
     vth, vr, sg = v_threshold, v_reset, surrogate
     grad_x = StepOutput(H) if need_x else None
     grad_m = torch.zeros_like(m) if need_m else None
@@ -151,12 +155,12 @@ def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshol
     grad_weight = grad_bias = None
     if norm is not None:
         grad_weight, grad_bias = torch.zeros_like(norm.weight), torch.zeros_like(norm.bias)
-    grad_v = None    # dL/dV[t], carried backwards
+    owned = False    # whether grad_v is this loop's own tensor (then it is scaled in place)
     hn_next = None   # BN_mp(H[t]), when the step after it already computed it
     for t in range(H.shape[0] - 1, -1, -1):
         h = H[t]
         if isinstance(m, Tensor) and grad_v is not None:  # dL/dV[t] = M dL/dH[t+1]
-            grad_v = grad_v.mul_(m)
+            grad_v = grad_v.mul_(m) if owned else grad_v * m
         scale = 1.0 if isinstance(m, Tensor) else m
         if norm is None:
             grad_h = grad_membrane(h, grad_s[t], grad_v, vth, vr, sg, detach_reset, scale)
@@ -169,14 +173,81 @@ def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshol
         hn_next = None
         if need_x:
             grad_x.put(t, torch.mul(grad_h, n, out=grad_x.out(t)))
-        if need_m and t > 0:  # V[-1] = V_reset: no history at the first step
+        previous = H[t - 1] if t > 0 else h_prev
+        if need_m and previous is not None:  # V[-1] = V_reset: no history at the first step
             if norm is not None:
-                hn_next = normalized(H[t - 1], norm)[0]
-            grad_m += _sum_to(grad_h * reset_history(H[t - 1], vth, vr, hn=hn_next), m)
+                hn_next = normalized(previous, norm)[0]
+            grad_m += _sum_to(grad_h * reset_history(previous, vth, vr, hn=hn_next), m)
         if need_n:
             grad_n += _sum_to(grad_h * x[t], n)
-        grad_v = grad_h  # dL/dV[t-1] = M dL/dH[t]: M is applied at the next step
-    return (grad_x.result() if need_x else None), grad_m, grad_n, grad_weight, grad_bias
+        grad_v, owned = grad_h, True  # dL/dV[t-1] = M dL/dH[t]: M is applied at the next step
+    return (grad_x.result() if need_x else None), grad_m, grad_n, grad_weight, grad_bias, grad_v
+
+
+# Compiled, sequences longer than this run as chunks of this many steps: one graph for the chunk
+# whatever T (the remainder runs eagerly), so the compile time stays bounded (a graph of T steps
+# takes many minutes to compile at T = 500), and each chunk is still one fused pass over its steps.
+COMPILE_CHUNK = 16
+EAGER_CHUNK: int | None = None  # eager loops run the whole sequence (a chunk size here is for tests)
+
+
+def _chunks(T: int, compiled: bool) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the spans the loops run: the whole sequence, or chunks when compiled."""
+    size = COMPILE_CHUNK if compiled else EAGER_CHUNK
+    if size is None or T <= size:
+        return [(0, T)]
+    return [(t, min(t + size, T)) for t in range(0, T, size)]
+
+
+def _chunk_loop(loop, steps: int, compiled: bool):
+    """The loop a chunk of ``steps`` runs: compiled for full chunks, eager for the shorter remainder
+    (fewer steps than a chunk, so little time; and no second graph to compile)."""
+    return maybe_compiled(loop, compiled and steps == COMPILE_CHUNK)
+
+
+def _run_forward(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: MembraneNorm | None, update: bool,
+                 compiled: bool):
+    """:func:`_forward_loop` over the whole sequence: ``(H, S, stats, spike count)``. Chunked, each
+    chunk starts from the state the one before left (the first from rest, given as zeros so that
+    every chunk runs the same graph)."""
+    spans = _chunks(x.shape[0], compiled)
+    if len(spans) == 1:
+        return maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset, norm, update)[:4]
+    H, S = torch.empty_like(x), torch.empty_like(x)
+    stats, total, hv = [], 0, torch.zeros_like(x[0])
+    for a, b in spans:
+        loop = _chunk_loop(_forward_loop, b - a, compiled)
+        h, s, st, count, hv = loop(x[a:b], m, n, v_threshold, v_reset, norm, update, hv)
+        H[a:b], S[a:b] = h, s
+        total = total + count
+        if st is not None:
+            stats.append(st)
+    stats = tuple(map(torch.cat, zip(*stats))) if stats else None
+    return H, S, stats, total
+
+
+def _run_backward(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold: float, v_reset: float,
+                  surrogate: Surrogate, detach_reset: bool, need_x: bool, need_m: bool, need_n: bool,
+                  norm: MembraneNorm | None, means: Tensor | None, rstds: Tensor | None, compiled: bool):
+    """:func:`_backward_loop` over the whole sequence, chunk by chunk from the last when compiled
+    (the carried ``dL/dH`` starts as zeros, and the first chunk's ``h_prev`` is ``V_reset``, whose
+    history term is zero: the same graph for every chunk)."""
+    spans = _chunks(H.shape[0], compiled)
+    args = (v_threshold, v_reset, surrogate, detach_reset, need_x, need_m, need_n, norm)
+    if len(spans) == 1:
+        return maybe_compiled(_backward_loop, compiled)(H, x, grad_s, m, n, *args, means, rstds)[:5]
+    grad_x = torch.empty_like(H) if need_x else None
+    sums: list = [None, None, None, None]  # dL/dM, dL/dN, dL/dg, dL/db
+    grad_v = torch.zeros_like(H[0])
+    for a, b in reversed(spans):
+        h_prev = H[a - 1] if a > 0 else torch.full_like(H[0], v_reset)
+        part = _chunk_loop(_backward_loop, b - a, compiled)(H[a:b], None if x is None else x[a:b], grad_s[a:b], m, n, *args,
+                    None if means is None else means[a:b], None if rstds is None else rstds[a:b], h_prev, grad_v)
+        if need_x:
+            grad_x[a:b] = part[0]
+        sums = [g if s is None else (s if g is None else s + g) for s, g in zip(sums, part[1:5])]
+        grad_v = part[5]
+    return (grad_x, *sums)
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -184,7 +255,8 @@ class _FusedLIF(torch.autograd.Function):
     def forward(ctx, x, m, n, bn_weight, bn_bias, bn_state, v_threshold, v_reset, surrogate,  # type: ignore[override]
                 detach_reset, compiled):
         norm = None if bn_state is None else MembraneNorm(bn_weight.detach(), bn_bias.detach(), *bn_state)
-        H, spikes, stats, rate = maybe_compiled(_forward_loop, compiled)(x, m, n, v_threshold, v_reset, norm, True)
+        H, spikes, stats, count = _run_forward(x, m, n, v_threshold, v_reset, norm, True, compiled)
+        rate = count / spikes.numel()
         need_n = isinstance(n, Tensor) and n.requires_grad
         means, rstds = stats if stats is not None else (None, None)
         # dL/dN needs X (never rebuilt from H: that would divide by N); H is then rebuilt from X
@@ -204,13 +276,12 @@ class _FusedLIF(torch.autograd.Function):
         n = params.pop(0) if ctx.n_is_tensor else ctx.n
         norm = None if ctx.bn_state is None else MembraneNorm(bn_weight, bn_bias, *ctx.bn_state)
         x = saved if ctx.saved_input else None
-        H = maybe_compiled(_forward_loop, ctx.compiled)(x, m, n, ctx.v_threshold, ctx.v_reset, norm)[0] \
+        H = _run_forward(x, m, n, ctx.v_threshold, ctx.v_reset, norm, False, ctx.compiled)[0] \
             if ctx.saved_input else saved
         need_x, need_m, need_n = ctx.needs_input_grad[:3]
-        backward_loop = maybe_compiled(_backward_loop, ctx.compiled)
-        grad_x, grad_m, grad_n, grad_weight, grad_bias = backward_loop(
+        grad_x, grad_m, grad_n, grad_weight, grad_bias = _run_backward(
             H, x, grad_s.contiguous(), m, n, ctx.v_threshold, ctx.v_reset, ctx.surrogate, ctx.detach_reset,
-            need_x, need_m, need_n, norm, means, rstds)
+            need_x, need_m, need_n, norm, means, rstds, ctx.compiled)
         return grad_x, grad_m, grad_n, grad_weight, grad_bias, None, None, None, None, None, None
 
 

@@ -33,7 +33,8 @@ class LIF(MultiStepNeuron):
         detach_reset: stop the gradient through the reset.
         backend: ``"fused"`` (default: one autograd node that saves only ``H``),
             ``"compiled"`` (the same node with its loops through ``torch.compile``: several
-            times faster once compiled, about 20 s the first time in a process) or
+            times faster once compiled, about 20 s the first time in a process; sequences longer than
+            16 steps run as chunks of 16 compiled steps, so the compile time does not grow with T) or
             ``"reference"`` (the functional loop, every op recorded); same numbers.
         channels: ``C`` (dim 2 of the input); needed by ``mpbn``, checked when given.
         decay_input: ``H = V + (X - (V - V_reset)) / tau`` (``True``, ``"spec"``) or
