@@ -26,6 +26,10 @@ Run it from a clone of the repository (part 1 runs the test suite's kernel tests
    batch 128 and 79 evaluation batches, data loading excluded) with the backend that
    ``model.backend=auto`` picks for that 500-epoch job.
 
+4. The Open Neuromorphic framework benchmark at its published sizes (``Linear(n, n)`` + LIF,
+   batch 16, T = 500, n = 4096, 8192, 16384): ``benchmarks/frameworks_bench.py`` on the device,
+   every peer the ``bench`` extra installs side by side (``--skip-frameworks`` leaves it out).
+
 Without a GPU (or with ``--device cpu``) the same code runs at tiny shapes, the kernel tests
 reduced to a few, the compiled variants left out unless named: a smoke test, which CI runs.
 """
@@ -340,6 +344,17 @@ def project_paper_row(device: torch.device, tiny: bool, speed: list[dict], reps:
 
 # -- report -----------------------------------------------------------------------------------
 
+def run_frameworks_bench(device: torch.device, out: Path) -> dict:
+    """benchmarks/frameworks_bench.py at the published sizes on ``device`` (its tables kept)."""
+    cmd = [sys.executable, str(HERE / "frameworks_bench.py"), "--device", str(device), "--sizes", "4096", "8192",
+           "16384", "--json", str(out / "frameworks.json"), "--md", str(out / "frameworks.md")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    ok = proc.returncode == 0
+    return {"command": " ".join(["python", "benchmarks/frameworks_bench.py", *cmd[2:]]), "ok": ok,
+            "markdown": (out / "frameworks.md").read_text() if ok else "",
+            "tail": "" if ok else (proc.stdout + proc.stderr)[-2000:]}
+
+
 def _fmt(value, spec):
     return "" if value is None else format(value, spec)
 
@@ -392,6 +407,10 @@ def markdown(report: dict) -> str:
                   f"{p['eval_batches']} evaluation batches ({p['eval_s_per_epoch']:.1f} s) = **{p['epoch_s']:.1f} s**, "
                   f"{p['run_hours']:.1f} h for 500 epochs (data loading excluded"
                   + ("; tiny shapes: not a real projection" if p["tiny_shapes"] else "") + ").", ""]
+    f = report.get("frameworks")
+    if f:
+        lines += ["## The framework benchmark (Open Neuromorphic setup)", "", f"`{f['command']}`", "",
+                  f["markdown"] if f["ok"] else f"failed:\n\n```\n{f['tail']}\n```", ""]
     lines += [f"Overall: **{'correct' if report['ok'] else 'NOT CORRECT'}**.", ""]
     return "\n".join(lines)
 
@@ -404,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="speed variants (default: all on a GPU; without the compiled ones on the CPU)")
     ap.add_argument("--reps", type=int, default=None, help="timed steps per variant (default 20 on a GPU, 2 on the CPU)")
     ap.add_argument("--skip-tests", action="store_true", help="leave out the pytest kernel tests (part 1a)")
+    ap.add_argument("--skip-frameworks", action="store_true",
+                    help="leave out the framework benchmark (part 4; always left out on the CPU)")
     args = ap.parse_args(argv)
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -447,9 +468,13 @@ def main(argv: list[str] | None = None) -> int:
         speed.append(measure_workload(label, small if tiny else full, variants, device, reps))
     say("3. projection of the CIFAR-100 ResNet-20 row")
     projection = project_paper_row(device, tiny, speed, reps)
+    frameworks = None
+    if not tiny and not args.skip_frameworks:
+        say("4. the framework benchmark at the published sizes")
+        frameworks = run_frameworks_bench(device, out)
     ok = kernel["ok"] and all(r["ok"] for r in nets) and all(r["ok"] for r in trainer)
     report = {"environment": env, "correctness": {"kernel_tests": kernel, "nets": nets, "trainer": trainer},
-              "speed": speed, "projection": projection, "ok": ok, "auto_compile_min_steps": AUTO_COMPILE_MIN_STEPS,
+              "speed": speed, "projection": projection, "frameworks": frameworks, "ok": ok, "auto_compile_min_steps": AUTO_COMPILE_MIN_STEPS,
               "seconds": round(time.perf_counter() - started, 1)}
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1) + "\n")
     text = markdown(report)

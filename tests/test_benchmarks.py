@@ -38,3 +38,25 @@ def test_gpu_check_runs_on_the_cpu_and_reports(tmp_path):
     assert projection["epoch_s"] == pytest.approx(projection["train_s_per_epoch"] + projection["eval_s_per_epoch"])
     text = (tmp_path / "gpu_check.md").read_text()
     assert "Overall: **correct**" in text and "| STAA |" in text
+
+
+@pytest.mark.slow
+def test_frameworks_bench_runs_every_peer_on_the_same_neuron(tmp_path):
+    """benchmarks/frameworks_bench.py at a tiny size: every peer installed by the dev extra runs, and
+    all of them compute the same spikes as ours (the neuron constants are matched)."""
+    for peer in ("spikingjelly", "snntorch", "norse", "sinabs"):
+        pytest.importorskip(peer, reason="the frameworks bench's peers (the dev extra installs them)")
+    out = tmp_path / "fb.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "frameworks_bench.py"), "--sizes", "48",
+                           "--T", "40", "--batch", "3", "--reps", "1", "--threads", "1", "--no-memory",
+                           "--rows", "staa-snn fused", "SpikingJelly", "snnTorch", "Norse", "Sinabs",
+                           "--json", str(out), "--md", str(tmp_path / "fb.md")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {r["row"]: r for r in json.loads(out.read_text())["sizes"]["48"]}
+    assert list(rows) == ["staa-snn fused", "SpikingJelly", "snnTorch", "Norse", "Sinabs"]
+    for name, r in rows.items():
+        assert r["spikes_equal"] == 1.0, name        # the same neuron, spike for spike
+        assert 0.05 < r["firing_rate"] < 0.5, name   # and a real spike pattern
+        assert r["step_s"] > 0 and r["forward_s"] > 0 and len(r["step_runs_s"]) == 1
+    assert "| snnTorch |" in (tmp_path / "fb.md").read_text()
