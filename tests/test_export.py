@@ -376,6 +376,27 @@ def test_nir_refuses_what_it_cannot_express(tmp_path, runs, capsys):
     assert "STAA-LIF layers have no NIR primitive" in err and len(err.strip().splitlines()) == 1
 
 
+def test_nir_export_names_the_nir_it_needs(monkeypatch):
+    """nir<=1.0.5 has no LIF reset potential (Sinabs pins nir<=1.0.4): the export says which nir it
+    needs before it builds anything, instead of a TypeError from the LIF's constructor."""
+    nir = pytest.importorskip("nir", reason="NIR export is the [export] extra")
+    import dataclasses
+
+    from staa_snn.export import to_nir
+
+    @dataclasses.dataclass
+    class OldLIF:                                   # nir 1.0.4's fields
+        tau: np.ndarray
+        r: np.ndarray
+        v_leak: np.ndarray
+        v_threshold: np.ndarray
+
+    monkeypatch.setattr(nir, "LIF", OldLIF)
+    lif = create_model("vgg_small", num_classes=5, T=2, in_channels=1, neuron="lif")
+    with pytest.raises(ImportError, match=r"NIR export needs nir>=1\.0\.6, .* pip install 'nir>=1\.0\.6'"):
+        to_nir(lif, (1, 8, 8))
+
+
 # -- curves --------------------------------------------------------------------------------------
 
 def test_plot_draws_every_run_from_its_metrics(runs, tmp_path, capsys):

@@ -55,6 +55,11 @@ class _Builder:
             import nir
         except ImportError:
             raise ImportError('NIR export needs nir: pip install -e ".[export]" (in the repository)') from None
+        if "v_reset" not in getattr(nir.LIF, "__dataclass_fields__", {}):
+            from importlib.metadata import version
+            raise ImportError(f"NIR export needs nir>=1.0.6, whose LIF has a reset potential (v_reset); "
+                              f"nir {version('nir')} is installed (Sinabs pins nir<=1.0.4): "
+                              f"pip install 'nir>=1.0.6'")
 
         self.nir, self.model, self.shapes = nir, model, shapes
         self.nodes: dict = {}
