@@ -21,41 +21,7 @@ from typing import Callable
 
 import torch
 
-
-def saved_tensor_bytes(step: Callable[[], torch.Tensor]) -> int:
-    """Bytes of distinct storages saved for backward while running ``step()`` (forward only).
-
-    The library's own saved-tensor hooks (bool storage of spikes) sit inside the model and take
-    precedence over an outer hook, so its pack function is wrapped too, to see what it keeps.
-    """
-    from staa_snn.kernels import spike_storage
-
-    seen: dict[int, int] = {}
-
-    def record(t):
-        if isinstance(t, tuple):  # a spike tensor packed as bool
-            t = t[1]
-        try:
-            storage = t.untyped_storage()
-            seen[storage.data_ptr()] = storage.nbytes()
-        except (RuntimeError, NotImplementedError):  # e.g. tensors without storage
-            pass
-        return t
-
-    inner = spike_storage._pack
-
-    def counting_pack(t):
-        packed = inner(t)
-        record(packed)
-        return packed
-
-    spike_storage._pack = counting_pack
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: record(t), lambda t: t):
-            step()
-    finally:
-        spike_storage._pack = inner
-    return sum(seen.values())
+from staa_snn.kernels.spike_storage import saved_tensor_bytes  # noqa: F401  (the benchmarks' import)
 
 
 def interleaved_medians(variants: dict[str, Callable[[], None]], reps: int, warmup: int = 2) -> dict[str, float]:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import weakref
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor
 
-__all__ = ["binary_saved_tensors", "mark_binary"]
+__all__ = ["binary_saved_tensors", "mark_binary", "saved_tensor_bytes"]
 
 class _Mark:
     """A weak reference to a marked tensor, and the bool copies already made of its views."""
@@ -32,6 +33,8 @@ class _Mark:
 
 
 _marks: contextvars.ContextVar["dict[int, _Mark] | None"] = contextvars.ContextVar("_marks", default=None)
+# saved_tensor_bytes: storage address -> bytes of each tensor kept for backward
+_kept: contextvars.ContextVar["dict[int, int] | None"] = contextvars.ContextVar("_kept", default=None)
 
 
 def mark_binary(t: Tensor) -> Tensor:
@@ -52,8 +55,37 @@ def _pack(t: Tensor):
             key = (tuple(t.shape), t.stride(), t.storage_offset())
             if key not in mark.packed:
                 mark.packed[key] = t.to(torch.bool)
-            return ("binary", mark.packed[key], t.dtype)
+            return ("binary", _keep(mark.packed[key]), t.dtype)
+    return _keep(t)
+
+
+def _keep(t: Tensor) -> Tensor:
+    kept = _kept.get()
+    if kept is not None:
+        try:
+            storage = t.untyped_storage()
+            kept[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # tensors without storage
+            pass
     return t
+
+
+def saved_tensor_bytes(fn: Callable[[], object], exclude: Iterable[Tensor] = ()) -> int:
+    """Bytes of the distinct storages autograd keeps for backward while ``fn()`` runs (a forward):
+    the activation memory a training step holds between its forward and its backward. Spikes count
+    as the ``bool`` copies :func:`binary_saved_tensors` keeps; what ``torch.utils.checkpoint``
+    recomputes in backward is not kept, so it does not count. ``exclude``: tensors whose storage
+    does not count (a net's parameters, which layers save but which exist anyway)."""
+    token = _kept.set({})
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(_keep, lambda t: t):
+            fn()
+        kept = _kept.get()
+        for t in exclude:
+            kept.pop(t.untyped_storage().data_ptr(), None)
+        return sum(kept.values())
+    finally:
+        _kept.reset(token)
 
 
 def _unpack(packed):

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from .._validation import check_positive_int
 from ..kernels.spike_storage import binary_saved_tensors
 from .layers import SpikingNeuron
+from .memory import neuron_segments, run_segments
 from .stream import StreamState, run_step
 
 __all__ = ["SpikingNet"]
@@ -39,7 +40,14 @@ class SpikingNet(nn.Module):
         state.mean_logits                        # == net(x) after T steps
 
     In ``eval()``, ``logits_t`` equals ``forward_steps(x)[t]``.
+
+    Training memory (:mod:`.memory`, ``train.memory``): ``net.set_memory("checkpoint")`` keeps
+    only each neuron segment's input for backward and recomputes the rest there: a second
+    forward's time for a fraction of the memory, with the same gradients.
     """
+
+    memory = "none"  # "checkpoint": set_memory
+    memory_segments: int | None = None  # checkpoint the first k neuron segments; None: all
 
     def __init__(self, T: int, in_channels: int, num_classes: int) -> None:
         super().__init__()
@@ -82,9 +90,26 @@ class SpikingNet(nn.Module):
         # (nothing is saved), nor under torch.compile / export, where AOTAutograd decides what to save.
         storage = binary_saved_tensors() if torch.is_grad_enabled() and not torch.compiler.is_compiling() \
             else nullcontext()
+        checkpointed = self.memory == "checkpoint" and self.training and torch.is_grad_enabled()
         with storage:
-            logits = self.classifier(torch.flatten(self.features(folded), 1))
+            features = run_segments(self.features, folded, self.memory_segments) if checkpointed \
+                else self.features(folded)
+            logits = self.classifier(torch.flatten(features, 1))
         return logits.unflatten(0, (self.T, -1))
+
+    def set_memory(self, mode: str, segments: int | None = None) -> "SpikingNet":
+        """``"none"`` (every activation kept for backward) or ``"checkpoint"`` (neuron segments
+        recomputed in backward, in training: all of them, or the first ``segments``; see
+        :mod:`.memory`). Returns the net."""
+        if mode not in ("none", "checkpoint"):
+            raise ValueError(f"memory must be 'none' or 'checkpoint', got {mode!r}")
+        if mode == "checkpoint":
+            count = sum(c for c, _ in neuron_segments(self.features))  # a clear error now, not at the first step
+            if segments is not None and not (isinstance(segments, int) and 0 <= segments <= count):
+                raise ValueError(f"segments must be a whole number from 0 to {count} (this net's neuron segments) "
+                                 f"or None (all), got {segments!r}")
+        self.memory, self.memory_segments = mode, segments if mode == "checkpoint" else None
+        return self
 
     def init_state(self, batch: int | None = None) -> StreamState:
         """The state at rest for :meth:`step` (``batch``: checked against the first step's batch)."""

@@ -95,6 +95,9 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA if present) | cpu | cuda | cuda:N
     amp: str = "none"  # none | bf16 | fp16 (fp16: CUDA only, with a gradient scaler)
     sync_bn: bool = False  # DDP: batch statistics over the global batch
+    memory: str = "auto"  # none: keep every activation for backward | checkpoint: recompute each neuron segment
+    #                       there | auto: checkpoint when a step's activations exceed the budget
+    memory_budget: float | None = None  # GiB of activations for memory=auto; None: half the device's free memory
     max_batches: int | None = None  # cap on training batches per epoch (quick checks); None: all
     progress: bool = True  # progress bars (rank 0)
     checkpoint_every: int | str | None = None  # also checkpoint mid-epoch: every N steps, or "30min"; None: off
@@ -116,6 +119,7 @@ SCHEDULES = ("cosine", "constant")
 LOSSES = ("mean_logits", "tet")
 DECAY_TARGETS = ("weights", "all")
 AMP_MODES = ("none", "bf16", "fp16")
+MEMORY_MODES = ("none", "checkpoint", "auto")
 
 
 @dataclass
@@ -199,6 +203,10 @@ class Config:
         _one_of("optim.loss", o.loss, LOSSES)
         _one_of("optim.weight_decay_on", o.weight_decay_on, DECAY_TARGETS)
         _one_of("train.amp", t.amp, AMP_MODES)
+        _one_of("train.memory", t.memory, MEMORY_MODES)
+        if t.memory_budget is not None and not t.memory_budget > 0:
+            raise ConfigError(f"train.memory_budget must be > 0 GiB (or null: half the device's free memory), "
+                              f"got {t.memory_budget}")
         for key, value in (("model.T", m.T), ("data.batch_size", d.batch_size), ("train.epochs", t.epochs),
                            ("train.check_every", t.check_every)):
             if value < 1:

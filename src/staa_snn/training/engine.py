@@ -47,6 +47,7 @@ from . import distributed as ddp
 from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config, split_name
 from .loaders import EpochSampler, SeededSamples, make_loader, sample_seed
+from .memory import resolve_memory
 from .preemption import StopRequest, TrainingPreempted
 from .resume import describe, resume_changes
 from .run_folder import RunFolder, RunFolderError
@@ -542,6 +543,21 @@ class Trainer:
         model.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+        self.memory, segments, self.memory_reason = resolve_memory(
+            t.memory, model, self.train_set, d.batch_size // world, self.device, budget_gib=t.memory_budget,
+            backend=self.backend, autocast=lambda: _autocast(self.device, t.amp))
+        if ctx.distributed:  # the same segments recomputed on every rank: those of the one shortest of memory
+            ALL = 2**30
+            mine = 0 if self.memory == "none" else ALL if segments is None else segments
+            agreed = torch.tensor([mine], dtype=torch.int64, device=self.device)
+            dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+            if int(agreed) != mine:
+                segments = None if int(agreed) == ALL else int(agreed)
+                self.memory, self.memory_reason = "checkpoint", (
+                    f"auto: another process is shorter of memory ({'all' if segments is None else segments} "
+                    f"neuron segments recomputed)")
+        if self.memory == "checkpoint":
+            model.set_memory("checkpoint", segments)
         self.net = nn.parallel.DistributedDataParallel(
             model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if ctx.distributed else model
 
@@ -584,6 +600,7 @@ class Trainer:
         folder.write_meta({
             "staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__, "command": sys.argv,
             "world_size": self.ctx.world_size, "device": str(self.device), "backend": self.backend,
+            "memory": self.memory, "memory_reason": self.memory_reason,
             "model": self.user_model_name or cfg.model.name,
             "loss": _name_of(self.loss_fn) if self.custom_loss else cfg.optim.loss,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": self.epoch or None})
@@ -598,6 +615,9 @@ class Trainer:
         if self.backend == "compiled":
             _say(self.ctx, f"neuron backend: compiled ({self.backend_reason}; the first steps compile the "
                            f"neuron loops)")
+        if self.memory == "checkpoint":
+            _say(self.ctx, f"memory: checkpoint ({self.memory_reason}; each neuron segment is recomputed in "
+                           f"backward)")
         self.write_run_files()
         t = self.cfg.train
         self.stop_at_step = None if stop_after_steps is None else self.step + stop_after_steps

@@ -10,6 +10,7 @@ __all__ = ["CONTINUABLE", "resume_changes"]
 
 # Keys that change how a run is carried out, not what it computes: free on any resume.
 HOW = {"train.progress", "train.device", "train.checkpoint_every", "train.check_every", "train.log_every",
+       "train.memory", "train.memory_budget",
        "data.workers",
        "data.root", "data.cache_dir", "data.test_batch_size", "output.tensorboard", "output.dir", "output.name",
        "model.backend", "model.recompute"}
