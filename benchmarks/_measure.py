@@ -4,7 +4,8 @@
   is reported, so machine noise hits all variants alike.
 * Memory: two figures. ``saved`` is the bytes of the distinct tensors autograd
   saves for backward (exact, deterministic: the activation memory a training
-  step holds). ``peak RSS`` is the growth of the process's peak resident memory
+  step holds; ``staa_snn.kernels.spike_storage.saved_tensor_bytes``). ``peak
+  RSS`` is the growth of the process's peak resident memory
   during the step, measured in a fresh child process per variant.
 """
 
@@ -18,10 +19,6 @@ import subprocess
 import sys
 import time
 from typing import Callable
-
-import torch
-
-from staa_snn.kernels.spike_storage import saved_tensor_bytes  # noqa: F401  (the benchmarks' import)
 
 
 def interleaved_medians(variants: dict[str, Callable[[], None]], reps: int, warmup: int = 2) -> dict[str, float]:

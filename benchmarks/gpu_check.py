@@ -56,7 +56,7 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from _measure import saved_tensor_bytes  # noqa: E402
+from staa_snn.kernels.spike_storage import saved_tensor_bytes  # noqa: E402
 
 from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
 from staa_snn.models import SpikingNeuron, create_model  # noqa: E402

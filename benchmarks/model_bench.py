@@ -39,10 +39,11 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _measure import (  # noqa: E402
-    child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, reset_peak_rss, saved_tensor_bytes,
+    child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, reset_peak_rss,
 )
 
 from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
+from staa_snn.kernels.spike_storage import saved_tensor_bytes  # noqa: E402
 from staa_snn.models import SpikingNeuron, create_model  # noqa: E402
 
 VARIANTS = ("ANN", "LIF", "LIF-compiled", "STAA", "STAA-compiled", "STAA-keep", "STAA-compiled-recompute",

@@ -17,7 +17,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _measure import child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, saved_tensor_bytes  # noqa: E402
+from _measure import child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib  # noqa: E402
+
+from staa_snn.kernels.spike_storage import saved_tensor_bytes  # noqa: E402
 
 from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
 from staa_snn.neurons import LIF, STAALIF, AdaptiveLIF  # noqa: E402

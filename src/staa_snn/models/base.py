@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .._validation import check_positive_int
 from ..kernels.spike_storage import binary_saved_tensors
 from .layers import SpikingNeuron
-from .memory import neuron_segments, run_segments
+from .memory import run_segments, segment_count
 from .stream import StreamState, run_step
 
 __all__ = ["SpikingNet"]
@@ -104,7 +104,7 @@ class SpikingNet(nn.Module):
         if mode not in ("none", "checkpoint"):
             raise ValueError(f"memory must be 'none' or 'checkpoint', got {mode!r}")
         if mode == "checkpoint":
-            count = sum(c for c, _ in neuron_segments(self.features))  # a clear error now, not at the first step
+            count = segment_count(self.features)  # a clear error now, not at the first step
             if segments is not None and not (isinstance(segments, int) and 0 <= segments <= count):
                 raise ValueError(f"segments must be a whole number from 0 to {count} (this net's neuron segments) "
                                  f"or None (all), got {segments!r}")

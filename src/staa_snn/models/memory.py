@@ -21,7 +21,8 @@ The gradients are those of the plain net, up to rounding:
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +30,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .layers import SpikingNeuron
 
-__all__ = ["neuron_segments", "run_segments"]
+__all__ = ["buffers_kept", "neuron_segments", "run_segments", "segment_count"]
 
 
 def _has_neuron(module: nn.Module) -> bool:
@@ -55,6 +56,25 @@ def neuron_segments(features: nn.Module) -> list[tuple[bool, list[nn.Module]]]:
     return segments
 
 
+def segment_count(features: nn.Module) -> int:
+    """How many neuron segments of ``features`` can be checkpointed."""
+    return sum(checkpointed for checkpointed, _ in neuron_segments(features))
+
+
+@contextlib.contextmanager
+def buffers_kept(modules: list[nn.Module]) -> Iterator[None]:
+    """Put every buffer of ``modules`` back as it was on entry when the block ends (also on error):
+    a forward run again, or only to measure, moves no running statistics."""
+    buffers = [b for m in modules for b in m.buffers()]
+    kept = [b.clone() for b in buffers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, k in zip(buffers, kept):
+                b.copy_(k)
+
+
 class _Segment:
     """One segment's forward, as ``checkpoint`` calls it: the first call is the forward; a later call
     is a recompute in backward, after which every buffer is put back as the forward left it."""
@@ -66,14 +86,8 @@ class _Segment:
         self.calls += 1
         if self.calls == 1:
             return self._run(x)
-        buffers = [b for m in self.modules for b in m.buffers()]
-        kept = [b.clone() for b in buffers]
-        try:
+        with buffers_kept(self.modules):  # also when checkpoint stops the recompute early
             return self._run(x)
-        finally:  # also when checkpoint stops the recompute early, once it has what backward needs
-            with torch.no_grad():
-                for b, k in zip(buffers, kept):
-                    b.copy_(k)
 
     def _run(self, x: Tensor) -> Tensor:
         for m in self.modules:

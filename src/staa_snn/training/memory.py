@@ -17,7 +17,7 @@ from torch import nn
 
 from ..kernels.spike_storage import saved_tensor_bytes
 from ..models import SpikingNet, set_backend
-from ..models.memory import neuron_segments
+from ..models.memory import buffers_kept, segment_count
 from .config import ConfigError
 
 __all__ = ["activation_bytes", "free_memory", "resolve_memory"]
@@ -43,20 +43,14 @@ def activation_bytes(net: nn.Module, x: torch.Tensor, autocast=contextlib.nullco
     """Bytes of activations a training forward of ``x`` keeps for backward (the parameters it saves
     do not count: they exist anyway), with ``net`` left as it was: its buffers (BatchNorm's running
     statistics) restored, its mode and the random streams untouched."""
-    buffers = list(net.buffers())
-    kept = [b.clone() for b in buffers]
     training = net.training
     cuda = [x.device] if x.device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=cuda):
+        with buffers_kept([net]), torch.random.fork_rng(devices=cuda), autocast():
             net.train()
-            with autocast():
-                return saved_tensor_bytes(lambda: net(x), exclude=[*net.parameters(), *buffers])
+            return saved_tensor_bytes(lambda: net(x), exclude=[*net.parameters(), *net.buffers()])
     finally:
         net.train(training)
-        with torch.no_grad():
-            for b, k in zip(buffers, kept):
-                b.copy_(k)
 
 
 def _gib(n: float) -> str:
@@ -92,7 +86,7 @@ def resolve_memory(requested: str, model: nn.Module, train_set, batch: int, devi
         samples = [torch.as_tensor(train_set[i][0]) for i in range(min(PROBE_SAMPLES, len(train_set)))]
     x = torch.stack(samples).to(device)
     x = x if x.is_floating_point() else x.float()
-    count = sum(c for c, _ in neuron_segments(model.features))
+    count = segment_count(model.features)
 
     def held(k: int) -> float:  # activations of a step with the first k segments checkpointed
         model.set_memory("checkpoint", k) if k else model.set_memory("none")
