@@ -22,7 +22,7 @@ With BN_mp (MPBN, method.md section 11) the spike is ``1(Hn >= V_th)`` with
 same numbers as the reference), the surrogate is taken at ``Hn``, and
 ``dL/dS + dL/dV (V_reset - H)`` goes back through BN_mp (its batch statistics couple
 the batch within a step); the per-step mean and inverse std ``[T, C]`` are saved
-beside ``H``, and ``Hn`` is recomputed in backward, once per step.
+beside ``H``, and ``Hn`` is rebuilt from them in backward, once per step, pointwise.
 
 Tested against the reference, forward and backward, in ``tests/test_kernels.py``.
 """
@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from ..functional.surrogate import Surrogate, indicator
 from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
-from .membrane_bn import MembraneNorm, grad_through_norm, normalized
+from .membrane_bn import MembraneNorm, grad_through_norm, normalized, renormalized
 
 __all__ = ["LIFOutput", "lif_multistep_fused"]
 
@@ -143,11 +143,13 @@ def _forward_loop(x: Tensor, m, n, v_threshold: float, v_reset: float, norm: Mem
 def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold: float, v_reset: float,
                    surrogate: Surrogate, detach_reset: bool, need_x: bool, need_m: bool, need_n: bool,
                    norm: MembraneNorm | None, means: Tensor | None, rstds: Tensor | None,
-                   h_prev: Tensor | None = None, grad_v: Tensor | None = None):
+                   h_prev: Tensor | None = None, grad_v: Tensor | None = None,
+                   stats_prev: tuple[Tensor, Tensor] | None = None):
     """Backward through time over the steps ``H [K, ...]`` (see the module docstring); ``x`` is
     needed for ``dL/dN``. ``h_prev``: ``H`` of the step before the first (``None``: the first step
     starts at rest); ``grad_v``: ``dL/dH`` of the step after the last (``None``: the last step of
-    the sequence). Returns the gradients of this span and ``dL/dH`` of its first step."""
+    the sequence); ``stats_prev``: BN_mp's ``(mean, rstd)`` of ``h_prev``. Returns the gradients
+    of this span and ``dL/dH`` of its first step."""
     vth, vr, sg = v_threshold, v_reset, surrogate
     grad_x = StepOutput(H) if need_x else None
     grad_m = torch.zeros_like(m) if need_m else None
@@ -165,7 +167,7 @@ def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshol
         if norm is None:
             grad_h = grad_membrane(h, grad_s[t], grad_v, vth, vr, sg, detach_reset, scale)
         else:
-            hn = hn_next if hn_next is not None else normalized(h, norm)[0]
+            hn = hn_next if hn_next is not None else renormalized(h, norm, means[t], rstds[t])
             grad_h, gw, gb = grad_membrane_normed(h, hn, grad_s[t], grad_v, vth, vr, sg, detach_reset, norm,
                                                   means[t], rstds[t], scale)
             grad_weight += gw
@@ -176,7 +178,7 @@ def _backward_loop(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshol
         previous = H[t - 1] if t > 0 else h_prev
         if need_m and previous is not None:  # V[-1] = V_reset: no history at the first step
             if norm is not None:
-                hn_next = normalized(previous, norm)[0]
+                hn_next = renormalized(previous, norm, *((means[t - 1], rstds[t - 1]) if t > 0 else stats_prev))
             grad_m += _sum_to(grad_h * reset_history(previous, vth, vr, hn=hn_next), m)
         if need_n:
             grad_n += _sum_to(grad_h * x[t], n)
@@ -240,9 +242,14 @@ def _run_backward(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold
     sums: list = [None, None, None, None]  # dL/dM, dL/dN, dL/dg, dL/db
     grad_v = torch.zeros_like(H[0])
     for a, b in reversed(spans):
+        # before the first chunk: V_reset, whose history term is zero whatever the statistics
         h_prev = H[a - 1] if a > 0 else torch.full_like(H[0], v_reset)
+        stats_prev = None
+        if means is not None:
+            stats_prev = (means[a - 1], rstds[a - 1]) if a > 0 else (torch.zeros_like(means[0]), torch.ones_like(rstds[0]))
         part = _chunk_loop(_backward_loop, b - a, compiled)(H[a:b], None if x is None else x[a:b], grad_s[a:b], m, n, *args,
-                    None if means is None else means[a:b], None if rstds is None else rstds[a:b], h_prev, grad_v)
+                    None if means is None else means[a:b], None if rstds is None else rstds[a:b], h_prev, grad_v,
+                    stats_prev)
         if need_x:
             grad_x[a:b] = part[0]
         sums = [g if s is None else (s if g is None else s + g) for s, g in zip(sums, part[1:5])]

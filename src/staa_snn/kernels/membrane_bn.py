@@ -8,9 +8,10 @@ as the reference does, bit for bit:
   ``(B, S)``; it also moves the running statistics (momentum, unbiased variance),
   once per step, as ``T`` calls of the module would;
 * forward, eval: the running statistics;
-* backward: ``Hn`` is recomputed the same way (without touching the running
-  statistics), and ``dL/dHn`` goes back through ``native_batch_norm_backward``
-  with the saved per-step mean and inverse standard deviation ``[T, C]``.
+* backward: ``Hn`` is rebuilt from the saved per-step mean and inverse standard
+  deviation ``[T, C]`` (:func:`renormalized`: one pointwise pass, no second reduction
+  over the step; equal to the forward's ``Hn`` up to float rounding, exact in eval),
+  and ``dL/dHn`` goes back through ``native_batch_norm_backward`` with those statistics.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MembraneNorm", "fusable", "normalized", "grad_through_norm"]
+__all__ = ["MembraneNorm", "fusable", "normalized", "renormalized", "grad_through_norm"]
 
 aten = torch.ops.aten
 
@@ -58,6 +59,20 @@ def normalized(h: Tensor, norm: MembraneNorm, update: bool = False) -> tuple[Ten
     hn = aten.native_batch_norm(h, norm.weight, norm.bias, norm.running_mean, norm.running_var, False, 0.0,
                                 norm.eps)[0]
     return hn, norm.running_mean, torch.rsqrt(norm.running_var + norm.eps)
+
+
+def renormalized(h: Tensor, norm: MembraneNorm, mean: Tensor, rstd: Tensor) -> Tensor:
+    """``Hn`` of the step ``h [B, C, S]`` from its statistics ``(mean, rstd)`` as :func:`normalized`
+    returned them: ``h alpha + beta`` per channel, ``alpha = rstd g``, ``beta = b - mean alpha``.
+
+    For backward: one pointwise pass (fused into the backward loop when compiled) where
+    :func:`normalized` would reduce over the step again. Bit for bit ATen's own result in eval;
+    in training ATen normalises with statistics it holds in higher precision, so the two agree
+    to float rounding (a spike flips only where ``Hn`` is within rounding of the threshold)."""
+    alpha = rstd * norm.weight
+    beta = norm.bias - mean * alpha
+    shape = (-1,) + (1,) * (h.dim() - 2)
+    return torch.addcmul(beta.view(shape), h, alpha.view(shape))
 
 
 def grad_through_norm(dy: Tensor, h: Tensor, norm: MembraneNorm, mean: Tensor, rstd: Tensor

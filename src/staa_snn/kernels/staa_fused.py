@@ -51,7 +51,7 @@ from ._dtypes import autocast_off, cast, common_dtype
 from .gc_fused import GCWeights, shift_backward, shift_forward
 from .lif_fused import (after_reset, fired, grad_membrane, grad_membrane_normed, membrane_norm_inputs, reset_history,
                         sync_running_stats)
-from .membrane_bn import MembraneNorm, normalized
+from .membrane_bn import MembraneNorm, normalized, renormalized
 
 __all__ = ["STAAOutput", "staa_lif_multistep_fused"]
 
@@ -144,7 +144,7 @@ def _backward_loop(grad_s, x, bias, gap_x, mc, nc, w1, w2, keep, norm, H, histor
         if norm is None:
             dh = grad_membrane(H[t], grad_s[t], grad_v, v_threshold, v_reset, surrogate, detach_reset)
         else:
-            hn = hn_next if hn_next is not None else normalized(H[t], norm)[0]
+            hn = hn_next if hn_next is not None else renormalized(H[t], norm, means[t], rstds[t])
             dh, gw, gb = grad_membrane_normed(H[t], hn, grad_s[t], grad_v, v_threshold, v_reset, surrogate,
                                               detach_reset, norm, means[t], rstds[t])
             grad_bn[0] += gw
@@ -157,7 +157,7 @@ def _backward_loop(grad_s, x, bias, gap_x, mc, nc, w1, w2, keep, norm, H, histor
                 hv = history[t]
             else:
                 if norm is not None:
-                    hn_next = normalized(H[t - 1], norm)[0]
+                    hn_next = renormalized(H[t - 1], norm, means[t - 1], rstds[t - 1])
                 hv = reset_history(H[t - 1], v_threshold, v_reset, hn=hn_next)
             grad_a[t] = torch.linalg.vecdot(dh, hv)
         else:  # V[-1] = V_reset: the history gate has no effect
