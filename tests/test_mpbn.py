@@ -226,3 +226,29 @@ def test_spikingjelly_mpbn_node_agrees_on_one_step_and_differs_after():
     a, b = ours(steps), theirs(steps)
     assert torch.equal(a[0], b[0])  # the first step agrees
     assert not torch.equal(a, b)    # then the carried potentials differ
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_backward_rebuilds_hn_from_the_saved_statistics(dtype):
+    """The fused backward rebuilds ``Hn`` pointwise from the forward's per-step ``(mean, rstd)``
+    (``renormalized``): within a few ulps of what ATen normalised with, in training (batch
+    statistics) and in eval (running ones), from an input whose mean and scale are far from 0
+    and 1, with an affine map of both signs."""
+    from staa_snn.kernels.membrane_bn import MembraneNorm, normalized, renormalized
+
+    torch.manual_seed(3)
+    bn = nn.BatchNorm1d(6).to(dtype)
+    with torch.no_grad():
+        bn.weight.uniform_(-2, 2)
+        bn.bias.uniform_(-1, 1)
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    h = torch.randn(16, 6, 50, dtype=dtype) * 3 + 2
+    for training in (True, False):
+        bn.train(training)
+        norm = MembraneNorm.of(bn)
+        hn, mean, rstd = normalized(h, norm)
+        rebuilt = renormalized(h, norm, mean, rstd)
+        ulp = torch.finfo(dtype).eps * hn.abs().clamp_min(1)
+        assert ((rebuilt - hn).abs() <= 4 * ulp).all()
+        assert (rebuilt - h).abs().max() > 0.5  # it normalises: not the identity

@@ -10,7 +10,7 @@ as the reference does, bit for bit:
 * forward, eval: the running statistics;
 * backward: ``Hn`` is rebuilt from the saved per-step mean and inverse standard
   deviation ``[T, C]`` (:func:`renormalized`: one pointwise pass, no second reduction
-  over the step; equal to the forward's ``Hn`` up to float rounding, exact in eval),
+  over the step; equal to the forward's ``Hn`` up to float rounding),
   and ``dL/dHn`` goes back through ``native_batch_norm_backward`` with those statistics.
 """
 
@@ -66,9 +66,9 @@ def renormalized(h: Tensor, norm: MembraneNorm, mean: Tensor, rstd: Tensor) -> T
     returned them: ``h alpha + beta`` per channel, ``alpha = rstd g``, ``beta = b - mean alpha``.
 
     For backward: one pointwise pass (fused into the backward loop when compiled) where
-    :func:`normalized` would reduce over the step again. Bit for bit ATen's own result in eval;
-    in training ATen normalises with statistics it holds in higher precision, so the two agree
-    to float rounding (a spike flips only where ``Hn`` is within rounding of the threshold)."""
+    :func:`normalized` would reduce over the step again. ATen normalises with its statistics in
+    higher precision (and in eval with its own ``1/sqrt(var + eps)``), so the two agree to a few
+    ulps: a spike can differ only where ``Hn`` is within rounding of the threshold."""
     alpha = rstd * norm.weight
     beta = norm.bias - mean * alpha
     shape = (-1,) + (1,) * (h.dim() - 2)
