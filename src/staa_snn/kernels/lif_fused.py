@@ -242,11 +242,10 @@ def _run_backward(H: Tensor, x: Tensor | None, grad_s: Tensor, m, n, v_threshold
     sums: list = [None, None, None, None]  # dL/dM, dL/dN, dL/dg, dL/db
     grad_v = torch.zeros_like(H[0])
     for a, b in reversed(spans):
-        # before the first chunk: V_reset, whose history term is zero whatever the statistics
         h_prev = H[a - 1] if a > 0 else torch.full_like(H[0], v_reset)
-        stats_prev = None
-        if means is not None:
-            stats_prev = (means[a - 1], rstds[a - 1]) if a > 0 else (torch.zeros_like(means[0]), torch.ones_like(rstds[0]))
+        # BN_mp's statistics of h_prev; before the first chunk any will do (index -1): the history
+        # term of V_reset is zero whatever Hn fires
+        stats_prev = None if means is None else (means[a - 1], rstds[a - 1])
         part = _chunk_loop(_backward_loop, b - a, compiled)(H[a:b], None if x is None else x[a:b], grad_s[a:b], m, n, *args,
                     None if means is None else means[a:b], None if rstds is None else rstds[a:b], h_prev, grad_v,
                     stats_prev)
