@@ -61,6 +61,19 @@ def reset_peak_rss() -> None:
         pass
 
 
+def trim_heap() -> None:
+    """Give the heap's free pages back to the OS (glibc ``malloc_trim``; elsewhere a no-op).
+
+    Called before a peak is reset: freed small blocks (a per-step loop's tensors, under the mmap
+    threshold) otherwise stay resident, and a step that reuses them shows no growth at all, while
+    one that allocates large buffers (mmapped afresh) shows all of its own."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def child_peak_rss_growth(script: str, args: list[str]) -> dict:
     """Run ``python script --child ...args`` and parse the JSON line it prints last."""
     # A fixed mmap threshold makes glibc return large freed buffers to the OS at once; with its
@@ -70,6 +83,20 @@ def child_peak_rss_growth(script: str, args: list[str]) -> dict:
         [sys.executable, script, "--child", *args], check=True, capture_output=True, text=True, env=env
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for the records: benchmarks of one project run on
+    machines whose CPUs differ, and a ratio to the ANN moves with the convolutions' speed."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def mib(nbytes: float) -> str:

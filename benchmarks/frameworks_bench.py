@@ -27,9 +27,13 @@ its own dispatcher binds on the device), snnTorch, Norse eager and with its step
 (``pip install -e ".[bench]"`` installs them all).
 
 Times are medians of ``--reps`` interleaved repetitions (warm-up first), ratios to the fastest
-row. Memory: on CUDA the peak allocated during one forward + backward above what was allocated
-before it; on the CPU the growth of peak RSS during one forward + backward, in a fresh process
-per row. Run by hand; results go in docs/results/frameworks.md.
+row. Memory, two figures: "saved for backward", the bytes of the distinct tensors the neuron keeps
+for backward during one forward (exact; what every row's Linear keeps, its input and weight, is
+not counted), and the peak: on CUDA the peak allocated during one forward + backward above what
+was allocated before it; on the CPU the growth of peak RSS during one forward + backward, in a
+fresh process per row, after a warm-up step whose freed memory is given back to the OS first
+(``malloc_trim``: otherwise a loop of small per-step tensors reuses resident pages and shows
+almost no growth). Run by hand; results go in docs/results/frameworks.md.
 """
 
 from __future__ import annotations
@@ -50,9 +54,10 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _measure import child_peak_rss_growth, peak_rss_kib, reset_peak_rss  # noqa: E402
+from _measure import child_peak_rss_growth, cpu_name, peak_rss_kib, reset_peak_rss, trim_heap  # noqa: E402
 
 from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
+from staa_snn.kernels.spike_storage import saved_tensor_bytes  # noqa: E402
 from staa_snn.neurons import LIF  # noqa: E402
 
 TAU, V_TH = 2.0, 1.0          # the matched neuron (decay 0.5 on V and on X)
@@ -242,6 +247,7 @@ def child(name: str, args) -> None:
     x = make_input(args.T, args.batch, args.n_child, device)
     step(row, x)  # warm up (compile, lazy imports) first: neither the compiler's memory nor the first call counts
     gc.collect()
+    trim_heap()  # what the warm-up freed goes back: the step's own allocations count, small or large
     reset_peak_rss()
     base = peak_rss_kib()
     step(row, x)
@@ -262,6 +268,9 @@ def measure(n: int, args, device: torch.device) -> list[Row]:
     for row in rows:
         if row.run is None:
             continue
+        # what the neuron keeps for backward: the Linear's own (its input, its weight) is every row's
+        row.results["saved_bytes"] = saved_tensor_bytes(lambda row=row: forward(row, x),
+                                                        exclude=[x, *row.linear.parameters()])
         if device.type == "cuda":
             row.results["peak_bytes"] = cuda_peak(row, x, device)
         elif not args.no_memory:
@@ -277,20 +286,21 @@ def table(n: int, rows: list[Row], args) -> str:
     best_fwd = min(r.results["forward_s"] for r in live)
     lines = [f"n = {n} (Linear({n}, {n}) + LIF, batch {args.batch}, T = {args.T}, float32; "
              f"medians of {args.reps} interleaved runs)", "",
-             "| library | forward + backward | x fastest | forward | x fastest | peak memory | first step | "
-             "spikes equal to ours | version, implementation |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| library | forward + backward | x fastest | forward | x fastest | saved for backward | peak memory | "
+             "first step | spikes equal to ours | version, implementation |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.run is None:
-            lines.append(f"| {r.name} | - | - | - | - | - | - | - | {r.note} |")
+            lines.append(f"| {r.name} | - | - | - | - | - | - | - | - | {r.note} |")
             continue
         res = r.results
         mem = f"{res['peak_bytes'] / 2**20:.0f} MiB" if "peak_bytes" in res else "-"
+        saved = f"{res['saved_bytes'] / 2**20:.0f} MiB"
         equal = res["spikes_equal"]
         flag = "" if equal >= 1 - AGREEMENT else " **differs**"
         lines.append(
             f"| {r.name} | {res['step_s']:.3f} s | {res['step_s'] / best_step:.2f}x | {res['forward_s']:.3f} s | "
-            f"{res['forward_s'] / best_fwd:.2f}x | {mem} | {res['first_step_s']:.2f} s | {100 * equal:.3f}%{flag} | "
+            f"{res['forward_s'] / best_fwd:.2f}x | {saved} | {mem} | {res['first_step_s']:.2f} s | {100 * equal:.3f}%{flag} | "
             f"{r.note or torch.__version__} |")
     return "\n".join(lines)
 
@@ -325,7 +335,7 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: torch sees no CUDA device here")
     sizes = args.sizes or ([4096, 8192, 16384] if device.type == "cuda" else [256, 1024, 4096])
-    header = (f"{platform.node()}: {torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or 'cpu'}, "
+    header = (f"{platform.node()}: {torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_name()}, "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(header, flush=True)
     report, tables = {"environment": header, "T": args.T, "batch": args.batch, "reps": args.reps, "sizes": {}}, []

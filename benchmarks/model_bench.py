@@ -39,7 +39,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _measure import (  # noqa: E402
-    child_peak_rss_growth, interleaved_medians, mib, peak_rss_kib, reset_peak_rss,
+    child_peak_rss_growth, cpu_name, interleaved_medians, mib, peak_rss_kib, reset_peak_rss,
 )
 
 from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
@@ -179,7 +179,8 @@ def main() -> None:
 
     variants = ["ANN", *dict.fromkeys(v for v in args.variants if v != "ANN")]
     report = {"model": args.model, "size": args.size, "events": args.events, "classes": args.classes,
-              "reps": args.reps, "torch": torch.__version__, "threads": torch.get_num_threads(), "runs": []}
+              "reps": args.reps, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "cpu": cpu_name(), "runs": []}
     for T in args.T:
         for batch in args.batch:
             rows = measure(args, variants, T, batch)

@@ -65,4 +65,6 @@ def test_frameworks_bench_runs_every_peer_on_the_same_neuron(tmp_path):
         assert r["spikes_equal"] == 1.0, name        # the same neuron, spike for spike
         assert 0.05 < r["firing_rate"] < 0.5, name   # and a real spike pattern
         assert r["step_s"] > 0 and r["forward_s"] > 0 and len(r["step_runs_s"]) == 1
+        assert r["saved_bytes"] > 0, name            # every neuron keeps something for its backward
+    assert rows["staa-snn fused"]["saved_bytes"] == 40 * 3 * 48 * 4  # ours keeps H, float32, and nothing else
     assert "| snnTorch |" in (tmp_path / "fb.md").read_text()
