@@ -415,6 +415,15 @@ def test_plot_draws_every_run_from_its_metrics(runs, tmp_path, capsys):
         assert curves.series["test_acc_per_step"][neuron][1] == history[-1]["test_acc_per_step"]
         rates = history[-1]["firing_rates"]
         assert curves.series["firing_rate"][neuron][1][-1] == pytest.approx(sum(rates.values()) / len(rates))
+    assert curves.split == "test"                 # digits has a test split: the solid lines are named so
+    import shutil
+
+    held = shutil.copytree(runs["lif"], tmp_path / "held")  # the same run, as if 5 per class were held out
+    text = (held / "config.yaml").read_text()
+    assert "options: {}" in text
+    (held / "config.yaml").write_text(text.replace("options: {}", "options:\n    val_per_class: 5"))
+    assert plot_runs([held], tmp_path / "held.png").split == "validation"
+    assert plot_runs([held, runs["staa"]], tmp_path / "mixed.png").split == "held-out"
     assert cli.main(["plot", str(tmp_path / "nowhere")]) == 2
     assert "metrics.jsonl does not exist (no such folder)" in capsys.readouterr().err
 

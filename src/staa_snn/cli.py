@@ -176,9 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     vi.add_argument("--out", default="figures", help="output folder (default figures/)")
 
     pl = sub.add_parser("plot", help="training curves of one or more runs, overlaid, as PNG",
-                        description="Loss and accuracy per epoch (train dashed, test solid), test accuracy when "
-                                    "reading out after 1..T steps, and the mean firing rate per epoch, from each "
-                                    "run folder's metrics.jsonl; several runs overlaid with their names.")
+                        description="Loss and accuracy per epoch (train dashed, evaluation split solid), the "
+                                    "evaluation accuracy when reading out after 1..T steps, and the mean firing "
+                                    "rate per epoch, from each run folder's metrics.jsonl; several runs overlaid "
+                                    "with their names. The evaluation split is named as the run's config.yaml "
+                                    "says: validation (data.options.val_per_class) or test.")
     pl.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by staa-snn train")
     pl.add_argument("--out", help="the PNG to write (default: <run>/curves.png for one run, curves.png for several)")
 

@@ -1,9 +1,11 @@
 """Training curves of one or more runs, overlaid: ``staa-snn plot RUN_DIR [RUN_DIR ...]``.
 
-Four panels from each run's ``metrics.jsonl``: loss and accuracy per epoch (train dashed, test
-solid), the test accuracy when reading out after ``1..T`` steps (the last epoch), and the mean
-firing rate of the neuron layers per epoch (on the test set). A LIF baseline beside an STAA run
-is the picture this is for.
+Four panels from each run's ``metrics.jsonl``: loss and accuracy per epoch (train dashed, the
+evaluation split solid), the evaluation accuracy when reading out after ``1..T`` steps (the last
+epoch), and the mean firing rate of the neuron layers per epoch (on the evaluation split). The
+evaluation split is named as the run's ``config.yaml`` says: "validation" for images held out of
+the training images (``data.options.val_per_class``), else "test". A LIF baseline beside an STAA
+run is the picture this is for.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from matplotlib.ticker import MaxNLocator
 
 from .figures import save, subplots
@@ -43,6 +46,18 @@ class Curves:
 
     path: Path
     series: dict[str, dict[str, tuple[list, list]]] = field(default_factory=dict)
+    split: str = "test"   # what the solid lines are measured on: "test", "validation" or "held-out" (mixed)
+
+
+def eval_split(run: str | Path) -> str:
+    """What a run's "test" numbers are measured on, from its ``config.yaml``: ``"validation"``
+    when images were held out of the training images (``data.options.val_per_class``), else
+    ``"test"`` (also for a folder without a config)."""
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        return "test"
+    data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+    return "validation" if (data.get("options") or {}).get("val_per_class") else "test"
 
 
 def _name(run: Path, names: list[str]) -> str:
@@ -55,10 +70,12 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
         raise ValueError("plot needs at least one run folder")
     runs = [Path(r) for r in runs]
     histories = {r: load_history(r) for r in runs}
+    splits = {r: eval_split(r) for r in runs}
+    split = next(iter(set(splits.values()))) if len(set(splits.values())) == 1 else "held-out"
     plain = [r.name for r in runs]
     fig, axes = subplots(2, 2, figsize=(11, 7.5))
     curves = Curves(Path(out), {k: {} for k in ("train_loss", "test_loss", "train_acc", "test_acc",
-                                                "test_acc_per_step", "firing_rate")})
+                                                "test_acc_per_step", "firing_rate")}, split)
     colors = [f"C{i % 10}" for i in range(len(runs))]
     for run, color in zip(runs, colors, strict=True):
         h, name = histories[run], _name(run, plain)
@@ -66,7 +83,8 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
         for key, ax, style in (("train_loss", axes[0, 0], "--"), ("test_loss", axes[0, 0], "-"),
                                ("train_acc", axes[0, 1], "--"), ("test_acc", axes[0, 1], "-")):
             values = [r[key] for r in h]
-            ax.plot(epochs, values, style, color=color, label=f"{name} ({key.split('_')[0]})")
+            side = "train" if key.startswith("train") else splits[run]
+            ax.plot(epochs, values, style, color=color, label=f"{name} ({side})")
             curves.series[key][name] = (epochs, values)
         per_step = h[-1].get("test_acc_per_step", [])
         steps = list(range(1, len(per_step) + 1))
@@ -78,8 +96,9 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
             x, y = [e for e, _ in rated], [v for _, v in rated]
             axes[1, 1].plot(x, y, "-", color=color, label=name)
             curves.series["firing_rate"][name] = (x, y)
-    titles = (("loss (train dashed, test solid)", "epoch"), ("accuracy (train dashed, test solid)", "epoch"),
-              ("test accuracy read out after t steps", "steps t"), ("mean firing rate of the neuron layers", "epoch"))
+    titles = ((f"loss (train dashed, {split} solid)", "epoch"), (f"accuracy (train dashed, {split} solid)", "epoch"),
+              (f"{split} accuracy read out after t steps", "steps t"),
+              (f"mean firing rate of the neuron layers ({split})", "epoch"))
     for ax, (title, xlabel) in zip(axes.flat, titles, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
