@@ -99,7 +99,7 @@ def test_yaml_reads_exponents_without_a_dot_as_floats(tmp_path):
     assert cfg.output.name == "1e3"  # a text key keeps the text as typed
 
 
-def test_the_quick_cifar10_recipes(tmp_path):
+def test_the_quick_cifar10_recipes(tmp_path, capsys):
     """cifar10_quick and its three siblings differ only in the neuron; they read an image folder
     with the CIFAR recipe (crop and flip, no AutoAugment or Cutout) and train on a 2-class fixture
     whose validation split is held out of train/."""
@@ -127,6 +127,14 @@ def test_the_quick_cifar10_recipes(tmp_path):
     assert (len(held_in), len(held_out)) == (6, 4)
     result = train(cfg)
     assert result.final["step"] == 1 and np.isfinite(result.final["train_loss"])
+    capsys.readouterr()
+    overrides = [f"data.root={root}", "data.options.val_per_class=2", "data.batch_size=2", "train.epochs=1",
+                 "train.max_batches=1", "train.log_every=1", "output.tensorboard=false",
+                 f"output.dir={tmp_path / 'cli'}"]
+    assert cli.main(["train", "--config", "cifar10_quick", *overrides]) == 0
+    printed = capsys.readouterr()  # a held-out split is named as such, never "test"
+    assert "| validation loss " in printed.err and "| test loss" not in printed.err
+    assert printed.out.startswith("validation accuracy ") and "test accuracy" not in printed.out
 
     ckpt = load_checkpoint(result.run_dir / "last.pt")
     assert ckpt["input"]["classes"] == ["cat", "dog"]

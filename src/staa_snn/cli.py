@@ -244,6 +244,7 @@ def _train(args) -> int:
     import yaml
 
     from .training import checkpoint_config, load_checkpoint, load_config, train
+    from .training.config import split_name
 
     cfg = load_config(resolve_config(args.config), args.overrides, require_root=not args.print_config)
     path = None
@@ -267,7 +268,7 @@ def _train(args) -> int:
     result = train(cfg, resume=path if path is not None else args.resume, stop_after=args.stop_after)
     if result.history and _is_main():
         last, best = result.final, result.best
-        print(f"test accuracy {last['test_acc']:.2%} after epoch {last['epoch']}/{cfg.train.epochs} "
+        print(f"{split_name(cfg)[0]} {last['test_acc']:.2%} after epoch {last['epoch']}/{cfg.train.epochs} "
               f"(best {best['test_acc']:.2%} at epoch {best['epoch']}); run folder: {result.run_dir}")
     return 0
 

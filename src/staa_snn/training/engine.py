@@ -821,8 +821,9 @@ class Trainer:
             for callback in self.callbacks:
                 callback(record)
             if cfg.train.progress:
+                split = split_name(cfg)[0].split()[0]  # "validation" for a held-out split, else "test"
                 print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
-                      f"acc {record['train_acc']:.2%} | test loss {record['test_loss']:.4f} "
+                      f"acc {record['train_acc']:.2%} | {split} loss {record['test_loss']:.4f} "
                       f"acc {record['test_acc']:.2%} (best {best:.2%}) | {record['train_samples_per_s']:.0f} img/s",
                       file=sys.stderr)
 
