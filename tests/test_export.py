@@ -454,7 +454,7 @@ def test_shipped_cifar10_weights_load_by_name(name):
         assert out.shape == (2, 10) and torch.isfinite(out).all() and torch.equal(out, again(x))
     card = (folder / "README.md").read_text()
     assert "| validation accuracy (500 images per class held out of the training images) |" in card
-    assert "| trained | 6 of 6 epochs" in card and "CPU-hours" in card
+    assert "| trained | 20 of 20 epochs" in card and "CPU-hours" in card
     assert "/work" not in card and "/work" not in (folder / "config.json").read_text()
 
 
