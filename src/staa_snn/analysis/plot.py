@@ -49,15 +49,16 @@ class Curves:
     split: str = "test"   # what the solid lines are measured on: "test", "validation" or "held-out" (mixed)
 
 
-def eval_split(run: str | Path) -> str:
-    """What a run's "test" numbers are measured on, from its ``config.yaml``: ``"validation"``
-    when images were held out of the training images (``data.options.val_per_class``), else
-    ``"test"`` (also for a folder without a config)."""
+def run_split(run: str | Path) -> str:
+    """What a run's "test" numbers are measured on, from its ``config.yaml``'s ``data.options``
+    (:func:`staa_snn.training.config.eval_split`); ``"test"`` for a folder without a config."""
+    from ..training.config import eval_split
+
     path = Path(run) / "config.yaml"
     if not path.is_file():
         return "test"
     data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
-    return "validation" if (data.get("options") or {}).get("val_per_class") else "test"
+    return eval_split(data.get("options"))
 
 
 def _name(run: Path, names: list[str]) -> str:
@@ -70,7 +71,7 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
         raise ValueError("plot needs at least one run folder")
     runs = [Path(r) for r in runs]
     histories = {r: load_history(r) for r in runs}
-    splits = {r: eval_split(r) for r in runs}
+    splits = {r: run_split(r) for r in runs}
     split = next(iter(set(splits.values()))) if len(set(splits.values())) == 1 else "held-out"
     plain = [r.name for r in runs]
     fig, axes = subplots(2, 2, figsize=(11, 7.5))

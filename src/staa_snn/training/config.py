@@ -429,10 +429,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), *, re
     return cfg.validate(require_root=require_root)
 
 
+def eval_split(options: dict) -> str:
+    """The evaluation split's name for a run with these ``data.options``: ``"validation"`` for
+    images held out of the training images (``val_per_class``), else ``"test"``."""
+    return "validation" if (options or {}).get("val_per_class") else "test"
+
+
 def split_name(cfg: Config) -> tuple[str, str]:
     """What the "test" numbers of a run are measured on: ``(short name, in full)``: the test split,
     or the images held out of the training images (``data.options.val_per_class``)."""
     held = cfg.data.options.get("val_per_class")
-    if held:
+    if eval_split(cfg.data.options) == "validation":
         return "validation accuracy", f"validation accuracy ({held} images per class held out of the training images)"
     return "test accuracy", "test accuracy"

@@ -45,7 +45,7 @@ from ..models.pretrained import describe_inputs
 from ..neurons.blocks import GlobalContext, PositionEncoding, StepAttention
 from . import distributed as ddp
 from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import Config, ConfigError, apply_override, checkpoint_interval, load_config, split_name
+from .config import Config, ConfigError, apply_override, checkpoint_interval, eval_split, load_config, split_name
 from .loaders import EpochSampler, SeededSamples, make_loader, sample_seed
 from .memory import resolve_memory
 from .preemption import StopRequest, TrainingPreempted
@@ -821,7 +821,7 @@ class Trainer:
             for callback in self.callbacks:
                 callback(record)
             if cfg.train.progress:
-                split = split_name(cfg)[0].split()[0]  # "validation" for a held-out split, else "test"
+                split = eval_split(cfg.data.options)
                 print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
                       f"acc {record['train_acc']:.2%} | {split} loss {record['test_loss']:.4f} "
                       f"acc {record['test_acc']:.2%} (best {best:.2%}) | {record['train_samples_per_s']:.0f} img/s",
