@@ -109,7 +109,7 @@ def main() -> None:
     ap.add_argument("checkpoint")
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # overrides before or after --steps
     cfg, net, ckpt = load_trained(args.checkpoint, args.overrides)
     test = build_datasets(cfg, train=False)[1]
     items = [test[i] for i in range(cfg.data.batch_size)]

@@ -129,7 +129,7 @@ def main() -> None:
     ap.add_argument("checkpoint")
     ap.add_argument("--batches", type=int, default=4, help="evaluation batches to use (default 4)")
     ap.add_argument("overrides", nargs="*", help="config overrides, e.g. data.root=DIR")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()  # overrides before or after --batches
     cfg, net, ckpt = load_trained(args.checkpoint, args.overrides)
     net.eval()
     data = list(batches(cfg, args.batches))
