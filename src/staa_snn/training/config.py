@@ -29,13 +29,10 @@ import yaml
 from ..data import SPLIT_MODES, check_dataset_options, dataset_info, list_datasets, resolve_recipe
 from ..models import INIT_SCHEMES, NEURON_KINDS, list_models, neuron_options
 from ..neurons.base import BACKENDS
+from ..errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BACKEND_CHOICES = ("auto", *BACKENDS)
-
-
-class ConfigError(ValueError):
-    """A config key or value that is not valid; the message names the key."""
 
 
 @dataclass

@@ -12,6 +12,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -35,8 +37,6 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cuda":
         spec = f"cuda:{local_rank}"
-    from .config import ConfigError
-
     try:
         device = torch.device(spec)
     except RuntimeError as e:

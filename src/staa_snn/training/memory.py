@@ -18,7 +18,7 @@ from torch import nn
 from ..kernels.spike_storage import saved_tensor_bytes
 from ..models import SpikingNet, set_backend
 from ..models.memory import buffers_kept, segment_count
-from .config import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["activation_bytes", "free_memory", "resolve_memory"]
 
