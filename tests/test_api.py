@@ -83,9 +83,9 @@ def test_top_level_exports():
 
     from staa_snn import analysis, data, models, neurons, training
 
-    for module, names in ((models, ("create_model", "list_models", "load_pretrained", "list_pretrained", "fold_mpbn")),
+    for module, names in ((models, ("create_model", "list_models", "list_pretrained", "fold_mpbn")),
                           (data, ("get_dataset", "list_datasets")),
-                          (training, ("train", "load_config", "Config", "evaluate_checkpoint")),
+                          (training, ("train", "load_config", "Config", "evaluate_checkpoint", "load_pretrained")),
                           (analysis, ("profile_model", "plot_runs")), (neurons, ("LIF", "AdaptiveLIF", "STAALIF"))):
         for name in names:
             assert getattr(staa_snn, name) is getattr(module, name), name

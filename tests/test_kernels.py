@@ -388,7 +388,7 @@ def test_fused_kernels_under_bf16_autocast_follow_the_reference(neuron):
 def test_compiled_backend_is_refused_where_torch_fails_its_tests(monkeypatch):
     """torch 2.4's compiler gave wrong gradients for the neuron loops, 2.6's failed on them: such a torch
     gets a clear error for backend='compiled' (and backend='auto' stays fused), never wrong numbers."""
-    from staa_snn.training.engine import resolve_backend
+    from staa_snn.kernels import resolve_backend
 
     monkeypatch.setattr(torch, "__version__", "2.4.1+cu121")
     with pytest.raises(ValueError, match=r"backend='compiled' needs torch >= 2.7 \(this is 2.4.1\+cu121"):

@@ -9,10 +9,15 @@ The package is layered so the method can be read off the code:
   tensors ``[T, B, ...]``: :class:`~staa_snn.neurons.LIF`,
   :class:`~staa_snn.neurons.AdaptiveLIF`, :class:`~staa_snn.neurons.STAALIF`;
 - :mod:`staa_snn.models` -- the nets (``create_model``), MPBN folding, pretrained weights;
-- :mod:`staa_snn.data` -- the datasets (``get_dataset``);
-- :mod:`staa_snn.training` -- configs and the trainer (``train``);
-- :mod:`staa_snn.analysis` -- operation counts and energy, figures, ablations, curves;
-- :mod:`staa_snn.export` -- ONNX, NIR and safetensors.
+- :mod:`staa_snn.data` -- the datasets (``get_dataset``), beside the nets, importing none of them;
+- :mod:`staa_snn.measure` -- operation counts and energy, per-step recordings, step costs;
+- :mod:`staa_snn.training` -- configs and the trainer (``train``), checkpoints (``load_trained``);
+- on top, the application: :mod:`staa_snn.inference` (predict, stream, early exit),
+  :mod:`staa_snn.analysis` (figures, ablations, curves), :mod:`staa_snn.export` (ONNX, NIR and
+  safetensors) and :mod:`staa_snn.cli`.
+
+A module imports only from the layers below its own (``pyproject.toml``'s import-linter contracts,
+checked by ``tests/test_layers.py``); :mod:`staa_snn.errors` holds the errors every layer raises.
 
 The main entry points are importable from the top level (loaded on first use):
 ``create_model``, ``list_models``, ``load_pretrained``, ``list_pretrained``, ``fold_mpbn``, ``get_dataset``,
@@ -26,7 +31,7 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "create_model": "models", "list_models": "models", "load_pretrained": "models", "list_pretrained": "models",
+    "create_model": "models", "list_models": "models", "load_pretrained": "training", "list_pretrained": "models",
     "fold_mpbn": "models",
     "get_dataset": "data", "list_datasets": "data",
     "train": "training", "load_config": "training", "Config": "training", "evaluate_checkpoint": "training",

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 from matplotlib.ticker import MaxNLocator
 
+from ..training.config import eval_split
 from .figures import save, subplots
 
 __all__ = ["Curves", "load_history", "plot_exit_curves", "plot_runs"]
@@ -52,8 +53,6 @@ class Curves:
 def run_split(run: str | Path) -> str:
     """What a run's "test" numbers are measured on, from its ``config.yaml``'s ``data.options``
     (:func:`staa_snn.training.config.eval_split`); ``"test"`` for a folder without a config."""
-    from ..training.config import eval_split
-
     path = Path(run) / "config.yaml"
     if not path.is_file():
         return "test"

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..models.layers import SpikingNeuron
 from .figures import save, subplots
-from .profile import firing_rates
+from ..measure import firing_rates
 
 
 def neuron_slots(model: nn.Module) -> list[str]:

@@ -42,7 +42,7 @@ DVSGESTURE_URL = "https://research.ibm.com/interactive/dvsgesture/"
 DVSGESTURE_CLASSES = 11
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
+def read_npz(path: str) -> dict[str, np.ndarray]:
     """SpikingJelly's converted events (keys t, x, y, p; already image coordinates, 128x128):
     every array's header is checked against the bytes the archive holds before it is read."""
     try:
@@ -99,7 +99,7 @@ def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kin
     return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
 
 
-READERS = {"aedat2": read_aedat2, "aedat3": read_aedat3, "npz": _read_npz}
+READERS = {"aedat2": read_aedat2, "aedat3": read_aedat3, "npz": read_npz}
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,17 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 
+from .._io import atomic_path
+from ..analysis import loading
+from ..data import dataset_info
+from ..measure import profile_model
 from ..models import fold_mpbn
+from ..training import input_metadata, load_trained
 from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
 from .onnx_export import to_onnx, to_onnx_step
@@ -27,8 +33,6 @@ FORMATS = ("onnx", "nir", "safetensors")
 
 
 def _input_shape(cfg) -> tuple[int, ...]:
-    from ..data import dataset_info
-
     info = dataset_info(cfg.data.name)
     size = cfg.data.size or info.size
     return (info.in_channels, size, size)
@@ -45,11 +49,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
       card with the accuracy and, from ``staa-snn profile`` on ``profile_batches`` test batches -- or a
       random input when the data are not at hand -- the operation counts and energy).
     """
-    from ..analysis.loading import dataset_batches, random_batch
-    from ..analysis.profile import profile_model
-    from ..training import load_trained
-    from ..training.engine import input_metadata
-
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if step and fmt != "onnx":
@@ -63,27 +62,21 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         import nir
 
         graph = to_nir(model, shape)
-        from .._io import atomic_path
-
         with atomic_path(out) as tmp:
             nir.write(tmp, graph)
         return out
     if fmt == "onnx":
-        from ..data import dataset_info
-
         events = dataset_info(cfg.data.name).kind == "events"
         example = torch.zeros(2, cfg.model.T, *shape) if events else torch.zeros(2, *shape)
         meta = {**(ckpt.get("input") or input_metadata(cfg)), "T": cfg.model.T, "model": cfg.model.name,
                 "neuron": cfg.model.neuron, "staa_snn": ckpt.get("staa_snn")}
         return (to_onnx_step if step else to_onnx)(model, example, out, metadata=meta)
     try:  # the model card's energy: test data when at hand, else a random input (exact counts only)
-        inputs, what = dataset_batches(cfg, profile_batches, batch_size)[0], f"{profile_batches} test batches"
+        inputs, what = loading.dataset_batches(cfg, profile_batches, batch_size)[0], f"{profile_batches} test batches"
     except (FileNotFoundError, ValueError, OSError) as e:
-        import warnings
-
         warnings.warn(f"the model card's firing rates, #AC and energy are measured on a random input: the test data "
                       f"could not be read ({e})")
-        inputs, what = [random_batch(cfg, batch_size)], "a random input: the firing rates, #AC and energy are not a trained net's on data"
+        inputs, what = [loading.random_batch(cfg, batch_size)], "a random input: the firing rates, #AC and energy are not a trained net's on data"
     report = profile_model(fold_mpbn(copy.deepcopy(model)), inputs).to_dict()
     spec = model_spec(cfg, ckpt["num_classes"], shape[0], model, ckpt.get("input"))
     card = model_card(cfg=cfg, ckpt=ckpt, spec=spec, profile=report, profile_input=what,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..models.pretrained import FILES, HUB_PREFIX, _files, hub_repo, huggingface_hub
+from ..models.pretrained import FILES, HUB_PREFIX, hub_repo, huggingface_hub, weight_files
 
 __all__ = ["push_to_hub"]
 
@@ -22,7 +22,7 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, private: bool = Fals
     it does not exist, ``private`` then). Only the export's own files are sent. Returns the
     ``hf://`` reference that :func:`~staa_snn.models.load_pretrained` takes."""
     repo, _ = hub_repo(repo_id, revision=False)  # a branch goes in revision=
-    weights, _ = _files(folder)  # refuses a folder without model.safetensors and config.json
+    weights, _ = weight_files(folder)  # refuses a folder without model.safetensors and config.json
     folder = Path(weights).parent
     hub = huggingface_hub()
     api = hub.HfApi(token=token, library_name="staa-snn")

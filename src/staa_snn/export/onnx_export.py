@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from .._io import atomic_path
-from ..models import fold_mpbn, set_backend
+from ..models import SpikingNet, SpikingNeuron, fold_mpbn, set_backend
+from ..models.stream import StreamState
 
 __all__ = ["to_onnx", "to_onnx_step"]
 
@@ -62,8 +63,6 @@ class _OneStep(nn.Module):
         self.net, self.layers = net, layers
 
     def forward(self, x, t, *v):
-        from ..models.stream import StreamState
-
         logits, state = self.net.step(x, StreamState(t, None, dict(zip(self.layers, v, strict=True)), None))
         return (logits, *(state.neurons[name] for name in self.layers))
 
@@ -83,8 +82,6 @@ def to_onnx_step(model: nn.Module, example: torch.Tensor, path: str | os.PathLik
         import onnxscript  # noqa: F401
     except ImportError:
         raise ImportError('ONNX export needs onnx and onnxscript: pip install -e ".[export]" (in the repository)') from None
-    from ..models import SpikingNet, SpikingNeuron
-
     if not isinstance(model, SpikingNet):
         raise TypeError(f"a step graph exports a SpikingNet (net.step); got {type(model).__name__}")
     net = fold_mpbn(copy.deepcopy(model))

@@ -19,7 +19,9 @@ from torch import nn
 from .. import __version__
 from .._io import atomic_path, write_text_atomic
 from ..data import dataset_info
-from ..models.pretrained import FORMAT, _safetensors
+from ..models.pretrained import FORMAT, safetensors_torch
+from ..training import input_metadata
+from ..training.config import split_name
 
 __all__ = ["save_weights", "model_card", "model_spec"]
 
@@ -31,7 +33,7 @@ def save_weights(model: nn.Module, folder: str | os.PathLike, spec: dict, *, car
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / "model.safetensors") as tmp:
-        _safetensors().save_file(state, str(tmp), metadata={"format": FORMAT, "staa_snn": __version__})
+        safetensors_torch().save_file(state, str(tmp), metadata={"format": FORMAT, "staa_snn": __version__})
     write_text_atomic(folder / "config.json", json.dumps({"format": FORMAT, **spec}, indent=1) + "\n")
     if card is not None:
         write_text_atomic(folder / "README.md", card)
@@ -69,8 +71,6 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     lines.append(f"| normalisation | mean {norm['mean']}, std {norm['std']} (of values in [0, 1]) |" if norm
                  else "| normalisation | none (the dataset's raw values) |")
     if record:
-        from ..training.config import split_name
-
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
         trained = [h for h in history if h["epoch"] <= ckpt["epoch"]]
         hours = sum(h.get("epoch_time_s", 0.0) for h in trained) / 3600
@@ -93,8 +93,6 @@ def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module, input_
     """``config.json``'s content: the create_model arguments, the inputs (class names,
     normalisation, size: ``input_meta``, as a checkpoint stores it), the parameter count, the
     training config."""
-    from ..training.engine import input_metadata
-
     options = {k: v for k, v in cfg.model.neuron_options.items() if k != "backend"}
     options["input_size"] = cfg.data.size or dataset_info(cfg.data.name).size
     return {"model": {"name": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T, "num_classes": num_classes,

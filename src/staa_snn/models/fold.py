@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..neurons import MultiStepNeuron
-from ..kernels._compile import compile_unsupported
+from ..kernels import compile_unsupported
 from ..neurons.base import BACKENDS
 
 __all__ = ["fold_mpbn", "set_backend"]

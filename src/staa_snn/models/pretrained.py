@@ -1,5 +1,6 @@
-"""Weights exported by ``staa-snn export --format safetensors``, loaded back: :func:`load_pretrained`
-builds the net from ``config.json`` and loads ``model.safetensors`` (tensors only: no code runs).
+"""Weights exported by ``staa-snn export --format safetensors``: where they are, their files, their
+``config.json``, and :func:`load_weights` (tensors only: no code runs). The net is built from
+``config.json`` by :func:`staa_snn.models.load_pretrained` (in :mod:`.registry`, beside ``create_model``).
 
 A path is the name of weights shipped with the package (:func:`list_pretrained`; export folders
 under ``staa_snn/pretrained/``: ``cifar10_quick``, ``cifar10_quick_lif``), a local folder (or its ``model.safetensors``) or a Hugging Face Hub model,
@@ -14,8 +15,8 @@ from pathlib import Path
 
 from torch import nn
 
-__all__ = ["FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "list_pretrained", "load_pretrained", "load_weights",
-           "pretrained_spec"]
+__all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "describe_inputs", "hub_repo", "huggingface_hub",
+           "list_pretrained", "load_weights", "pretrained_spec", "resolve_path", "safetensors_torch", "weight_files"]
 
 FORMAT = "staa-snn-weights-1"
 HUB_PREFIX = "hf://"
@@ -31,7 +32,8 @@ def list_pretrained() -> list[str]:
     return sorted(d.name for d in PRETRAINED_DIR.iterdir() if (d / "model.safetensors").is_file())
 
 
-def _safetensors():
+def safetensors_torch():
+    """``safetensors.torch``, or an ImportError saying which extra to install."""
     try:
         import safetensors.torch
     except ImportError:
@@ -59,7 +61,7 @@ def huggingface_hub():
     return huggingface_hub
 
 
-def _local(path: str | os.PathLike) -> Path:
+def resolve_path(path: str | os.PathLike) -> Path:
     """A local path as it is; a shipped name, its folder; an ``hf://`` reference downloaded (only
     the export's files) into the Hub's cache."""
     if isinstance(path, str) and path in list_pretrained() and not Path(path).exists():
@@ -71,8 +73,10 @@ def _local(path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _files(path: str | os.PathLike) -> tuple[Path, Path]:
-    path = _local(path)
+def weight_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(model.safetensors, config.json)`` of exported weights (a shipped name, a folder, its
+    ``model.safetensors`` or ``hf://...``); a FileNotFoundError naming what is missing."""
+    path = resolve_path(path)
     weights = path / "model.safetensors" if path.is_dir() else path
     config = weights.parent / "config.json"
     for f in (weights, config):
@@ -87,8 +91,8 @@ def _files(path: str | os.PathLike) -> tuple[Path, Path]:
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load ``model.safetensors`` (a folder, the file or ``hf://owner/name[@revision]``) into
     ``model``, strictly: every key, every shape; a mismatch is a ``ValueError`` saying which."""
-    weights, _ = _files(path)
-    state = _safetensors().load_file(str(weights))
+    weights, _ = weight_files(path)
+    state = safetensors_torch().load_file(str(weights))
     missing, unexpected = [], []
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -114,41 +118,8 @@ def describe_inputs(name: str, T: int, dataset: str, inputs: dict | None) -> dic
 
 def pretrained_spec(path: str | os.PathLike) -> dict:
     """The ``config.json`` of exported weights (a shipped name, a folder or ``hf://...``), checked."""
-    _, config = _files(path)
+    _, config = weight_files(path)
     spec = json.loads(config.read_text())
     if spec.get("format") != FORMAT:
         raise ValueError(f"{config}: not a staa-snn weights config (format {spec.get('format')!r})")
     return spec
-
-
-def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
-    """The net of exported weights -- a shipped name (:func:`list_pretrained`), a folder (or its
-    ``model.safetensors``) or ``hf://owner/name[@revision]`` on the Hugging Face Hub -- built from
-    ``config.json`` and loaded, in ``eval()``; or of a ``.pt`` checkpoint written by ``staa-snn
-    train`` (:func:`staa_snn.training.load_trained`). ``overrides``: create_model arguments to
-    change (e.g. ``backend="compiled"``).
-
-    ``net.pretrained_cfg`` (as in timm) says what the inputs must be and what the outputs mean:
-    ``classes`` (index -> name), ``normalization`` (``{"mean", "std"}`` of values in [0, 1], or
-    ``None``), ``size``, ``in_channels``, ``kind``, with ``name``, ``T`` and the ``dataset``.
-
-    >>> net = load_pretrained("path/to/export")                     # doctest: +SKIP
-    >>> net.pretrained_cfg["classes"][:3]                            # doctest: +SKIP
-    ['airplane', 'automobile', 'bird']
-    """
-    from .registry import create_model
-
-    path = _local(path)  # one download for both files
-    if path.is_file() and path.suffix == ".pt":  # a checkpoint written by staa-snn train
-        from ..training import load_trained
-
-        if overrides:
-            raise ValueError(f"{path} is a checkpoint: create_model overrides apply to exported weights; "
-                             f"set the backend on the loaded net (staa_snn.models.set_backend)")
-        return load_trained(path, require_root=False)[1]
-    spec = pretrained_spec(path)
-    args = {**spec["model"], **overrides}
-    name = args.pop("name")
-    model = load_weights(create_model(name, **args), path).eval()
-    model.pretrained_cfg = describe_inputs(name, args.get("T"), spec.get("dataset"), spec.get("input"))
-    return model

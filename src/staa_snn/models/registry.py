@@ -1,4 +1,5 @@
-"""A registry and factory in the timm style: ``create_model(name, ...)``, ``list_models()``."""
+"""A registry and factory in the timm style: ``create_model(name, ...)``, ``list_models()``, and
+``load_pretrained`` (the net of exported weights, built from their ``config.json``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from torch import Tensor, nn
 
 from .base import SpikingNet
 from .init import init_weights
-from .pretrained import load_weights
+from .pretrained import describe_inputs, load_weights, pretrained_spec, resolve_path
 from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron, needs_spatial_shape
 from .resnet import resnet18, resnet19, resnet20, resnet34
 from .vgg import vgg13, vgg_quick, vgg_small
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["create_model", "list_models", "load_pretrained", "register_model"]
 
 _MODELS: dict[str, Callable[..., SpikingNet]] = {}
 
@@ -130,3 +131,31 @@ def _layer_spatial_shapes(name: str, builder, T: int, in_channels: int, num_clas
         except RuntimeError as e:  # a pooling or conv left with nothing
             raise ValueError(f"input_size={size} is too small for {name}: {e}") from None
     return [seen[i] for i in range(len(seen))]
+
+
+def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
+    """The net of exported weights -- a shipped name (:func:`list_pretrained`), a folder (or its
+    ``model.safetensors``) or ``hf://owner/name[@revision]`` on the Hugging Face Hub -- built from
+    ``config.json`` and loaded, in ``eval()``. A ``.pt`` checkpoint written by ``staa-snn train``
+    needs its config's builders: :func:`staa_snn.load_pretrained` (also
+    ``staa_snn.training.load_pretrained``) takes both. ``overrides``: create_model arguments to
+    change (e.g. ``backend="compiled"``).
+
+    ``net.pretrained_cfg`` (as in timm) says what the inputs must be and what the outputs mean:
+    ``classes`` (index -> name), ``normalization`` (``{"mean", "std"}`` of values in [0, 1], or
+    ``None``), ``size``, ``in_channels``, ``kind``, with ``name``, ``T`` and the ``dataset``.
+
+    >>> net = load_pretrained("path/to/export")                     # doctest: +SKIP
+    >>> net.pretrained_cfg["classes"][:3]                            # doctest: +SKIP
+    ['airplane', 'automobile', 'bird']
+    """
+    path = resolve_path(path)  # one download for both files
+    if path.is_file() and path.suffix == ".pt":  # a checkpoint: the training layer builds its net
+        raise ValueError(f"{path} is a checkpoint written by staa-snn train: load it with "
+                         f"staa_snn.load_pretrained(path) or staa_snn.training.load_trained(path)")
+    spec = pretrained_spec(path)
+    args = {**spec["model"], **overrides}
+    name = args.pop("name")
+    model = load_weights(create_model(name, **args), path).eval()
+    model.pretrained_cfg = describe_inputs(name, args.get("T"), spec.get("dataset"), spec.get("input"))
+    return model

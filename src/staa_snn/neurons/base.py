@@ -29,7 +29,7 @@ from .._validation import check_positive_int
 from ..functional.lif import lif_multistep, lif_step
 from ..functional.mpbn import fold_thresholds, folded_fire_input, membrane_batch_norm
 from ..functional.surrogate import Surrogate, get_surrogate
-from ..kernels._compile import compile_unsupported
+from ..kernels import compile_unsupported
 from ..kernels.lif_fused import lif_multistep_fused
 from ..kernels.membrane_bn import fusable
 from .presets import get_preset

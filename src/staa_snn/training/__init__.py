@@ -7,7 +7,7 @@
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, ConfigError, apply_override, bundled_configs, load_config, parse_override, resolve_config
 from .engine import (Trainer, TrainingDiverged, TrainResult, build_datasets, build_model, checkpoint_config, evaluate,
-                     evaluate_checkpoint, evaluate_weights, load_trained, lr_factor, train)
+                     evaluate_checkpoint, evaluate_weights, input_metadata, load_pretrained, load_trained, lr_factor, train)
 from .preemption import TrainingPreempted
 from .run_folder import RunFolderError, RunLocked
 
@@ -15,7 +15,7 @@ __all__ = [
     "Config", "ConfigError", "RunFolderError", "RunLocked", "TrainResult", "Trainer", "TrainingDiverged",
     "TrainingPreempted",
     "build_datasets", "build_model", "bundled_configs", "checkpoint_config", "evaluate", "evaluate_checkpoint",
-    "evaluate_weights",
-    "apply_override", "load_checkpoint", "load_config", "load_trained", "lr_factor", "parse_override", "resolve_config",
+    "evaluate_weights", "input_metadata",
+    "apply_override", "load_checkpoint", "load_config", "load_pretrained", "load_trained", "lr_factor", "parse_override", "resolve_config",
     "save_checkpoint", "train",
 ]

@@ -14,12 +14,9 @@ steps, before every checkpoint and at the end of the epoch.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-import platform
-import shutil
 import signal
 import subprocess
 import sys
@@ -39,9 +36,11 @@ from torch.utils.data import Dataset
 
 from .. import __version__
 from ..data import MixupCutmix, dataset_info, get_dataset, normalization
-from ..kernels._compile import compile_unsupported
+from ..kernels import resolve_backend
 from ..models import SpikingNet, create_model, set_backend
-from ..models.pretrained import describe_inputs
+from ..models import load_pretrained as load_exported
+from ..models.pretrained import describe_inputs, pretrained_spec, resolve_path
+from ..measure import exit_curve
 from ..neurons.blocks import GlobalContext, PositionEncoding, StepAttention
 from . import distributed as ddp
 from .checkpoint import caller_rng_state, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -53,14 +52,11 @@ from .resume import describe, resume_changes
 from .run_folder import RunFolder, RunFolderError
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "build_datasets", "build_model", "build_optimizer",
-           "checkpoint_config", "evaluate", "evaluate_checkpoint", "evaluate_weights", "input_metadata", "load_trained", "lr_factor",
+           "checkpoint_config", "evaluate", "evaluate_checkpoint", "evaluate_weights", "input_metadata", "load_pretrained",
+           "load_trained", "lr_factor",
            "parameter_groups",
            "resolve_backend", "soft_cross_entropy", "train"]
 
-# backend="auto": compile the neuron loops when the job has at least this many optimiser steps
-# (the compile costs tens of seconds to a few minutes per process; a paper row has ~200 000 steps,
-# the bundled digits default 360).
-AUTO_COMPILE_MIN_STEPS = 2000
 # Without a progress bar (stderr not a terminal): a progress line at the first check point after this
 # many seconds, unless train.log_every sets a number of steps.
 LOG_SECONDS = 30.0
@@ -211,25 +207,6 @@ def _check_loss(loss, fn) -> None:
                if isinstance(loss, torch.Tensor) else type(loss).__name__)
         raise TypeError(f"loss_fn {_name_of(fn)} must return a 0-d floating tensor that requires grad "
                         f"(a loss of the logits it was given), got {got}")
-
-
-def resolve_backend(requested: str, steps: int, device: torch.device) -> tuple[str, str]:
-    """``(backend, why)`` for ``model.backend``: ``"auto"`` compiles the neuron loops for jobs of
-    at least :data:`AUTO_COMPILE_MIN_STEPS` optimiser steps where ``torch.compile`` can run (a C++
-    compiler on the CPU, Triton on CUDA), and runs the fused eager kernels otherwise."""
-    if requested != "auto":
-        return requested, "as configured"
-    if steps < AUTO_COMPILE_MIN_STEPS:
-        return "fused", f"auto: {steps} steps, under {AUTO_COMPILE_MIN_STEPS} (compiling would not pay)"
-    if platform.system() == "Windows":
-        return "fused", "auto: torch.compile is not supported on Windows"
-    if compile_unsupported():
-        return "fused", f"auto: torch {torch.__version__} is older than the compiled backend needs"
-    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
-        return "fused", "auto: Triton is not installed"
-    if device.type == "cpu" and not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")):
-        return "fused", "auto: no C++ compiler for torch.compile on the CPU"
-    return "compiled", f"auto: {steps} steps"
 
 
 def _autocast(device: torch.device, amp: str):
@@ -914,11 +891,25 @@ def load_trained(path: str | Path, overrides=(), *, model: nn.Module | None = No
     return cfg, model.eval(), ckpt
 
 
+def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
+    """A net in ``eval()`` with ``pretrained_cfg`` from a ``.pt`` checkpoint written by :func:`train`
+    (:func:`load_trained`) or from exported weights -- a shipped name, a folder or
+    ``hf://owner/name[@revision]`` (:func:`staa_snn.models.load_pretrained`, which ``overrides``,
+    create_model arguments, go to). This is ``staa_snn.load_pretrained``."""
+    path = resolve_path(path)  # one download for both files
+    if path.is_file() and path.suffix == ".pt":  # a checkpoint written by staa-snn train
+        if overrides:
+            raise ValueError(f"{path} is a checkpoint: create_model overrides apply to exported weights; "
+                             f"set the backend on the loaded net (staa_snn.models.set_backend)")
+        return load_trained(path, require_root=False)[1]
+    return load_exported(path, **overrides)
+
+
 def evaluate_checkpoint(path: str | Path, *, overrides=(), data_root: str | None = None, device: str = "auto",
                         batch_size: int | None = None, progress: bool = True, exit_thresholds=None) -> dict:
     """Load a checkpoint (safely) and evaluate it on its dataset's test split (its config, then
     ``overrides``, ``section.key=value``). ``exit_thresholds``: also measure confidence early exit
-    at these thresholds (``result["exit_curve"]``, :func:`staa_snn.inference.exit_curve`)."""
+    at these thresholds (``result["exit_curve"]``, :func:`staa_snn.measure.exit_curve`)."""
     overrides = [*overrides, *([f"data.root={json.dumps(str(data_root))}"] if data_root is not None else [])]
     if batch_size is not None:
         overrides.append(f"data.test_batch_size={batch_size}")
@@ -933,14 +924,12 @@ def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = 
     """Evaluate exported weights -- a shipped name (:func:`~staa_snn.models.list_pretrained`), a folder or ``hf://...``
     -- on the test split of the data they were trained on, with the config they were trained with
     (``config.json``), then ``overrides`` (``data.root=DIR``: a folder with ``test/`` or ``val/``)."""
-    from ..models.pretrained import load_pretrained, pretrained_spec
-
     spec = pretrained_spec(weights)
     cfg = Config.from_dict(spec["config"])
     for text in [*overrides, *([f"data.test_batch_size={batch_size}"] if batch_size is not None else [])]:
         apply_override(cfg, text)
     cfg.validate()
-    model = load_pretrained(weights)
+    model = load_exported(weights)
     result = _evaluate_on_test(cfg, model, device, progress, exit_thresholds)
     return {"checkpoint": str(weights), "epoch": (spec["config"].get("train") or {}).get("epochs"),
             "dataset": cfg.data.name, "model": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T,
@@ -965,7 +954,5 @@ def _evaluate_on_test(cfg: Config, model: nn.Module, device: str, progress: bool
         raise ConfigError(f"early exit runs a SpikingNet step by step; {type(model).__name__} is not one")
     result = evaluate(model, loader, dev, amp=amp, progress=progress)
     if exit_thresholds:
-        from ..inference import exit_curve
-
         result["exit_curve"] = exit_curve(model, _bar(loader, "exit", progress), exit_thresholds, device=dev)
     return result
