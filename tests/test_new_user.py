@@ -100,11 +100,11 @@ def test_eval_flags_are_named_in_their_errors(tmp_path, capsys):
 
 def test_eval_reads_only_the_test_split(tmp_path, monkeypatch):
     result = train(tiny(tmp_path, "train.epochs=1"))
-    from staa_snn.training import engine
+    from staa_snn.training import builders
 
     asked = []
-    real = engine.get_dataset
-    monkeypatch.setattr(engine, "get_dataset", lambda name, root, split, **kw: asked.append(split) or
+    real = builders.get_dataset
+    monkeypatch.setattr(builders, "get_dataset", lambda name, root, split, **kw: asked.append(split) or
                         real(name, root, split, **kw))
     evaluate_checkpoint(result.run_dir / "best.pt", progress=False)
     assert asked == ["test"]

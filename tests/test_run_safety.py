@@ -16,7 +16,7 @@ import torch
 from staa_snn import cli
 from staa_snn.data import writers
 from staa_snn.training import RunFolderError, RunLocked, load_checkpoint, train
-from staa_snn.training import engine
+from staa_snn.training import epoch, trainer
 from staa_snn.training.run_folder import RunFolder
 
 import tiny_runs
@@ -116,7 +116,7 @@ def test_read_only_output_folder_is_refused_before_any_data_is_read(tmp_path, mo
     locked = tmp_path / "ro"
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    monkeypatch.setattr(engine, "build_datasets", lambda cfg: pytest.fail("data were read"))
+    monkeypatch.setattr(trainer, "build_datasets", lambda cfg: pytest.fail("data were read"))
     try:
         assert cli.main(["train", "train.progress=false", f"output.dir={locked}"]) == 2
     finally:
@@ -127,7 +127,7 @@ def test_read_only_output_folder_is_refused_before_any_data_is_read(tmp_path, mo
 def test_unwritable_output_folder_is_refused_before_any_data_is_read(tmp_path, monkeypatch, capsys):
     """The same check where permissions cannot stop root: the output 'folder' is a file."""
     (tmp_path / "file").write_text("")
-    monkeypatch.setattr(engine, "build_datasets", lambda cfg: pytest.fail("data were read"))
+    monkeypatch.setattr(trainer, "build_datasets", lambda cfg: pytest.fail("data were read"))
     assert cli.main(["train", "train.progress=false", f"output.dir={tmp_path / 'file'}"]) == 2
     err = capsys.readouterr().err
     assert "cannot write to the output folder" in err and len(err.strip().splitlines()) == 1
@@ -184,13 +184,13 @@ def test_workers_and_stops_do_not_change_the_run(tmp_path):
 
 def test_checkpoint_every_writes_mid_epoch_checkpoints(tmp_path, monkeypatch):
     saved = []
-    real = engine.save_checkpoint
+    real = epoch.save_checkpoint
 
     def spy(path, payload):
         saved.append((payload["epoch"], payload["batch"]))
         real(path, payload)
 
-    monkeypatch.setattr(engine, "save_checkpoint", spy)
+    monkeypatch.setattr(epoch, "save_checkpoint", spy)
     train(tiny(tmp_path, "train.checkpoint_every=2", "train.epochs=1"))
     # mid-epoch at batches 2 of 4 (the epoch end writes last.pt and best.pt)
     assert saved == [(0, 2), (1, 0), (1, 0)]
@@ -203,7 +203,7 @@ def test_a_training_epoch_reads_the_device_only_at_check_points(tmp_path, monkey
     (the loop and the model, not the data transforms or the optimiser's CPU step counters) do not
     grow with the number of steps."""
     reads = {"n": 0}
-    package = os.path.dirname(engine.__file__).rsplit(os.sep, 1)[0]
+    package = os.path.dirname(trainer.__file__).rsplit(os.sep, 1)[0]
 
     for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
         real = getattr(torch.Tensor, name)
@@ -215,7 +215,7 @@ def test_a_training_epoch_reads_the_device_only_at_check_points(tmp_path, monkey
             return _real(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
-    monkeypatch.setattr(engine.Trainer, "finish_epoch", lambda self, sums: setattr(self, "epoch", self.epoch + 1))
+    monkeypatch.setattr(trainer.Trainer, "finish_epoch", lambda self, sums: setattr(self, "epoch", self.epoch + 1))
     counts = {}
     for steps in (4, 12):
         reads["n"] = 0

@@ -14,7 +14,8 @@ import torch
 from staa_snn import cli
 from staa_snn.training import (Config, ConfigError, TrainingDiverged, TrainingPreempted, evaluate_checkpoint,
                                load_checkpoint, load_config, lr_factor, train)
-from staa_snn.training import engine
+from staa_snn.training import builders, engine
+from staa_snn.training.losses import mean_logits_loss
 from staa_snn.training.distributed import GlobalBatchNorm, GlobalBatchSampler
 from tiny_runs import DIGITS, strip, tiny
 
@@ -68,7 +69,7 @@ def test_bad_neuron_value_fails_before_any_data_is_read(tmp_path, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError("data was read before the config was checked")
 
-    monkeypatch.setattr(engine, "get_dataset", no_data)
+    monkeypatch.setattr(builders, "get_dataset", no_data)
     with pytest.raises(ConfigError, match="model: .*gc_ratio"):
         train(tiny(tmp_path, "model.gc_ratio=0"))
 
@@ -192,28 +193,26 @@ def test_resume_is_exact(tmp_path):
 
 @pytest.mark.parametrize("at_call, where, saved", [(2, "batch 2/3 of epoch 1/2", (0, 2)),
                                                     (3, "epoch 1/2", (1, 0))])
-def test_a_stop_signal_checkpoints_where_it_lands_and_the_resume_is_exact(tmp_path, monkeypatch, at_call, where,
+def test_a_stop_signal_checkpoints_where_it_lands_and_the_resume_is_exact(tmp_path, at_call, where,
                                                                          saved):
     """SIGUSR1 (a scheduler's warning) during a step: a checkpoint at the next step, or, on an
     epoch's last step, after that epoch; TrainingPreempted says where; --resume auto is exact."""
     straight = train(tiny(tmp_path, name="straight"))
     before = signal.getsignal(signal.SIGUSR1)
-    real, calls = engine.soft_cross_entropy, []
+    calls = []
 
-    def loss_then_signal(*args):
+    def loss_then_signal(steps, targets):  # optim.loss (mean_logits), with a signal at one call
         calls.append(1)
         if len(calls) == at_call:
             os.kill(os.getpid(), signal.SIGUSR1)
-        return real(*args)
+        return mean_logits_loss(steps, targets)
 
-    monkeypatch.setattr(engine, "soft_cross_entropy", loss_then_signal)
     with pytest.raises(TrainingPreempted, match=rf"stopped by SIGUSR1 after {where}: checkpointed in "
                                                 rf".*last.pt; continue with --resume auto") as stopped:
-        train(tiny(tmp_path, name="split"))
+        train(tiny(tmp_path, name="split"), loss_fn=loss_then_signal)
     assert stopped.value.exit_code == 128 + signal.SIGUSR1 and signal.getsignal(signal.SIGUSR1) == before
     ckpt = load_checkpoint(tmp_path / "split" / "last.pt")
     assert (ckpt["epoch"], ckpt["batch"]) == saved
-    monkeypatch.setattr(engine, "soft_cross_entropy", real)
     resumed = train(tiny(tmp_path, name="split"), resume="auto")
     assert strip(resumed.history) == strip(straight.history)
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
@@ -250,18 +249,16 @@ def test_run_folder_contents_and_safe_checkpoint(tmp_path):
     assert result.best["test_acc"] == max(h["test_acc"] for h in result.history)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     calls = {"n": 0}
-    real = engine.soft_cross_entropy
 
-    def poisoned(logits, target):
+    def poisoned(steps, targets):  # optim.loss (mean_logits), NaN at one step
         calls["n"] += 1
-        loss = real(logits, target)
+        loss = mean_logits_loss(steps, targets)
         return loss * float("nan") if calls["n"] == 5 else loss  # step 2 of epoch 2
 
-    monkeypatch.setattr(engine, "soft_cross_entropy", poisoned)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 5; the last good checkpoint"):
-        train(tiny(tmp_path))
+        train(tiny(tmp_path), loss_fn=poisoned)
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
 
@@ -469,4 +466,4 @@ def test_tet_option_and_loss_fn_train_the_same(tmp_path):
             train(tiny(tmp_path, name="e"), loss_fn=bad)
     with pytest.warns(UserWarning, match="optim.loss=tet is not"):
         d = train(tiny(tmp_path, "train.epochs=1", "optim.loss=tet", name="f"), loss_fn=engine.tet_loss)
-    assert json.loads((d.run_dir / "meta.json").read_text())["loss"] == "staa_snn.training.engine.tet_loss"
+    assert json.loads((d.run_dir / "meta.json").read_text())["loss"] == "staa_snn.training.losses.tet_loss"

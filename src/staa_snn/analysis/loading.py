@@ -27,7 +27,7 @@ def random_batch(cfg: Config, batch_size: int, seed: int = 0) -> torch.Tensor:
     """A batch of the dataset's input shape with uniform random values (counts
     of operations do not depend on the values; firing rates do)."""
     info = dataset_info(cfg.data.name)
-    size = cfg.data.size or info.size
+    size = cfg.data.input_size
     g = torch.Generator().manual_seed(seed)
     if info.kind == "events":
         return torch.rand(batch_size, cfg.model.T, info.in_channels, size, size, generator=g)

@@ -34,7 +34,7 @@ FORMATS = ("onnx", "nir", "safetensors")
 
 def _input_shape(cfg) -> tuple[int, ...]:
     info = dataset_info(cfg.data.name)
-    size = cfg.data.size or info.size
+    size = cfg.data.input_size
     return (info.in_channels, size, size)
 
 

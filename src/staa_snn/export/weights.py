@@ -94,7 +94,7 @@ def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module, input_
     normalisation, size: ``input_meta``, as a checkpoint stores it), the parameter count, the
     training config."""
     options = {k: v for k, v in cfg.model.neuron_options.items() if k != "backend"}
-    options["input_size"] = cfg.data.size or dataset_info(cfg.data.name).size
+    options["input_size"] = cfg.data.input_size
     return {"model": {"name": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T, "num_classes": num_classes,
                       "in_channels": in_channels, "init": cfg.model.init, **options},
             "input": input_meta or input_metadata(cfg),

@@ -6,8 +6,11 @@
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, ConfigError, apply_override, bundled_configs, load_config, parse_override, resolve_config
-from .engine import (Trainer, TrainingDiverged, TrainResult, build_datasets, build_model, checkpoint_config, evaluate,
-                     evaluate_checkpoint, evaluate_weights, input_metadata, load_pretrained, load_trained, lr_factor, train)
+from .builders import build_datasets, build_model, lr_factor
+from .epoch import TrainingDiverged
+from .evaluate import evaluate, evaluate_checkpoint, evaluate_weights
+from .trained import checkpoint_config, input_metadata, load_pretrained, load_trained
+from .trainer import Trainer, TrainResult, train
 from .preemption import TrainingPreempted
 from .run_folder import RunFolderError, RunLocked
 

@@ -30,6 +30,7 @@ from ..data import SPLIT_MODES, check_dataset_options, dataset_info, list_datase
 from ..models import INIT_SCHEMES, NEURON_KINDS, list_models, neuron_options
 from ..neurons.base import BACKENDS
 from ..errors import ConfigError
+from .losses import LOSSES  # optim.loss: the names of the one registry of losses
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BACKEND_CHOICES = ("auto", *BACKENDS)
@@ -55,6 +56,11 @@ class DataConfig:
     cutmix: float = 0.0  # CutMix alpha (0: off)
     mix_prob: float = 1.0  # probability of mixing a batch when mixup or cutmix is on
     options: dict = field(default_factory=dict)  # dataset-specific, e.g. {holdout: first, skip_bad_files: true}
+
+    @property
+    def input_size(self) -> int:
+        """The input's height = width: ``size``, or the dataset's default when ``size`` is None."""
+        return self.size or dataset_info(self.name).size
 
 
 @dataclass
@@ -113,7 +119,6 @@ SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "tra
             "output": OutputConfig}
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
-LOSSES = ("mean_logits", "tet")
 DECAY_TARGETS = ("weights", "all")
 AMP_MODES = ("none", "bf16", "fp16")
 MEMORY_MODES = ("none", "checkpoint", "auto")

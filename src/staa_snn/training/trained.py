@@ -1,0 +1,84 @@
+"""What a training run leaves, read back: the config of a checkpoint, the net of a checkpoint
+(:func:`load_trained`) or of any weights (:func:`load_pretrained`), and the input metadata a
+checkpoint or an export stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torch import nn
+
+from ..data import dataset_info, normalization
+from ..errors import ConfigError
+from ..models import load_pretrained as load_exported
+from ..models.pretrained import describe_inputs, resolve_path
+from .builders import build_model
+from .checkpoint import load_checkpoint
+from .config import Config, apply_override
+
+__all__ = ["checkpoint_config", "input_metadata", "load_pretrained", "load_trained", "num_classes_of"]
+
+
+def input_metadata(cfg: Config, classes=None) -> dict:
+    """What a deployed net needs to know of its inputs and outputs, stored with the weights:
+    the class names (index -> name; ``None`` when the data has none), the normalisation
+    (``None``: not normalised), the input size and channels, and the kind of data."""
+    info = dataset_info(cfg.data.name)
+    return {"classes": [str(c) for c in classes] if classes is not None else None,
+            "normalization": normalization(cfg.data.name, cfg.data.mean, cfg.data.std),
+            "size": cfg.data.input_size, "in_channels": info.in_channels, "kind": info.kind}
+
+
+def num_classes_of(model: nn.Module) -> int | None:
+    if hasattr(model, "num_classes"):
+        return int(model.num_classes)
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else None
+
+
+def checkpoint_config(ckpt: dict, overrides=(), *, require_root: bool = True) -> Config:
+    """The config a checkpoint was trained with, then ``section.key=value`` overrides; validated."""
+    tree = ckpt["config"]
+    if "weight_decay_on" not in tree.get("optim", {}):  # written before the key existed: decay was on all
+        tree = {**tree, "optim": {**tree.get("optim", {}), "weight_decay_on": "all"}}
+    cfg = Config.from_dict(tree)
+    for text in overrides:
+        apply_override(cfg, text)
+    return cfg.validate(require_root=require_root)
+
+
+def load_trained(path: str | Path, overrides=(), *, model: nn.Module | None = None,
+                 require_root: bool = True) -> tuple[Config, nn.Module, dict]:
+    """``(config, model in eval mode, checkpoint)`` from a checkpoint written by :func:`train`.
+
+    A run trained on a model passed in from Python (``train(cfg, model=MyNet())``) needs that
+    model again: ``load_trained(path, model=MyNet())`` loads the weights into it (strictly); the
+    config's ``model`` section was not used by such a run, and is not used to rebuild it."""
+    ckpt = load_checkpoint(path)
+    cfg = checkpoint_config(ckpt, overrides, require_root=require_root)
+    python_model = ckpt.get("python_model")
+    if model is None and python_model is not None:
+        raise ConfigError(f"{path} was trained on a model passed in from Python ({python_model}), which a config "
+                          f"cannot rebuild: in Python, staa_snn.training.load_trained({str(path)!r}, "
+                          f"model={python_model.rpartition('.')[2]}(...))")
+    if model is None:
+        model = build_model(cfg, num_classes=ckpt["num_classes"])
+    model.load_state_dict(ckpt["model"])
+    model.pretrained_cfg = describe_inputs(cfg.model.name, cfg.model.T, cfg.data.name,
+                                           ckpt.get("input") or input_metadata(cfg))
+    return cfg, model.eval(), ckpt
+
+
+def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
+    """A net in ``eval()`` with ``pretrained_cfg`` from a ``.pt`` checkpoint written by :func:`train`
+    (:func:`load_trained`) or from exported weights -- a shipped name, a folder or
+    ``hf://owner/name[@revision]`` (:func:`staa_snn.models.load_pretrained`, which ``overrides``,
+    create_model arguments, go to). This is ``staa_snn.load_pretrained``."""
+    path = resolve_path(path)  # one download for both files
+    if path.is_file() and path.suffix == ".pt":  # a checkpoint written by staa-snn train
+        if overrides:
+            raise ValueError(f"{path} is a checkpoint: create_model overrides apply to exported weights; "
+                             f"set the backend on the loaded net (staa_snn.models.set_backend)")
+        return load_trained(path, require_root=False)[1]
+    return load_exported(path, **overrides)
