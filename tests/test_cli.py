@@ -29,9 +29,19 @@ def test_configs_lists_bundled_rows_without_recipe_bases(capsys):
 
 
 def test_help_names_the_commands(capsys):
+    """The usage line and the help list every command, in COMMANDS' order; each has add_arguments and run."""
+    from staa_snn.cli import COMMANDS
+
+    names = ["train", "eval", "predict", "stream", "profile", "visualize", "plot", "export", "ablate", "configs"]
+    assert [c.NAME for c in COMMANDS] == names
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert "train" in out and "eval" in out and "configs" in out
+    usage = " ".join(out.split("\n\n")[0].split())
+    assert usage.startswith("usage: staa-snn") and "{" + ",".join(names) + "}" in usage
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()[0] in names]
+    assert listed == names
+    for command in COMMANDS:
+        assert callable(command.add_arguments) and callable(command.run)
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "section.key=value" in capsys.readouterr().out

@@ -35,18 +35,11 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..energy import E_AC_PJ, E_MAC_PJ, energy_mj
 from ..models import SpikingNeuron
 from ..neurons import MultiStepNeuron
 
 aten = torch.ops.aten
-
-E_AC_PJ = 0.9
-E_MAC_PJ = 4.6
-
-
-def energy_mj(ac, mac, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ):
-    """``E = e_ac #AC + e_mac #MAC`` in mJ (numbers or tensors of counts)."""
-    return (e_ac_pj * ac + e_mac_pj * mac) * 1e-9
 
 
 def _conv(args, out):

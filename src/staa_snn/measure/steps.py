@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from .profile import E_AC_PJ, E_MAC_PJ, count_operations, energy_mj
+from ..energy import E_AC_PJ, E_MAC_PJ, energy_mj
+from .profile import count_operations
 
 __all__ = ["EXITS", "check_exit", "evaluating", "exit_curve", "step_costs", "step_inputs"]
 

@@ -1,0 +1,129 @@
+"""``staa-snn eval``: a checkpoint or exported weights on the test split of their dataset, with
+early exit over steps on request."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from ..energy import E_AC_PJ, E_MAC_PJ
+from .common import add_device, add_json, add_net, add_overrides, write_json
+
+NAME = "eval"
+HELP = "evaluate a checkpoint or exported weights on the test set"
+DESCRIPTION = ("Test loss, accuracy, and accuracy when reading out after 1..T steps, of a checkpoint or of exported "
+               "weights (a shipped name, an export folder, hf://owner/name), on the test split of their dataset.")
+EPILOG = "e.g. staa-snn eval --weights my-export data.root=/data/cifar10 (a folder with test/<class>/ or val/<class>/)"
+EXIT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+
+
+def thresholds(text: str) -> list[float]:
+    """``--exit-sweep P,P,...``: thresholds in (0, 1]."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected thresholds in (0, 1] separated by commas, got {text!r}")
+    return values
+
+
+def exit_spec(text: str) -> float:
+    """``--exit confidence:P``: the threshold P in (0, 1]."""
+    kind, _, value = text.partition(":")
+    try:
+        p = float(value)
+    except ValueError:
+        p = math.nan
+    if kind != "confidence" or not 0 < p <= 1:
+        raise argparse.ArgumentTypeError(f"expected confidence:P with one P in (0, 1], e.g. confidence:0.9; got {text!r}")
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_net(p, checkpoint="a last.pt / best.pt written by staa-snn train",
+            weights="exported weights: a shipped name (staa_snn.list_pretrained()), an export folder or "
+                    "hf://owner/name")
+    add_overrides(p, "config overrides (e.g. data.root=DIR)")
+    p.add_argument("--data-root", help="dataset folder, if not the one the checkpoint was trained on")
+    add_device(p)
+    p.add_argument("--batch-size", type=int, help="test batch size")
+    add_json(p, "where to write the JSON (default: <checkpoint>.eval.json, e.g. best.pt.eval.json; "
+                "<weights name>.eval.json)")
+    p.add_argument("--exit", metavar="confidence:P", type=exit_spec,
+                   help="also run the net step by step and let each sample stop at the first step where its "
+                        "softmax (of the logits averaged so far) reaches P: accuracy, mean steps and mean "
+                        "energy (e.g. --exit confidence:0.9)")
+    sweep = ",".join(map(str, EXIT_SWEEP))
+    p.add_argument("--exit-sweep", metavar="P,P,...", nargs="?", const=sweep, type=thresholds,
+                   help=f"early exit at many thresholds (default {sweep}) from one pass: the curve of accuracy "
+                        "against mean steps and energy, in the JSON and drawn into <JSON>.exit.png")
+
+
+def run(args) -> int:
+    from ..errors import ConfigError
+    from ..training import evaluate_checkpoint, evaluate_weights
+    from ..training.distributed import resolve_device
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    try:
+        resolve_device(args.device)
+    except ConfigError:
+        raise ConfigError(f"--device {args.device!r} is not a device here: use auto, cpu, cuda or cuda:N "
+                          f"(cuda only where CUDA is available)") from None
+    overrides = [*args.overrides, *([f"data.root={json.dumps(args.data_root)}"] if args.data_root else [])]
+    levels = sorted({*(args.exit_sweep or ()), *([args.exit] if args.exit is not None else [])})
+    if args.weights is not None:
+        result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size,
+                                  exit_thresholds=levels)
+    else:
+        result = evaluate_checkpoint(args.checkpoint, overrides=overrides, device=args.device,
+                                     batch_size=args.batch_size, exit_thresholds=levels)
+    print(format_eval(result))
+    if levels:
+        print(format_exit(result["exit_curve"], result["T"], None if args.exit_sweep else args.exit))
+    out = json_path(args)
+    write_json(str(out), result)
+    print(f"JSON: {out}")
+    if args.exit_sweep:
+        from ..analysis.plot import plot_exit_curves
+
+        name = f"{result['model']} {result['neuron']} T={result['T']}"
+        png = plot_exit_curves({name: result["exit_curve"]}, out.with_name(out.name + ".exit.png")).path
+        print(f"plot: {png}")
+    return 0
+
+
+def json_path(args) -> Path:
+    """``--json``, or ``<checkpoint>.eval.json`` beside the checkpoint, or ``<weights name>.eval.json``."""
+    if args.json:
+        return Path(args.json)
+    if args.checkpoint:
+        return Path(args.checkpoint).with_name(Path(args.checkpoint).name + ".eval.json")
+    return Path(f"{Path(str(args.weights)).name or 'weights'}.eval.json")
+
+
+def format_eval(r: dict) -> str:
+    steps = range(1, len(r["acc_per_step"]) + 1)
+    lines = [f"{r['checkpoint']} (epoch {r['epoch']}): {r['dataset']}, {r['model']}, neuron={r['neuron']}, T={r['T']}",
+             f"{r.get('split', 'test accuracy').replace(' accuracy', '')}: loss {r['loss']:.4f}, accuracy {r['acc']:.2%} "
+             f"on {r['samples']} samples",
+             "read out after t steps:",
+             "  t   " + "".join(f"{t:>8}" for t in steps),
+             "  acc " + "".join(f"{a:>8.2%}" for a in r["acc_per_step"])]
+    return "\n".join(lines)
+
+
+def format_exit(curve: dict, T: int, single: float | None) -> str:
+    """The early-exit figures: the fixed readouts and each threshold's accuracy, steps and energy."""
+    lines = [f"early exit ({curve['samples']} samples; energy per sample at {E_AC_PJ:g} pJ AC, {E_MAC_PJ:g} pJ MAC):",
+             f"  {'exit':<20}{'accuracy':>9}{'mean steps':>12}{'energy (uJ)':>13}"]
+    rows = [(f"after {t + 1} step{'s' if t else ''}", p) for t, p in enumerate(curve["fixed"])]
+    rows += [(f"confidence >= {p['threshold']:g}", p) for p in curve["confidence"]
+             if single is None or p["threshold"] == single]
+    lines += [f"  {name:<20}{p['acc']:>9.2%}{p['mean_steps']:>9.2f}/{T:<2}{1e3 * p['mean_energy_mj']:>13.3f}"
+              for name, p in rows]
+    return "\n".join(lines)

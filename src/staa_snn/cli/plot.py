@@ -1,0 +1,28 @@
+"""``staa-snn plot``: training curves of one or more runs, overlaid, as PNG."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "plot"
+HELP = "training curves of one or more runs, overlaid, as PNG"
+DESCRIPTION = ("Loss and accuracy per epoch (train dashed, evaluation split solid), the evaluation accuracy when "
+               "reading out after 1..T steps, and the mean firing rate per epoch, from each run folder's "
+               "metrics.jsonl; several runs overlaid with their names. The evaluation split is named as the run's "
+               "config.yaml says: validation (data.options.val_per_class) or test.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders written by staa-snn train")
+    p.add_argument("--out", help="the PNG to write (default: <run>/curves.png for one run, curves.png for several)")
+
+
+def run(args) -> int:
+    from ..analysis.plot import plot_runs
+
+    out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1
+                                           else Path("curves.png"))
+    plot_runs(args.runs, out)
+    print(out)
+    return 0

@@ -1,0 +1,47 @@
+"""``staa-snn stream``: an event recording fed to a net frame by frame, each step's prediction."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import CHECKPOINT_HELP, add_json, add_net, emit_json
+
+NAME = "stream"
+HELP = "feed an event recording to a net frame by frame, printing each step's prediction"
+DESCRIPTION = ("Integrate a recording (.aedat 2.0 / 3.1, .npz) into frames as its events arrive and feed them to "
+               "the net one step at a time (net.step): after each step, the prediction of the logits so far, its "
+               "probability and the step's latency.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_net(p, checkpoint=f"{CHECKPOINT_HELP} (a net trained on event frames)")
+    p.add_argument("recording", help="an event recording: .aedat (2.0 or 3.1) or SpikingJelly's .npz")
+    p.add_argument("--split-by", choices=("time", "number"), default="time",
+                   help="time (default): T equal time windows, each integrated when it closes; number: equal "
+                        "event counts, the frames of predict and of training")
+    add_json(p, "also write the steps as JSON ('-': JSON to stdout only)")
+
+
+def run(args) -> int:
+    from ..errors import ConfigError
+    from ..inference import RECORDINGS, load_net, stream_recording
+
+    if not Path(args.recording).is_file():
+        raise FileNotFoundError(f"no such file: {args.recording}")
+    if not str(args.recording).endswith(RECORDINGS):
+        raise ConfigError(f"{args.recording}: expected an event recording ({', '.join(RECORDINGS)})")
+    net = load_net(args.checkpoint or args.weights)
+    steps = []
+    try:
+        for s in stream_recording(net, args.recording, split_by=args.split_by):
+            steps.append(s)
+            if args.json != "-":
+                window = "no events" if s["events"] == 0 else \
+                    f"{s['events']:>7} events, t {s['t_start_us']}-{s['t_end_us']} us"
+                print(f"step {s['step']}/{net.T}: {window} -> {s['class']} ({s['confidence']:.1%}), "
+                      f"{s['latency_ms']:.1f} ms", flush=True)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    emit_json(args.json, {"recording": str(args.recording), "split_by": args.split_by, "steps": steps})
+    return 0
