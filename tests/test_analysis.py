@@ -171,11 +171,19 @@ def test_profile_firing_rates_are_the_neurons():
     net = create_model("vgg_small", num_classes=10, T=2, neuron="lif", in_channels=1)
     x = torch.rand(3, 1, 8, 8) * 4
     r = profile_model(net, x)
+    spikes = {}  # each neuron layer's output, caught by a hook: the rate computed here, not read from the net
+    hooks = [net.get_submodule(n).neuron.register_forward_hook(
+        lambda module, args, out, name=n + ".neuron": spikes.__setitem__(name, out.detach().float()))
+        for n in neuron_slots(net)]
     with torch.no_grad():
         net.eval()
         net(x)
-    assert r.firing_rates == {n + ".neuron": float(net.get_submodule(n).neuron.last_firing_rate)
-                              for n in neuron_slots(net)}
+    for hook in hooks:
+        hook.remove()
+    assert set(spikes) == set(r.firing_rates) and len(spikes) == len(neuron_slots(net)) > 0
+    assert all(set(s.unique().tolist()) <= {0.0, 1.0} for s in spikes.values())
+    assert 0 < sum(float(s.mean()) for s in spikes.values())
+    assert r.firing_rates == {name: pytest.approx(float(s.mean())) for name, s in spikes.items()}
 
 
 def test_gradcam_equals_a_hand_computation_on_the_first_layer():

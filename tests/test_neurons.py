@@ -210,9 +210,14 @@ def test_recorded_statistics():
 
 
 def test_state_does_not_carry_over_between_forwards():
+    """Each forward starts at rest. Tau 2, V_th 1, a constant 1.5: H = 0.75, 1.125 (fires, V -> 0),
+    0.75, so the first call ends at V = 0.75; a second call that carried it on would fire at once
+    (H = 0.75 + (1.5 - 0.75) / 2 = 1.125) instead of at step 2."""
     lif = LIF()
-    x = torch.rand(4, 2, 3) * 2
-    assert torch.equal(lif(x), lif(x))
+    x = torch.full((3, 2, 1), 1.5)
+    expected = torch.tensor([0.0, 1.0, 0.0]).view(3, 1, 1).expand(3, 2, 1)
+    assert torch.equal(lif(x), expected)
+    assert torch.equal(lif(x), expected)
 
 
 def test_bad_inputs_and_arguments():
