@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..models.layers import SpikingNeuron
+from ..neurons import recorded
 from .figures import save, subplots
 from ..measure import firing_rates
 
@@ -192,7 +193,7 @@ def sa_gate_table(model: nn.Module) -> dict[str, np.ndarray]:
     """Mean SA gates ``[T, 2]`` per layer from the last forward (STAA with SA only)."""
     out = {}
     for name, neuron in _neurons(model).items():
-        g = getattr(neuron, "last_sa_gates", None)
+        g = recorded(neuron, "last_sa_gates")
         if g is not None:
             out[name] = g.detach().float().mean(dim=(1, 3)).numpy()  # [T, B, 2, C] -> [T, 2]
     return out

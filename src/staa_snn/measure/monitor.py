@@ -24,7 +24,7 @@ from collections import defaultdict
 import torch
 from torch import Tensor, nn
 
-from ..neurons import MultiStepNeuron
+from ..neurons import MultiStepNeuron, recorded
 
 __all__ = ["Monitor", "QUANTITIES"]
 
@@ -102,7 +102,7 @@ class Monitor:
             for t in range(x.shape[0]):
                 s, v = neuron.step(x[t], v, t)
                 # what the neuron declares it records: SA gates [1, B, 2, C] of this step (None with SA off)
-                g = neuron.last_sa_gates if "last_sa_gates" in neuron.records else None
+                g = recorded(neuron, "last_sa_gates")
                 spikes.append(s)
                 if g is not None:
                     gates.append(g[0])

@@ -49,5 +49,4 @@ def needs_spatial_shape(kind: str, options: dict) -> bool:
     """Whether the options size a table by the input's (H, W) and leave ``spatial_shape`` to us."""
     if "spatial_shape" in options:  # given by the caller: the same shape for every layer
         return False
-    pe_full = kind == "staa" and options.get("pe_shape") == "full" and options.get("pe", "learnable") not in (None, "none")
-    return kind != "lif" and (options.get("mn_shape") == "full" or pe_full)
+    return _kind(kind).needs_spatial_shape(options)  # declared on the neuron class

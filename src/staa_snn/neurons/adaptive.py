@@ -45,6 +45,11 @@ class AdaptiveLIF(MultiStepNeuron):
         With ``v_reset != 0`` the charge is ``V_reset + M (V - V_reset) + N X``.
     """
 
+    @classmethod
+    def needs_spatial_shape(cls, options: dict) -> bool:
+        """``mn_shape="full"``: ``M`` and ``N`` over ``[C, H, W]``."""
+        return options.get("mn_shape") == "full"
+
     def __init__(
         self,
         channels: int,

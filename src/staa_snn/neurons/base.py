@@ -34,7 +34,7 @@ from ..kernels.lif_fused import lif_multistep_fused
 from ..kernels.membrane_bn import fusable
 from .presets import get_preset
 
-__all__ = ["MultiStepNeuron", "BACKENDS", "NEURONS", "register_neuron"]
+__all__ = ["MultiStepNeuron", "BACKENDS", "NEURONS", "block_types", "recorded", "register_neuron"]
 
 BACKENDS = ("fused", "compiled", "reference")
 
@@ -47,7 +47,11 @@ def register_neuron(kind: str):
     What the rest of the package needs to know of a neuron is declared on its class, here and
     nowhere else: ``needs_T`` (built for ``T`` steps: the factory passes ``T``, ``step`` refuses
     ``t >= T``), ``resumable_options`` (its options a resumed run may change: they change
-    training, not the parameters) and ``records`` (what each forward leaves on the module)."""
+    training, not the parameters), ``records`` (what each forward leaves on the module; read it
+    with :func:`recorded`), ``blocks`` (the types of its parameter-holding blocks, which the
+    trainer's ``optim.block_lr_scale`` groups: :func:`block_types`) and
+    :meth:`~MultiStepNeuron.needs_spatial_shape` (which options size a table by the input's
+    ``(H, W)``)."""
     def add(cls):
         if kind in NEURONS and NEURONS[kind] is not cls:
             raise ValueError(f"neuron kind {kind!r} is taken by {NEURONS[kind].__name__}")
@@ -55,6 +59,17 @@ def register_neuron(kind: str):
         NEURONS[kind] = cls
         return cls
     return add
+
+
+def recorded(module: nn.Module, what: str):
+    """What the last forward left on a neuron under ``what`` (one of its class's ``records``, e.g.
+    ``"last_sa_gates"``); ``None`` for a module that does not record it."""
+    return getattr(module, what, None) if what in getattr(module, "records", ()) else None
+
+
+def block_types() -> tuple[type[nn.Module], ...]:
+    """The parameter-holding block types of every registered neuron kind (their ``blocks``)."""
+    return tuple(dict.fromkeys(t for cls in NEURONS.values() for t in cls.blocks))
 
 
 def _check_finite(name: str, value: float) -> float:
@@ -70,6 +85,12 @@ class MultiStepNeuron(nn.Module):
     needs_T: bool = False                        # built for T steps (tables per step)
     resumable_options: frozenset[str] = frozenset()  # options a resume may change
     records: tuple[str, ...] = ("last_firing_rate",)  # what each forward leaves on the module
+    blocks: tuple[type[nn.Module], ...] = ()     # parameter-holding blocks (optim.block_lr_scale's groups)
+
+    @classmethod
+    def needs_spatial_shape(cls, options: dict) -> bool:
+        """Whether ``options`` give the neuron a table over its input's ``(H, W)``."""
+        return False
 
     def __init__(
         self,

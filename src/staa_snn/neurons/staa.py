@@ -88,6 +88,13 @@ class STAALIF(AdaptiveLIF):
     needs_T = True
     resumable_options = frozenset({"tsrd_p", "tsrd_mode"})  # the dropout of training, not a parameter
     records = ("last_firing_rate", "last_sa_gates")
+    blocks = (PositionEncoding, GlobalContext, StepAttention)
+
+    @classmethod
+    def needs_spatial_shape(cls, options: dict) -> bool:
+        """``mn_shape="full"``, or a position encoding over ``[T, C, H, W]`` (``pe_shape="full"``)."""
+        pe_full = options.get("pe_shape") == "full" and options.get("pe", "learnable") not in (None, "none")
+        return super().needs_spatial_shape(options) or pe_full
 
     def __init__(
         self,

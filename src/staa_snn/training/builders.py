@@ -11,10 +11,10 @@ from torch import nn
 from ..data import dataset_info, get_dataset
 from ..errors import ConfigError
 from ..models import SpikingNet, create_model
-from ..neurons.blocks import GlobalContext, PositionEncoding, StepAttention
+from ..neurons import block_types
 from .config import Config
 
-__all__ = ["BLOCK_TYPES", "build_datasets", "build_model", "build_optimizer", "lr_factor", "parameter_groups"]
+__all__ = ["build_datasets", "build_model", "build_optimizer", "lr_factor", "parameter_groups"]
 
 
 def build_model(cfg: Config, num_classes: int | None = None) -> SpikingNet:
@@ -48,7 +48,6 @@ def build_datasets(cfg: Config, *, train: bool = True):
 
 
 _DECAYED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-BLOCK_TYPES = (PositionEncoding, GlobalContext, StepAttention)  # optim.block_lr_scale, block_weight_decay
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, on: str = "weights", *, lr: float | None = None,
@@ -66,7 +65,8 @@ def parameter_groups(model: nn.Module, weight_decay: float, on: str = "weights",
     else:
         decayed = {id(m.weight) for m in model.modules() if isinstance(m, _DECAYED) and m.weight is not None}
     split = block_lr_scale != 1.0 or block_weight_decay is not None
-    block = {id(p) for m in model.modules() if isinstance(m, BLOCK_TYPES) for p in m.parameters()} if split else set()
+    blocks = block_types()  # declared by the neuron kinds (STAA-LIF: PE, GC, SA)
+    block = {id(p) for m in model.modules() if isinstance(m, blocks) for p in m.parameters()} if split else set()
     block_wd = weight_decay if block_weight_decay is None else block_weight_decay
     groups = []
     for is_block in (False, True):  # (decayed, not decayed) of the rest, then of the blocks

@@ -11,14 +11,14 @@ now (``from staa_snn.training.engine import tet_loss`` keeps working):
 """
 
 from ..kernels import resolve_backend
-from .builders import BLOCK_TYPES, build_datasets, build_model, build_optimizer, lr_factor, parameter_groups
+from .builders import build_datasets, build_model, build_optimizer, lr_factor, parameter_groups
 from .epoch import TrainingDiverged
 from .evaluate import evaluate, evaluate_checkpoint, evaluate_weights
 from .losses import LOSSES, LossFn, mean_logits_loss, soft_cross_entropy, tet_loss
 from .trained import checkpoint_config, input_metadata, load_pretrained, load_trained
 from .trainer import Callback, TrainResult, Trainer, as_config, train
 
-__all__ = ["BLOCK_TYPES", "Callback", "LOSSES", "LossFn", "TrainResult", "Trainer", "TrainingDiverged", "as_config",
+__all__ = ["Callback", "LOSSES", "LossFn", "TrainResult", "Trainer", "TrainingDiverged", "as_config",
            "build_datasets", "build_model", "build_optimizer", "checkpoint_config", "evaluate", "evaluate_checkpoint",
            "evaluate_weights", "input_metadata", "load_pretrained", "load_trained", "lr_factor", "mean_logits_loss",
            "parameter_groups", "resolve_backend", "soft_cross_entropy", "tet_loss", "train"]

@@ -18,6 +18,7 @@ from ..measure import exit_curve
 from ..models import SpikingNet
 from ..models import load_pretrained as load_exported
 from ..models.pretrained import pretrained_spec
+from ..neurons import recorded
 from . import distributed as ddp
 from .builders import build_datasets
 from .config import Config, apply_override, split_name
@@ -73,8 +74,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, *, amp: str = "none
                                    else torch.zeros((), dtype=torch.float64, device=device) for _, m in neurons]) \
             if neurons else torch.zeros(0, dtype=torch.float64, device=device)
         rates = batch_rates * B if rates is None else rates + batch_rates * B
-        batch_gates = [m.last_sa_gates.double().mean((0, 1, 3)) * B for _, m in neurons
-                       if getattr(m, "last_sa_gates", None) is not None]
+        batch_gates = [recorded(m, "last_sa_gates").double().mean((0, 1, 3)) * B for _, m in neurons
+                       if recorded(m, "last_sa_gates") is not None]
         if batch_gates:
             gates = torch.stack(batch_gates) if gates is None else gates + torch.stack(batch_gates)
     T = _num_steps(correct, ctx)
@@ -87,7 +88,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, *, amp: str = "none
     result = {"loss": loss_sum / n, "acc": per[-1] / n, "acc_per_step": [c / n for c in per], "samples": int(n),
               "firing_rates": {name: r / n for (name, _), r in zip(neurons, layer_rates, strict=True)}}
     if gates is not None:
-        sa_layers = [name for name, m in neurons if getattr(m, "last_sa_gates", None) is not None]
+        sa_layers = [name for name, m in neurons if recorded(m, "last_sa_gates") is not None]
         values = ddp.all_reduce_sum(gates.flatten().tolist(), ctx)
         result["sa_gates"] = {name: {"history": values[2 * i] / n, "input": values[2 * i + 1] / n}
                               for i, name in enumerate(sa_layers)}
