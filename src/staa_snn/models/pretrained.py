@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from torch import nn
 
-__all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "describe_inputs", "hub_repo", "huggingface_hub",
+__all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "PretrainedCfg", "describe_inputs", "hub_repo", "huggingface_hub",
            "list_pretrained", "load_weights", "pretrained_spec", "resolve_path", "safetensors_torch", "weight_files"]
 
 FORMAT = "staa-snn-weights-1"
@@ -110,10 +112,48 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
-def describe_inputs(name: str, T: int, dataset: str, inputs: dict | None) -> dict:
+@dataclass(frozen=True, eq=False)
+class PretrainedCfg(Mapping):
+    """``net.pretrained_cfg`` (as in timm): what the inputs must be and what the outputs mean, typed,
+    and read as a dict too (``cfg["classes"]``, ``cfg.get("size")``, ``{**cfg}``, ``cfg == {...}``).
+
+    ``size``, ``in_channels`` and ``kind`` are keys only when known (a checkpoint written before
+    they were stored has ``classes`` and ``normalization`` alone), as in the dict it replaces."""
+
+    name: str | None
+    T: int | None
+    dataset: str | None
+    classes: list | None = None       # index -> class name
+    normalization: dict | None = None  # {"mean", "std"} of values in [0, 1], or None
+    size: int | None = None
+    in_channels: int | None = None
+    kind: str | None = None           # "static" or "events"
+
+    def _keys(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name not in _KNOWN_ONLY or getattr(self, f.name) is not None]
+
+    def __getitem__(self, key: str):
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def to_dict(self) -> dict:
+        return dict(self)
+
+
+_KNOWN_ONLY = {"size", "in_channels", "kind"}
+
+
+def describe_inputs(name: str, T: int, dataset: str, inputs: dict | None) -> PretrainedCfg:
     """``net.pretrained_cfg``: the net, ``T``, the dataset and what a checkpoint or export stores of
     its inputs (class names, normalisation, size, channels, kind)."""
-    return {"name": name, "T": T, "dataset": dataset, **(inputs or {"classes": None, "normalization": None})}
+    return PretrainedCfg(name, T, dataset, **(inputs or {}))
 
 
 def pretrained_spec(path: str | os.PathLike) -> dict:
