@@ -25,7 +25,7 @@ def test_lif_hand_computed_membrane_with_nonzero_reset():
     v = torch.tensor([-0.2])
     hs, ss = [], []
     for x in (2.0, 4.0, 0.0):
-        s, v, h = lif_step(torch.tensor([x]), v, m, n, v_threshold=1.0, v_reset=-0.2, surrogate=sg)
+        s, v, h = lif_step(v, torch.tensor([x]), m, n, v_threshold=1.0, v_reset=-0.2, surrogate=sg)
         hs.append(h.item()); ss.append(s.item())
     # H1 = -0.2 + 2/4 = 0.3; H2 = 0.3 + (4 - 0.5)/4 = 1.175 -> fire, V = -0.2; H3 = -0.2
     assert ss == [0.0, 1.0, 0.0]

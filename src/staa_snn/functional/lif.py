@@ -30,7 +30,7 @@ from .surrogate import Surrogate
 
 Normalize = Callable[[Tensor], Tensor]
 
-__all__ = ["lif_coefficients", "charge", "fire", "hard_reset", "lif_step", "lif_multistep"]
+__all__ = ["lif_coefficients", "leak", "charge", "fire", "hard_reset", "lif_step", "lif_multistep"]
 
 
 def lif_coefficients(tau: float, decay_input: bool = True) -> tuple[float, float]:
@@ -40,11 +40,17 @@ def lif_coefficients(tau: float, decay_input: bool = True) -> tuple[float, float
     return 1.0 - 1.0 / tau, (1.0 / tau if decay_input else 1.0)
 
 
+def leak(v: Tensor, m: "Tensor | float", v_reset: float = 0.0) -> Tensor:
+    """The history term of the charge, ``M (.) (V[t-1] - V_reset)`` (``M V`` at ``V_reset = 0``); the
+    STAA-LIF step gates it apart from the input term (:func:`~staa_snn.functional.staa.staa_lif_step`)."""
+    return m * v if v_reset == 0.0 else m * (v - v_reset)
+
+
 def charge(v: Tensor, x: Tensor, m: "Tensor | float", n: "Tensor | float", v_reset: float = 0.0) -> Tensor:
     """Eq. 1 / Eq. 6: ``H = V_reset + M (V - V_reset) + N X``."""
     if v_reset == 0.0:
-        return m * v + n * x
-    return v_reset + m * (v - v_reset) + n * x
+        return leak(v, m) + n * x
+    return v_reset + leak(v, m, v_reset) + n * x
 
 
 def fire(h: Tensor, v_threshold: float, surrogate: Surrogate, straight_through: bool = False) -> Tensor:
@@ -70,8 +76,8 @@ def hard_reset(h: Tensor, s: Tensor, v_reset: float = 0.0, detach_reset: bool = 
 
 
 def lif_step(
-    x: Tensor,
     v: Tensor,
+    x: Tensor,
     m: "Tensor | float",
     n: "Tensor | float",
     *,
@@ -81,7 +87,8 @@ def lif_step(
     detach_reset: bool = False,
     normalize: Normalize | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One step: returns ``(S[t], V[t], H[t])`` from ``X[t]`` and ``V[t-1]``; with ``normalize``
+    """One step: returns ``(S[t], V[t], H[t])`` from ``V[t-1]`` and ``X[t]`` (the state first, then the
+    input, as :func:`~staa_snn.functional.staa.staa_lif_step` takes them); with ``normalize``
     the spike is ``Heaviside(normalize(H) - V_th)`` (MPBN) and the reset still acts on ``H``."""
     h = charge(v, x, m, n, v_reset)
     s = fire(h if normalize is None else normalize(h), v_threshold, surrogate)
@@ -106,7 +113,7 @@ def lif_multistep(
     spikes = []
     for x in x_seq:
         s, v, _ = lif_step(
-            x, v, m, n, v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+            v, x, m, n, v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
             normalize=normalize,
         )
         spikes.append(s)

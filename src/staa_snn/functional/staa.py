@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .lif import Normalize, fire, hard_reset
+from .lif import Normalize, fire, hard_reset, leak
 from .sa import step_attention
 from .surrogate import Surrogate
 
@@ -61,7 +61,7 @@ def staa_lif_step(
     Returns:
         ``(spikes, V[t], gates [B, 2, C] or None)``: the gates applied to ``(h, u)``, 1 at a dropped step.
     """
-    h = m * (v - v_reset) if v_reset != 0.0 else m * v     # history term
+    h = leak(v, m, v_reset)                                # history term: the LIF charge's
     u = n * x_hat                                          # input term
     g_h = g_u = None
     if sa_gates is not None:

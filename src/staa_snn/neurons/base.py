@@ -226,7 +226,7 @@ class MultiStepNeuron(nn.Module):
     def _step(self, x: Tensor, v: Tensor, t: int) -> tuple[Tensor, Tensor]:
         m, n = self.coefficients(x.unsqueeze(0))
         v_threshold, normalize = self.firing()
-        s, v, _ = lif_step(x, v, m, n, v_threshold=v_threshold, v_reset=self.v_reset, surrogate=self.surrogate,
+        s, v, _ = lif_step(v, x, m, n, v_threshold=v_threshold, v_reset=self.v_reset, surrogate=self.surrogate,
                            detach_reset=self.detach_reset, normalize=normalize)
         return s, v
 
