@@ -220,3 +220,19 @@ def test_torch_compile_of_a_whole_net_has_no_graph_break(neuron, backend):
     explained = torch._dynamo.explain(model.train())(torch.rand(3, 1, 8, 8))
     assert explained.graph_break_count == 0, [str(b.reason)[:200] for b in explained.break_reasons]
     assert explained.graph_count == 1
+
+
+def test_pretrained_cfg_is_typed_and_reads_as_the_dict_it_replaced():
+    from staa_snn.models.pretrained import PretrainedCfg, describe_inputs
+
+    inputs = {"classes": ["a", "b"], "normalization": {"mean": [0.5], "std": [0.25]}, "size": 8, "in_channels": 1,
+              "kind": "static"}
+    cfg = describe_inputs("vgg_small", 4, "digits", inputs)
+    assert isinstance(cfg, PretrainedCfg) and cfg.size == 8 and cfg.classes == ["a", "b"]
+    assert cfg == {"name": "vgg_small", "T": 4, "dataset": "digits", **inputs} and cfg["kind"] == "static"
+    assert {**cfg, "kind": "events"}["kind"] == "events" and cfg.to_dict() == dict(cfg)
+    old = describe_inputs("vgg_small", 4, "digits", None)  # a checkpoint from before inputs were stored
+    assert dict(old) == {"name": "vgg_small", "T": 4, "dataset": "digits", "classes": None, "normalization": None}
+    assert old.get("size") is None and "size" not in old
+    with pytest.raises(KeyError):
+        old["size"]  # noqa: B018
