@@ -58,6 +58,29 @@ def _inherited(old: nn.Module, kind: str) -> dict:
     return {k: v for k, v in opts.items() if k in valid}
 
 
+def _lif_neurons(model: nn.Module) -> list[tuple[str, nn.Module, int | None]]:
+    """``(name, neuron, channels)`` of every LIF-type neuron, in registration order."""
+    # One pre-order pass (registration order = forward order in sequential nets), so "the closest
+    # preceding conv / BN / linear" is well defined even when it sits inside a sibling container.
+    slots = {id(m.neuron): m.channels for m in model.modules() if isinstance(m, SpikingNeuron)}
+    found: list[tuple[str, nn.Module, int | None]] = []
+    last_channels: int | None = None
+    for qualname, m in model.named_modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            last_channels = m.out_channels
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            last_channels = m.num_features
+        elif isinstance(m, nn.Linear):
+            last_channels = m.out_features
+        elif is_lif_type(m):
+            if qualname == "":
+                raise ValueError("convert_neurons takes the network that contains the neurons, not a neuron")
+            found.append((qualname, m, slots.get(id(m), getattr(m, "channels", last_channels))))
+    if not found:
+        raise ValueError("no LIF-type neuron found in the model (looked for LIF, AdaptiveLIF, STAALIF, spikingjelly LIFNode)")
+    return found
+
+
 def convert_neurons(model: nn.Module, neuron: str = "staa", *, T: int | None = None,
                     example_input: Tensor | None = None, **options) -> nn.Module:
     """Replace every LIF-type neuron of ``model`` (in place) by a ``neuron`` layer; returns ``model``.
@@ -84,29 +107,12 @@ def convert_neurons(model: nn.Module, neuron: str = "staa", *, T: int | None = N
     model_T = getattr(model, "T", None)
     if T is None:
         T = model_T
-    if neuron == "staa" and T is None:
-        raise ValueError("convert_neurons(neuron='staa') needs T= (the number of time steps)")
+    if NEURON_KINDS[neuron].needs_T and T is None:  # declared on the class (STAA-LIF)
+        raise ValueError(f"convert_neurons(neuron={neuron!r}) needs T= (the number of time steps)")
     if model_T is not None and T != model_T:
         raise ValueError(f"T={T} differs from the model's T={model_T}")
 
-    # One pre-order pass (registration order = forward order in sequential nets), so "the closest
-    # preceding conv / BN / linear" is well defined even when it sits inside a sibling container.
-    slots = {id(m.neuron): m.channels for m in model.modules() if isinstance(m, SpikingNeuron)}
-    found: list[tuple[str, nn.Module, int | None]] = []
-    last_channels: int | None = None
-    for qualname, m in model.named_modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            last_channels = m.out_channels
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-            last_channels = m.num_features
-        elif isinstance(m, nn.Linear):
-            last_channels = m.out_features
-        elif is_lif_type(m):
-            if qualname == "":
-                raise ValueError("convert_neurons takes the network that contains the neurons, not a neuron")
-            found.append((qualname, m, slots.get(id(m), getattr(m, "channels", last_channels))))
-    if not found:
-        raise ValueError("no LIF-type neuron found in the model (looked for LIF, AdaptiveLIF, STAALIF, spikingjelly LIFNode)")
+    found = _lif_neurons(model)
     spatial: dict[int, dict] = {}
     if needs_spatial_shape(neuron, options):
         if example_input is None:

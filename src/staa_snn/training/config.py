@@ -194,6 +194,14 @@ class Config:
     def validate(self, *, require_root: bool = True) -> Config:
         """Check every value; raise :class:`ConfigError` naming the first bad key.
         ``require_root=False``: a missing ``data.root`` is fine (nothing will be read)."""
+        self._check_choices()
+        self._check_numbers()
+        self._check_settings()
+        self._check_data_and_model(require_root)
+        return self
+
+    def _check_choices(self) -> None:
+        """The values that name one of a list (datasets, models, neurons, optimisers, ...)."""
         d, m, o, t = self.data, self.model, self.optim, self.train
         _one_of("data.name", d.name, list_datasets())
         _one_of("model.name", m.name, list_models())
@@ -206,6 +214,10 @@ class Config:
         _one_of("optim.weight_decay_on", o.weight_decay_on, DECAY_TARGETS)
         _one_of("train.amp", t.amp, AMP_MODES)
         _one_of("train.memory", t.memory, MEMORY_MODES)
+
+    def _check_numbers(self) -> None:
+        """Counts, sizes, rates and the optimiser's numbers, each in its range."""
+        d, m, o, t = self.data, self.model, self.optim, self.train
         if t.memory_budget is not None and not t.memory_budget > 0:
             raise ConfigError(f"train.memory_budget must be > 0 GiB (or null: half the device's free memory), "
                               f"got {t.memory_budget}")
@@ -234,6 +246,10 @@ class Config:
             raise ConfigError(f"optim.momentum and optim.betas must lie in [0, 1), got {o.momentum}, {o.betas}")
         if not 0 <= d.mix_prob <= 1:
             raise ConfigError(f"data.mix_prob must be in [0, 1], got {d.mix_prob}")
+
+    def _check_settings(self) -> None:
+        """The device, the checkpoint interval, TensorBoard and the neuron backend."""
+        m, t = self.model, self.train
         if t.device != "auto" and t.device != "cpu" and not t.device.startswith("cuda"):
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
         checkpoint_interval(t.checkpoint_every)
@@ -242,6 +258,10 @@ class Config:
         backend = m.neuron_options.get("backend", "auto")
         if backend not in BACKEND_CHOICES:
             raise ConfigError(f"model.backend: unknown value {backend!r}; valid values: {', '.join(BACKEND_CHOICES)}")
+
+    def _check_data_and_model(self, require_root: bool) -> None:
+        """The dataset's recipe, options and folder; the neuron's options (known, ``tsrd_p`` in [0, 1])."""
+        d, m = self.data, self.model
         try:  # the recipe's and the dataset's options, without reading the data
             resolve_recipe(d.name, recipe=d.recipe, autoaugment=d.autoaugment, cutout=d.cutout, mean=d.mean, std=d.std)
             check_dataset_options(d.name, d.options)
@@ -259,7 +279,6 @@ class Config:
         tsrd = m.neuron_options.get("tsrd_p")
         if tsrd is not None and not (isinstance(tsrd, (int, float)) and 0 <= tsrd <= 1):
             raise ConfigError(f"model.tsrd_p must be in [0, 1], got {tsrd!r}")
-        return self
 
     def flat(self) -> dict[str, Any]:
         """``{"section.key": value}`` for every key (the neuron's options under ``model.``)."""
