@@ -22,6 +22,7 @@ from torch import Tensor
 from .lif import Normalize, fire, hard_reset, leak
 from .sa import step_attention
 from .surrogate import Surrogate
+from .tsrd import dropped_gates, dropped_input
 
 __all__ = ["staa_lif_multistep", "staa_lif_step"]
 
@@ -72,11 +73,9 @@ def staa_lif_step(
     if membrane_pe is not None:
         H = H + membrane_pe
     if drop is not None:  # basic steps: selected on the device, nothing read back
-        H = torch.where(drop.view((-1,) + (1,) * (H.dim() - 1)), h + n * x, H)
+        H = dropped_input(h + n * x, H, drop)
         if g_h is not None:
-            one = torch.ones((), dtype=g_h.dtype, device=g_h.device)
-            g_h = torch.where(drop.view(-1, 1), one, g_h)
-            g_u = torch.where(drop.view(-1, 1), one, g_u)
+            g_h, g_u = dropped_gates(g_h, ~drop), dropped_gates(g_u, ~drop)
     if v_reset != 0.0:
         H = H + v_reset
     s = fire(H if normalize is None else normalize(H), v_threshold, surrogate, straight_through)

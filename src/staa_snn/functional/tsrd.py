@@ -10,9 +10,28 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["TSRD_MODES", "tsrd_drop_mask", "check_tsrd_p"]
+__all__ = ["TSRD_MODES", "tsrd_drop_mask", "check_tsrd_p", "dropped_gates", "dropped_input", "dropped_shift"]
 
 TSRD_MODES = ("batch", "sample")
+
+
+# The rule of a dropped step, written once for every path (reference, fused, compiled): the
+# basic aggregation, i.e. the raw input, gates 1 and no input shift.
+
+def dropped_input(raw: Tensor, augmented: Tensor, drop: Tensor) -> Tensor:
+    """``raw`` where ``drop`` is True (a dropped step takes the basic aggregation), else
+    ``augmented``; ``drop`` (``[B]``, ``[T, B]``, ...) broadcast over the trailing dimensions."""
+    return torch.where(drop.view(drop.shape + (1,) * (augmented.dim() - drop.dim())), raw, augmented)
+
+
+def dropped_gates(gates: Tensor, keep: Tensor) -> Tensor:
+    """SA gates ``[..., B, K]`` set to 1 (no gating) where ``keep`` (``[..., B]``) is False."""
+    return torch.where(keep[..., None], gates, torch.ones((), dtype=gates.dtype, device=gates.device))
+
+
+def dropped_shift(shift: Tensor, keep: Tensor) -> Tensor:
+    """An input shift ``[..., B, C]`` (PE, GC's context) removed where ``keep`` (``[..., B]``) is False."""
+    return shift * keep[..., None]
 
 
 def check_tsrd_p(p: float) -> float:

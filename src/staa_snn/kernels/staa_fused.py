@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..functional.tsrd import dropped_gates, dropped_shift
 from ..functional.surrogate import Surrogate
 from ._compile import StepOutput, maybe_compiled
 from ._dtypes import autocast_off, cast, common_dtype
@@ -77,8 +78,7 @@ def _applied(gs: Tensor, bias: Tensor, keep: Tensor | None) -> tuple[Tensor, Ten
     samples whose step TSRD drops (``keep`` False)."""
     if keep is None:
         return gs, bias
-    one = torch.ones((), dtype=gs.dtype, device=gs.device)
-    return torch.where(keep[..., None], gs, one), bias * keep[..., None]
+    return dropped_gates(gs, keep), dropped_shift(bias, keep)
 
 
 def _forward_loop(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda, gate, v_threshold, v_reset, *,
@@ -92,7 +92,7 @@ def _forward_loop(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda,
     Written in place into preallocated outputs: on the CPU every activation-sized temporary costs a pass.
     """
     T, B, C, S = x.shape
-    bias_eff = bias if keep is None else bias * keep[..., None]
+    bias_eff = bias if keep is None else dropped_shift(bias, keep)
     H, out = StepOutput(x), StepOutput(x)
     if not spikes:
         out.put(0, torch.zeros_like(x[0]))
@@ -105,7 +105,7 @@ def _forward_loop(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda,
         pre, hidden, g = _gates(z, w1, b1, w2, b2, sa_lambda, gate)
         zs.append(z), pres.append(pre), hiddens.append(hidden), gs.append(g)
         if keep is not None:  # gates 1 where TSRD drops the step
-            g = torch.where(keep[t, :, None], g, torch.ones((), dtype=g.dtype, device=g.device))
+            g = dropped_gates(g, keep[t])
         a, c = g[:, :C] * mc, g[:, C:] * nc
         d = c * bias_eff[t]
         h = H.put(t, torch.addcmul((d + v_reset).unsqueeze(-1), c.unsqueeze(-1), x[t], out=H.out(t)))

@@ -12,7 +12,7 @@ from .._validation import check_positive_int
 from ..functional.gc import gc_context, gc_value
 from ..functional.staa import staa_lif_multistep, staa_lif_step
 from ..functional.surrogate import Surrogate
-from ..functional.tsrd import TSRD_MODES, check_tsrd_p, tsrd_drop_mask
+from ..functional.tsrd import TSRD_MODES, check_tsrd_p, dropped_input, dropped_shift, tsrd_drop_mask
 from ..kernels.gc_fused import GCWeights, gc_context_fused
 from ..kernels.staa_compiled import staa_lif_multistep_compiled
 from ..kernels.staa_fused import staa_lif_multistep_fused
@@ -23,6 +23,19 @@ from .blocks import PE_KINDS, GlobalContext, PositionEncoding, StepAttention, st
 __all__ = ["STAALIF", "PE_POSITIONS"]
 
 PE_POSITIONS = ("input", "post_gc", "membrane", "both")
+
+
+def _check_choices(pe: "str | None", pe_position: str, tsrd_mode: str) -> "str | None":
+    """The PE kind (``"none"`` read as ``None``), its position and the TSRD mode, each one of its list."""
+    if pe == "none":
+        pe = None
+    if pe is not None and pe not in PE_KINDS:
+        raise ValueError(f"unknown pe {pe!r}; expected one of {PE_KINDS} or None")
+    if pe_position not in PE_POSITIONS:
+        raise ValueError(f"unknown pe_position {pe_position!r}; expected one of {PE_POSITIONS}")
+    if tsrd_mode not in TSRD_MODES:
+        raise ValueError(f"unknown tsrd_mode {tsrd_mode!r}; expected one of {TSRD_MODES}")
+    return pe
 
 
 @register_neuron("staa")
@@ -128,14 +141,7 @@ class STAALIF(AdaptiveLIF):
         neuron_preset: str = "spec",
     ) -> None:
         check_positive_int("T", T)
-        if pe == "none":
-            pe = None
-        if pe is not None and pe not in PE_KINDS:
-            raise ValueError(f"unknown pe {pe!r}; expected one of {PE_KINDS} or None")
-        if pe_position not in PE_POSITIONS:
-            raise ValueError(f"unknown pe_position {pe_position!r}; expected one of {PE_POSITIONS}")
-        if tsrd_mode not in TSRD_MODES:
-            raise ValueError(f"unknown tsrd_mode {tsrd_mode!r}; expected one of {TSRD_MODES}")
+        pe = _check_choices(pe, pe_position, tsrd_mode)
         pe_full = pe is not None and pe_shape == "full"
         super().__init__(
             channels, tau=tau, mn_shape=mn_shape,
@@ -269,12 +275,12 @@ class STAALIF(AdaptiveLIF):
             if self.input_is_shifted:
                 shift = self.input_shift(x)
                 if drop is not None:
-                    shift = shift * ~drop.unsqueeze(-1)
+                    shift = dropped_shift(shift, ~drop)
                 x_hat = x + shift.view(shift.shape + (1,) * (x.dim() - 3))
             else:
                 x_hat = self.augment(x)
                 if drop is not None:
-                    x_hat = torch.where(drop.view(drop.shape + (1,) * (x.dim() - 2)), x, x_hat)
+                    x_hat = dropped_input(x, x_hat, drop)
             self.last_sa_gates = None
             return self._multistep(x_hat, m, n)  # (recorded)
         x_hat = self.augment(x)
