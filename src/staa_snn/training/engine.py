@@ -10,7 +10,7 @@ now (``from staa_snn.training.engine import tet_loss`` keeps working):
 - :func:`~staa_snn.kernels.resolve_backend` is in :mod:`staa_snn.kernels`.
 """
 
-from ..kernels import resolve_backend
+from ..kernels import AUTO_COMPILE_MIN_STEPS, resolve_backend
 from .builders import build_datasets, build_model, build_optimizer, lr_factor, parameter_groups
 from .epoch import TrainingDiverged
 from .evaluate import evaluate, evaluate_checkpoint, evaluate_weights
@@ -18,7 +18,7 @@ from .losses import LOSSES, LossFn, mean_logits_loss, soft_cross_entropy, tet_lo
 from .trained import checkpoint_config, input_metadata, load_pretrained, load_trained
 from .trainer import Callback, TrainResult, Trainer, as_config, train
 
-__all__ = ["Callback", "LOSSES", "LossFn", "TrainResult", "Trainer", "TrainingDiverged", "as_config",
+__all__ = ["AUTO_COMPILE_MIN_STEPS", "Callback", "LOSSES", "LossFn", "TrainResult", "Trainer", "TrainingDiverged", "as_config",
            "build_datasets", "build_model", "build_optimizer", "checkpoint_config", "evaluate", "evaluate_checkpoint",
            "evaluate_weights", "input_metadata", "load_pretrained", "load_trained", "lr_factor", "mean_logits_loss",
            "parameter_groups", "resolve_backend", "soft_cross_entropy", "tet_loss", "train"]
