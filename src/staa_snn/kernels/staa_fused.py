@@ -126,6 +126,16 @@ def _forward_loop(x, bias, gap_x, mc, nc, w1, b1, w2, b2, keep, norm, sa_lambda,
             torch.stack(gap_v), torch.stack(zs), torch.stack(pres), torch.stack(hiddens), torch.stack(gs))
 
 
+def _grad_gate_logits(grad_g: Tensor, g_raw: Tensor, gate: str, sa_lambda: float) -> Tensor:
+    """Back through the SA gate's squashing (``[B, 2C]``): dL/dlogits from dL/dgates, for the
+    sigmoid gates or the softmax over each (history, input) pair."""
+    if gate == "sigmoid":
+        return grad_g * g_raw * (1.0 - g_raw / sa_lambda)
+    B, C = g_raw.shape[0], g_raw.shape[1] // 2
+    p, dp = (g_raw / sa_lambda).view(B, 2, C), (sa_lambda * grad_g).view(B, 2, C)
+    return (p * (dp - (p * dp).sum(1, keepdim=True))).flatten(1)
+
+
 def _backward_loop(grad_s, x, bias, gap_x, mc, nc, w1, w2, keep, norm, H, history, stats, gap_v, zs, pres,
                    hiddens, gs, sa_lambda, gate, v_threshold, v_reset, surrogate: Surrogate, detach_reset, need_x):
     """Backward through time (see the module docstring); ``history[t] = V[t-1] - V_reset``
@@ -165,13 +175,7 @@ def _backward_loop(grad_s, x, bias, gap_x, mc, nc, w1, w2, keep, norm, H, histor
         grad_g = torch.cat([grad_a[t] * mc, grad_c[t] * nc], dim=1)
         if keep is not None:
             grad_g = grad_g * keep[t, :, None]
-        # back through the SA MLP
-        g_raw = gs[t]
-        if gate == "sigmoid":
-            grad_logits[t] = grad_g * g_raw * (1.0 - g_raw / sa_lambda)
-        else:
-            p, dp = (g_raw / sa_lambda).view(B, 2, C), (sa_lambda * grad_g).view(B, 2, C)
-            grad_logits[t] = (p * (dp - (p * dp).sum(1, keepdim=True))).flatten(1)
+        grad_logits[t] = _grad_gate_logits(grad_g, gs[t], gate, sa_lambda)  # back through the SA MLP
         grad_pre[t] = (grad_logits[t] @ w2) * (pres[t] > 0)
         grad_z[t] = grad_pre[t] @ w1                                    # [dL/dGAP(h) | dL/dGAP(u)]
         if need_x:
