@@ -68,3 +68,29 @@ def test_the_private_name_check_finds_a_crossing():
     assert private_crossings("from ._compile import compile_unsupported", "staa_snn.kernels.backend") == []
     assert private_crossings("from . import _compile", "staa_snn.kernels", is_package=True) == []
     assert private_crossings("from .._io import atomic_path", "staa_snn.export.weights") == []
+
+
+MAX_FILE_LINES, MAX_FUNCTION_LINES = 500, 60  # issue 35: a module a newcomer can read, a function on a screen
+
+
+def oversized(source: str, name: str) -> list[str]:
+    """The file (over MAX_FILE_LINES) and the functions (decorators and docstring included, over
+    MAX_FUNCTION_LINES) of one source file that are too long."""
+    found = [f"{name}: {source.count(chr(10))} lines"] if source.count("\n") > MAX_FILE_LINES else []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            if node.end_lineno - start + 1 > MAX_FUNCTION_LINES:
+                found.append(f"{name}:{node.lineno} {node.name}: {node.end_lineno - start + 1} lines")
+    return found
+
+
+def test_no_file_or_function_is_too_long():
+    too_long = [o for path in sorted(SRC.rglob("*.py")) for o in oversized(path.read_text(), str(path.relative_to(ROOT)))]
+    assert not too_long, "split these (move code into a module or a function of its own):\n" + "\n".join(too_long)
+
+
+def test_the_length_check_finds_a_long_function():
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    assert oversized(f"@staticmethod\ndef f():\n{body}", "m.py") == [f"m.py:2 f: {MAX_FUNCTION_LINES + 2} lines"]
+    assert oversized("def f():\n    pass\n" * 300, "m.py") == ["m.py: 600 lines"]
