@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..energy import E_AC_PJ, E_MAC_PJ, energy_mj
+from ..models.base import time_major
 from .profile import count_operations
 
 __all__ = ["EXITS", "check_exit", "evaluating", "exit_curve", "step_costs", "step_inputs"]
@@ -31,9 +32,7 @@ def step_inputs(net, x: Tensor, time_first: bool) -> list[Tensor]:
                          f"([T, B, C, H, W] with time_first=True), got {got}")
     if not x.is_floating_point():
         raise TypeError(f"expected a floating-point input (images or event counts as float), got {x.dtype}")
-    if x.dim() == 4:
-        return [x] * net.T
-    return list(x.unbind(0 if time_first else 1))
+    return list(time_major(x, net.T, time_first).unbind(0))
 
 
 def step_costs(net, frame: Tensor, state, *, e_ac_pj: float = E_AC_PJ, e_mac_pj: float = E_MAC_PJ):

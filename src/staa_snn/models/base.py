@@ -13,7 +13,17 @@ from .layers import SpikingNeuron
 from .memory import run_segments, segment_count
 from .stream import StreamState, run_step
 
-__all__ = ["SpikingNet"]
+__all__ = ["SpikingNet", "time_major"]
+
+
+def time_major(x: Tensor, T: int, time_first: bool = False) -> Tensor:
+    """The one encoding of inputs over time, ``[T, B, ...]``: a static batch ``[B, C, H, W]`` shown
+    on each of the ``T`` steps (a view, nothing copied), an event batch ``[B, T, ...]`` with its
+    time axis first (``[T, B, ...]`` as it is with ``time_first``). Shapes are checked by the callers
+    (:meth:`SpikingNet.encode`, :func:`staa_snn.measure.steps.step_inputs`)."""
+    if x.dim() == 4:
+        return x.unsqueeze(0).expand(T, *x.shape)
+    return x if time_first else x.transpose(0, 1)
 
 
 class SpikingNet(nn.Module):
@@ -66,11 +76,10 @@ class SpikingNet(nn.Module):
                 raise ValueError(
                     f"expected a static batch [B, {self.in_channels}, H, W], got shape {tuple(x.shape)}"
                 )
-            return x.unsqueeze(0).expand(self.T, *x.shape).flatten(0, 1)
+            return time_major(x, self.T).flatten(0, 1)
         if x.dim() == 5:
             layout, shape = ("[T, B, C, H, W]" if time_first else "[B, T, C, H, W]"), tuple(x.shape)
-            if not time_first:
-                x = x.transpose(0, 1)
+            x = time_major(x, self.T, time_first)
             if x.shape[0] != self.T:
                 raise ValueError(
                     f"model built for T={self.T} steps got an event batch {layout} with {x.shape[0]} steps (shape {shape})"
