@@ -52,7 +52,8 @@ class SeededSamples(Dataset):
             return self.dataset[index]
 
     def __getattr__(self, name):  # classes, targets, ... of the wrapped dataset
-        if name in ("dataset", "seed"):
+        # never its protocol (``__getitems__``: the DataLoader would hand a Subset our (epoch, index) keys)
+        if name in ("dataset", "seed") or (name.startswith("__") and name.endswith("__")):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
