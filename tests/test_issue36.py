@@ -33,3 +33,13 @@ def test_train_takes_a_subset(tmp_path):
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     result = train(tiny(tmp_path, "train.epochs=1"), model=net, train_set=Subset(full, range(96)), test_set=test)
     assert result.history[0]["epoch"] == 1 and result.history[0]["step"] == 3
+
+
+# -- 6: convert_neurons on LIF() built without channels= -----------------------------------------------
+
+def test_convert_neurons_infers_channels_of_a_lif_without_channels():
+    from staa_snn.models import convert_neurons
+    from staa_snn.neurons import LIF
+
+    net = convert_neurons(nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), LIF()), "staa", T=4)
+    assert net[2].channels == 8
