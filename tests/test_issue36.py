@@ -43,3 +43,74 @@ def test_convert_neurons_infers_channels_of_a_lif_without_channels():
 
     net = convert_neurons(nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), LIF()), "staa", T=4)
     assert net[2].channels == 8
+
+
+# -- 3 and 22: 16-bit grayscale and transparent images -----------------------------------------------
+
+def _png(path, array, mode=None):
+    from PIL import Image
+
+    Image.fromarray(array, mode=mode).save(path)
+    return path
+
+
+def test_sixteen_bit_grayscale_is_scaled_to_8_bits_not_clipped_to_white(tmp_path):
+    from PIL import Image
+
+    from staa_snn.data.images import read_image
+
+    values = np.array([[0, 256, 32768, 65535]], dtype=np.uint16)
+    path = _png(tmp_path / "g16.png", values)
+    assert Image.open(path).mode == "I;16"
+    assert np.asarray(read_image(path, channels=1)).tolist() == [[0, 1, 128, 255]]  # round(v * 255 / 65535)
+    assert np.asarray(read_image(path, channels=3))[0, :, 0].tolist() == [0, 1, 128, 255]
+
+
+def test_predict_reads_a_16_bit_png_as_its_8_bit_equivalent(tmp_path):
+    from staa_snn.inference import prepare_image
+
+    ramp = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1024).astype(np.uint16)
+    eight = ((ramp.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
+    cfg = {"in_channels": 3, "size": 8, "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+    x16 = prepare_image(_png(tmp_path / "g16.png", ramp), cfg)
+    x8 = prepare_image(_png(tmp_path / "g8.png", eight), cfg)
+    assert torch.equal(x16, x8) and x16.max() < 2.0  # white would be (1 - 0.5) / 0.25 = 2 everywhere it clipped
+
+
+def test_a_floating_point_image_is_refused_naming_its_mode(tmp_path):
+    from PIL import Image
+
+    from staa_snn.data import CorruptFileError
+    from staa_snn.data.images import read_image
+
+    path = tmp_path / "f.tif"
+    Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32), mode="F").save(path)
+    with pytest.raises(CorruptFileError, match=r"f\.tif: a floating-point image \(PIL mode F\)"):
+        read_image(path)
+
+
+def test_transparent_pixels_take_the_background_colour(tmp_path):
+    from staa_snn.data.images import read_image
+
+    rgba = np.zeros((1, 3, 4), dtype=np.uint8)
+    rgba[0, 0] = (200, 100, 50, 255)  # opaque: as it is
+    rgba[0, 1] = (200, 100, 50, 0)  # transparent: the background
+    rgba[0, 2] = (200, 100, 0, 128)  # half: 128/255 of the colour over the background
+    path = _png(tmp_path / "a.png", rgba, "RGBA")
+    out = np.asarray(read_image(path, background=(0.4, 0.6, 0.2))).astype(int)
+    assert out[0, 0].tolist() == [200, 100, 50] and out[0, 1].tolist() == [102, 153, 51]
+    expected = [round((c * 128 + b * 127) / 255) for c, b in zip((200, 100, 0), (102, 153, 51))]
+    assert np.abs(out[0, 2] - expected).max() <= 1
+    assert np.asarray(read_image(path))[0, 1].tolist() == [0, 0, 0]  # no background given: black
+
+
+def test_an_image_folder_reads_transparent_pixels_as_the_mean(tmp_path):
+    from staa_snn.data import get_dataset
+
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            _png(tmp_path / split / c / "x.png", np.zeros((8, 8, 4), dtype=np.uint8), "RGBA")  # all transparent
+    mean, std = (0.2, 0.4, 0.6), (0.5, 0.5, 0.5)
+    x, _ = get_dataset("imagefolder", tmp_path, "test", mean=mean, std=std)[0]
+    assert x.shape == (3, 8, 8) and x.abs().max() <= 0.5 / 255 / 0.5 + 1e-6  # the mean, normalised to ~0

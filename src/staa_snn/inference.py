@@ -27,6 +27,7 @@ from .data import CorruptFileError
 from .data.aedat import read_aedat2, read_aedat3
 from .data.dvs import SENSOR, read_npz
 from .data.events import events_to_frames, frame_indices
+from .data.images import read_image
 from .data.transforms import FitSize
 from .measure.steps import EXITS, check_exit, evaluating, exit_curve, step_costs, step_inputs
 from .training import load_pretrained
@@ -44,20 +45,20 @@ def load_net(source: str | os.PathLike) -> nn.Module:
 
 
 def prepare_image(path: str | os.PathLike, cfg: dict) -> torch.Tensor:
-    """``[C, size, size]`` as the net's test split prepares it: RGB or grayscale by its channels,
-    the shorter side resized to ``size`` and the centre cropped, values in [0, 1], normalised."""
-    from PIL import Image, UnidentifiedImageError
+    """``[C, size, size]`` as the net's test split prepares it: RGB or grayscale by its channels
+    (16-bit grayscale scaled to 8 bits, transparency composited onto the normalisation mean:
+    :func:`~staa_snn.data.images.read_image`), the shorter side resized to ``size`` and the centre cropped, values in [0, 1], normalised."""
+    from PIL import UnidentifiedImageError
 
     channels, size = cfg["in_channels"], cfg["size"]
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB" if channels == 3 else "L")
-            x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
+    norm = cfg.get("normalization")
+    try:  # 16-bit grayscale scaled to 8 bits, transparency composited onto the training data's mean
+        img = read_image(path, channels, background=norm["mean"] if norm else None)
+        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
     except (UnidentifiedImageError, OSError) as e:
         raise CorruptFileError(f"{path}: not a readable image ({e})") from None
     x = x.permute(2, 0, 1) if x.dim() == 3 else x.unsqueeze(0)
     x = FitSize(size)(x).float() / 255
-    norm = cfg.get("normalization")
     if norm:
         x = (x - torch.tensor(norm["mean"]).view(-1, 1, 1)) / torch.tensor(norm["std"]).view(-1, 1, 1)
     return x

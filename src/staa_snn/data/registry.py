@@ -83,8 +83,9 @@ def _image_folder(what):
                                                    from_pil=True)
         else:
             transform = transforms.imagenet_transform(train, augment, size, **image.stats)
+        mean = transforms.stats(None, image.mean, image.std)[0]  # transparent pixels read as the mean colour
         return static.image_folder(root, split, transform, what=what, skip_bad_files=skip_bad_files,
-                                   val_per_class=val_per_class, val_seed=val_seed)
+                                   val_per_class=val_per_class, val_seed=val_seed, background=mean)
     return build
 
 

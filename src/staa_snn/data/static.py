@@ -5,6 +5,7 @@ any user folder of class sub-folders. ``x`` is a float ``[C, H, W]`` image
 from __future__ import annotations
 
 import _compat_pickle
+import functools
 import io
 import math
 import os
@@ -20,6 +21,7 @@ from torch.utils.data import Dataset
 
 from .._io import first_line
 from .aedat import CorruptFileError
+from .images import read_image
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 IMAGENET_URL = "https://image-net.org/download.php"
@@ -258,9 +260,10 @@ def _checked_image_folder():
 
         skip_bad_files = False
 
-        def __init__(self, root, *, classes: "list[str] | None" = None, **kwargs) -> None:
+        def __init__(self, root, *, classes: "list[str] | None" = None, background=None, **kwargs) -> None:
             self.fixed_classes = classes
-            super().__init__(root, **kwargs)
+            # 16-bit grayscale scaled to 8 bits, transparency onto the mean colour (data.images)
+            super().__init__(root, loader=functools.partial(read_image, channels=3, background=background), **kwargs)
 
         def find_classes(self, directory):
             if self.fixed_classes is None:
@@ -274,6 +277,8 @@ def _checked_image_folder():
             except (OSError, ValueError, SyntaxError) as e:  # PIL: truncated, unidentified, broken
                 if self.skip_bad_files:
                     return None
+                if isinstance(e, CorruptFileError):  # read_image's own: names the file and what is wrong
+                    raise
                 raise CorruptFileError(f"{path}: not a readable image ({first_line(e)}); remove it, or skip unreadable "
                                        f"files with data.options.skip_bad_files=true (skip_bad_files=True in Python)") from None
 
@@ -326,7 +331,7 @@ def first_image_size(folder: Path) -> tuple[int, int] | None:
 
 
 def image_folder(root, split: str, transform=None, *, what: str = "an image folder", skip_bad_files: bool = False,
-                 val_per_class: int | None = None, val_seed: int = 0):
+                 val_per_class: int | None = None, val_seed: int = 0, background=None):
     """``root/<train|val>/<class>/<image>`` through torchvision's ImageFolder.
 
     - ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``).
@@ -337,6 +342,9 @@ def image_folder(root, split: str, transform=None, *, what: str = "an image fold
       ``val_seed``, the same whatever the training seed; ``split="train"`` is the rest.
     - An unreadable image raises a :class:`CorruptFileError` naming it when it is read, or is
       skipped (``skip_bad_files``: the sample comes back as ``None``).
+    - Images are read by :func:`~.images.read_image`: 16-bit grayscale scaled to 8 bits,
+      transparency composited onto ``background`` (values in [0, 1] per channel: the mean colour
+      the transform normalises with; ``None``: black).
     """
     folders = image_folder_splits(root, what=what, val_per_class=val_per_class)
     train_folder, folder = folders["train"], folders[split]
@@ -356,7 +364,7 @@ def image_folder(root, split: str, transform=None, *, what: str = "an image fold
     try:
         # a validation folder may lack classes; the training folder may not
         dataset = _checked_image_folder()(os.fspath(folder), transform=transform, classes=classes,
-                                          allow_empty=folder != train_folder)
+                                          background=background, allow_empty=folder != train_folder)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{what} at {folder}: {e}") from e
     if val_per_class is not None:
