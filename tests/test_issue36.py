@@ -114,3 +114,42 @@ def test_an_image_folder_reads_transparent_pixels_as_the_mean(tmp_path):
     mean, std = (0.2, 0.4, 0.6), (0.5, 0.5, 0.5)
     x, _ = get_dataset("imagefolder", tmp_path, "test", mean=mean, std=std)[0]
     assert x.shape == (3, 8, 8) and x.abs().max() <= 0.5 / 255 / 0.5 + 1e-6  # the mean, normalised to ~0
+
+
+# -- 8: the data layer's errors found before training are bad input (exit 2) ----------------------------
+
+def _folder(root, layout):
+    for split, classes in layout.items():
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            _png(root / split / c / "x.png", np.full((8, 8, 3), 100, dtype=np.uint8))
+    return root
+
+
+@pytest.mark.parametrize("layout, extra, says", [
+    ({"train": ["a", "b"], "val": ["a", "c"]}, [], r"class folder\(s\) c in .*val are not in"),
+    ({"train": ["a", "b"], "val": ["a", "b"]}, ["data.options.val_per_class=1"], r"has its own val/"),
+    ({"train": ["a"], "val": ["a"]}, [], r"has one class folder \(a\): a classifier needs at least 2 classes"),
+])
+def test_image_folder_errors_are_bad_input_exit_2(tmp_path, capsys, layout, extra, says):
+    import re
+
+    from staa_snn import cli
+
+    root = _folder(tmp_path / "data", layout)
+    code = cli.main(["train", "--config", "digits", "data.name=imagefolder", f"data.root={root}", "data.size=8",
+                     "train.epochs=1", "train.progress=false", "output.tensorboard=false",
+                     f"output.dir={tmp_path / 'runs'}", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and re.search(says, err[0]), err
+    assert "unexpected" not in err[0] and "--debug" not in err[0]
+
+
+def test_every_data_layer_refusal_is_a_data_error():
+    from staa_snn.data import CorruptFileError, DataError, get_dataset
+
+    assert issubclass(CorruptFileError, DataError) and issubclass(DataError, ValueError)  # callers' except ValueError
+    with pytest.raises(DataError, match="unknown dataset"):
+        get_dataset("nope")
+    with pytest.raises(DataError, match="T and split_by apply to event datasets only"):
+        get_dataset("digits", T=4)

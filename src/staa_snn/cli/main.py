@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     """Run the command; what went wrong becomes one line on stderr and an exit code."""
-    from ..data import CorruptFileError
+    from ..data import DataError  # the data layer's bad input (CorruptFileError among them)
     from ..errors import ConfigError
     from ..export.nir_graph import NIRExportError
     from ..training import RunFolderError, TrainingDiverged, TrainingPreempted
@@ -88,7 +88,7 @@ def run(args) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
         return 0
-    except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError, RunFolderError,
+    except (ConfigError, FileNotFoundError, FileExistsError, DataError, RunFolderError,
             NotADirectoryError, PermissionError, NIRExportError) as e:
         if args.debug:
             raise

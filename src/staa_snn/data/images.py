@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .aedat import CorruptFileError
+from .errors import CorruptFileError, DataError
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 __all__ = ["SIXTEEN_BIT_MODES", "read_image", "to_8bit"]
@@ -46,7 +46,7 @@ def read_image(path: str | os.PathLike, channels: int = 3, background=None):
     from PIL import Image
 
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+        raise DataError(f"channels must be 1 or 3, got {channels!r}")
     with Image.open(path) as img:
         img.load()
         img = to_8bit(img, path)
@@ -54,7 +54,7 @@ def read_image(path: str | os.PathLike, channels: int = 3, background=None):
             colour = tuple(round(255 * float(v)) for v in (background if background is not None else (0.0,)))
             colour = colour * 3 if len(colour) == 1 else colour[:3]
             if len(colour) != 3:
-                raise ValueError(f"background must be 1 or 3 values in [0, 1], got {background!r}")
+                raise DataError(f"background must be 1 or 3 values in [0, 1], got {background!r}")
             rgba = img.convert("RGBA")
             flat = Image.new("RGBA", rgba.size, (*colour, 255))
             img = Image.alpha_composite(flat, rgba)

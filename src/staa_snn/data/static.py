@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .._io import first_line
-from .aedat import CorruptFileError
+from .errors import CorruptFileError, DataError
 from .images import read_image
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -301,9 +301,9 @@ def image_folder_splits(root, *, what: str = "an image folder", val_per_class: i
                                 f"{hint}")
     if val_per_class is not None:
         if isinstance(val_per_class, bool) or not isinstance(val_per_class, int) or val_per_class < 1:
-            raise ValueError(f"val_per_class must be a positive number of images per class, got {val_per_class!r}")
+            raise DataError(f"val_per_class must be a positive number of images per class, got {val_per_class!r}")
         if evaluation is not None:
-            raise ValueError(f"{what} at {root} has its own {evaluation.name}/: val_per_class holds a validation "
+            raise DataError(f"{what} at {root} has its own {evaluation.name}/: val_per_class holds a validation "
                              f"split out of train/ only where there is none; drop val_per_class to use "
                              f"{evaluation.name}/")
         return {"train": train, "test": train}
@@ -354,12 +354,12 @@ def image_folder(root, split: str, transform=None, *, what: str = "an image fold
         raise FileNotFoundError(f"{what}: class folder(s) with no files in {train_folder}: {', '.join(empty)}")
     if len(classes) < 2:
         found = f"one class folder ({classes[0]})" if classes else "no class folders"
-        raise ValueError(f"{what} at {train_folder} has {found}: a classifier needs at least 2 classes, "
+        raise DataError(f"{what} at {train_folder} has {found}: a classifier needs at least 2 classes, "
                          f"expected {train_folder}/<class>/<image> for each class")
     if folder != train_folder:
         unknown = sorted(set(_class_dirs(folder)) - set(classes))
         if unknown:
-            raise ValueError(f"{what}: class folder(s) {', '.join(unknown)} in {folder} are not in {train_folder} "
+            raise DataError(f"{what}: class folder(s) {', '.join(unknown)} in {folder} are not in {train_folder} "
                              f"(classes: {', '.join(classes)}): a model trained on train/ cannot predict them")
     try:
         # a validation folder may lack classes; the training folder may not
@@ -382,7 +382,7 @@ def _hold_out(dataset, split: str, per_class: int, seed: int, what: str) -> None
     short = {dataset.classes[c]: len(idx) for c, idx in by_class.items() if len(idx) <= per_class}
     if short:
         name, count = next(iter(short.items()))
-        raise ValueError(f"{what}: val_per_class={per_class} leaves nothing to train on in class {name!r} "
+        raise DataError(f"{what}: val_per_class={per_class} leaves nothing to train on in class {name!r} "
                          f"({count} images); choose val_per_class below the smallest class's size")
     rng = np.random.Generator(np.random.PCG64(seed))
     keep = []
