@@ -153,3 +153,45 @@ def test_every_data_layer_refusal_is_a_data_error():
         get_dataset("nope")
     with pytest.raises(DataError, match="T and split_by apply to event datasets only"):
         get_dataset("digits", T=4)
+
+
+# -- 7: eval --weights on a folder with only test/<class>/ ----------------------------------------------
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def test_eval_weights_on_a_folder_with_only_test(tmp_path, monkeypatch, capsys):
+    from staa_snn import cli
+
+    rng = np.random.default_rng(0)
+    for c in CIFAR10_CLASSES:
+        (tmp_path / "data" / "test" / c).mkdir(parents=True)
+        _png(tmp_path / "data" / "test" / c / "0.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["eval", "--weights", "cifar10_quick", f"data.root={tmp_path / 'data'}", "--device", "cpu",
+                     "--json", str(tmp_path / "eval.json")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    import json
+
+    from staa_snn.inference import prepare_image
+    from staa_snn.models import load_pretrained
+
+    result = json.loads((tmp_path / "eval.json").read_text())
+    net = load_pretrained("cifar10_quick")
+    x = torch.stack([prepare_image(tmp_path / "data" / "test" / c / "0.png", net.pretrained_cfg)
+                     for c in CIFAR10_CLASSES])
+    with torch.no_grad():
+        hits = (net(x).argmax(-1) == torch.arange(10)).sum().item()
+    assert result["samples"] == 10 and result["acc"] == pytest.approx(hits / 10)  # labels = the net's class order
+
+
+def test_a_test_only_folder_is_still_refused_for_training(tmp_path):
+    from staa_snn.data import get_dataset
+
+    for c in ("a", "b"):
+        (tmp_path / "test" / c).mkdir(parents=True)
+        _png(tmp_path / "test" / c / "0.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    assert get_dataset("imagefolder", tmp_path, "test").classes == ["a", "b"]
+    with pytest.raises(FileNotFoundError, match=r"expected .*/train/<class>/<image>"):
+        get_dataset("imagefolder", tmp_path, "train")

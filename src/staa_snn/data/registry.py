@@ -125,7 +125,8 @@ class ImageRecipe:
 
 
 def resolve_recipe(name: str, root=None, *, recipe: str = "auto", autoaugment: bool | None = None,
-                   cutout: int | None = None, mean=None, std=None, val_per_class=None) -> ImageRecipe:
+                   cutout: int | None = None, mean=None, std=None, val_per_class=None,
+                   split: str = "train") -> ImageRecipe:
     """The recipe a dataset gets, checked: ``"auto"`` is CIFAR's for CIFAR and for image folders
     whose first image is at most :data:`~.transforms.SMALL_IMAGE` pixels a side, ImageNet's for
     other folders; digits and event data have their own. ``autoaugment`` and ``cutout`` apply to
@@ -142,8 +143,8 @@ def resolve_recipe(name: str, root=None, *, recipe: str = "auto", autoaugment: b
                              f"{name!r} has its own recipe ({native})")
         recipe = native
     elif root is not None:  # an image folder: its first image's size
-        folders = static.image_folder_splits(root, what=_WHAT[name], val_per_class=val_per_class)
-        found = static.first_image_size(folders["train"])
+        folders = static.image_folder_splits(root, what=_WHAT[name], val_per_class=val_per_class, split=split)
+        found = static.first_image_size(folders["train"] or folders["test"])
         image_size = max(found) if found is not None else None
         if recipe == "auto" and name == "imagenet":
             recipe = "imagenet"
@@ -237,7 +238,7 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
     if info.needs_root and root is None:
         raise DataError(f"dataset {name!r} needs root=, the folder holding {info.layout}")
     image = resolve_recipe(name, root, recipe=recipe, autoaugment=autoaugment, cutout=cutout, mean=mean, std=std,
-                           val_per_class=options.get("val_per_class"))
+                           val_per_class=options.get("val_per_class"), split=split)
     if size is None:  # small images in a folder keep their size (the CIFAR recipe)
         size = (image.image_size or 32) if image.recipe == "cifar" and name not in ("cifar10", "cifar100") \
             else info.size

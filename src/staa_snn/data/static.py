@@ -289,13 +289,17 @@ def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir())
 
 
-def image_folder_splits(root, *, what: str = "an image folder", val_per_class: int | None = None) -> dict[str, Path]:
+def image_folder_splits(root, *, what: str = "an image folder", val_per_class: int | None = None,
+                        split: str = "train") -> dict[str, Path | None]:
     """``{"train": train/, "test": val/ or test/}`` of an image folder, checked (both may be
-    ``train/`` when ``val_per_class`` holds a validation split out of it)."""
+    ``train/`` when ``val_per_class`` holds a validation split out of it). ``split="test"``
+    (evaluation only) takes a folder without ``train/``: ``{"train": None, "test": ...}``."""
     root = Path(root)
     train = root / "train"
     evaluation = next((root / c for c in ("val", "test") if (root / c).is_dir()), None)
     hint = f" ({IMAGENET_URL}; sort the validation images into class folders first)" if what == "ImageNet" else ""
+    if not train.is_dir() and split == "test" and evaluation is not None and val_per_class is None:
+        return {"train": None, "test": evaluation}
     if not train.is_dir():
         raise FileNotFoundError(f"{what} not found at {root}: expected {root}/train/<class>/<image> class folders"
                                 f"{hint}")
@@ -336,7 +340,9 @@ def image_folder(root, split: str, transform=None, *, what: str = "an image fold
 
     - ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``).
     - Class indices are the training split's (sorted ``train/`` class folders) in both splits: a
-      validation class that training lacks is an error naming it; one class is refused.
+      validation class that training lacks is an error naming it; one class is refused. A folder
+      with only ``val/`` or ``test/`` serves ``split="test"`` with its own class folders (to
+      evaluate a net whose class names are known, e.g. shipped weights).
     - ``val_per_class=N``: a folder with only ``train/`` gets a validation split of ``N`` images
       per class, drawn within each class (its files sorted by name) by a permutation seeded with
       ``val_seed``, the same whatever the training seed; ``split="train"`` is the rest.
@@ -346,8 +352,10 @@ def image_folder(root, split: str, transform=None, *, what: str = "an image fold
       transparency composited onto ``background`` (values in [0, 1] per channel: the mean colour
       the transform normalises with; ``None``: black).
     """
-    folders = image_folder_splits(root, what=what, val_per_class=val_per_class)
+    folders = image_folder_splits(root, what=what, val_per_class=val_per_class, split=split)
     train_folder, folder = folders["train"], folders[split]
+    if train_folder is None:  # evaluation only, without train/: the classes are the test folder's own
+        train_folder = folder
     classes = _class_dirs(train_folder)
     empty = sorted(c for c in classes if not any(p.is_file() for p in (train_folder / c).iterdir()))
     if empty:
