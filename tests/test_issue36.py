@@ -195,3 +195,24 @@ def test_a_test_only_folder_is_still_refused_for_training(tmp_path):
     assert get_dataset("imagefolder", tmp_path, "test").classes == ["a", "b"]
     with pytest.raises(FileNotFoundError, match=r"expected .*/train/<class>/<image>"):
         get_dataset("imagefolder", tmp_path, "train")
+
+
+# -- 9: the shipped weights load after a plain `pip install -e .` ----------------------------------------
+
+def test_safetensors_is_a_core_dependency_and_loading_needs_no_export_extra():
+    import re
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=!~ \[]", d)[0] for d in project["dependencies"]}
+    assert "safetensors" in core
+    extras = {re.split(r"[<>=!~ \[]", d)[0] for ds in project["optional-dependencies"].values() for d in ds}
+    block = sorted(extras - core - {"safetensors"})  # none of the extras' packages may be needed
+    code = ("import sys\n" + "".join(f"sys.modules[{m.replace('-', '_')!r}] = None\n" for m in block)
+            + "from staa_snn.models import load_pretrained\nnet = load_pretrained('cifar10_quick')\n"
+            "print(net.pretrained_cfg['classes'][2])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "bird", out.stderr

@@ -15,10 +15,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import safetensors.torch
 from torch import nn
 
-__all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "PretrainedCfg", "describe_inputs", "hub_repo", "huggingface_hub",
-           "list_pretrained", "load_weights", "pretrained_spec", "resolve_path", "safetensors_torch", "weight_files"]
+__all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "PretrainedCfg", "describe_inputs", "hub_repo",
+           "huggingface_hub", "list_pretrained", "load_weights", "pretrained_spec", "resolve_path", "weight_files"]
 
 FORMAT = "staa-snn-weights-1"
 HUB_PREFIX = "hf://"
@@ -32,15 +33,6 @@ def list_pretrained() -> list[str]:
     if not PRETRAINED_DIR.is_dir():
         return []
     return sorted(d.name for d in PRETRAINED_DIR.iterdir() if (d / "model.safetensors").is_file())
-
-
-def safetensors_torch():
-    """``safetensors.torch``, or an ImportError saying which extra to install."""
-    try:
-        import safetensors.torch
-    except ImportError:
-        raise ImportError('safetensors weights need safetensors: pip install -e ".[export]" (in the repository)') from None
-    return safetensors.torch
 
 
 def hub_repo(ref: str, *, revision: bool = True) -> tuple[str, str | None]:
@@ -94,7 +86,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load ``model.safetensors`` (a folder, the file or ``hf://owner/name[@revision]``) into
     ``model``, strictly: every key, every shape; a mismatch is a ``ValueError`` saying which."""
     weights, _ = weight_files(path)
-    state = safetensors_torch().load_file(str(weights))
+    state = safetensors.torch.load_file(str(weights))
     missing, unexpected = [], []
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
