@@ -216,3 +216,19 @@ def test_safetensors_is_a_core_dependency_and_loading_needs_no_export_extra():
             "print(net.pretrained_cfg['classes'][2])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "bird", out.stderr
+
+
+# -- 13: load_pretrained on an ONNX file, or a file without config.json beside it ---------------------------
+
+def test_load_pretrained_refuses_an_onnx_file_naming_it(tmp_path, monkeypatch):
+    from staa_snn.models import load_pretrained
+
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^model\.onnx: an ONNX file \(it runs in onnxruntime\), not exported weights"):
+        load_pretrained("model.onnx")
+    (tmp_path / "w.safetensors").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"^no config\.json beside w\.safetensors \(.*/config\.json does not"):
+        load_pretrained("w.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"^gone\.pt does not exist \(expected a \.pt checkpoint"):
+        load_pretrained("gone.pt")

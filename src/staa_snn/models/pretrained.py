@@ -67,18 +67,33 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+_OTHER_FILES = {".onnx": "an ONNX file (it runs in onnxruntime)", ".nir": "a NIR graph",
+                ".pt": "a checkpoint", ".pth": "a PyTorch file"}
+
+
 def weight_files(path: str | os.PathLike) -> tuple[Path, Path]:
     """``(model.safetensors, config.json)`` of exported weights (a shipped name, a folder, its
-    ``model.safetensors`` or ``hf://...``); a FileNotFoundError naming what is missing."""
+    ``model.safetensors`` or ``hf://...``); a FileNotFoundError naming what is missing, a
+    ValueError naming a file of another kind (``.onnx``, ``.pt``, ...)."""
     path = resolve_path(path)
+    shipped = list_pretrained()
+    names = f"; or the name of shipped weights: {', '.join(shipped)}" if shipped else ""
+    expected = f"expected a folder with model.safetensors and config.json, as written by staa-snn export --format " \
+               f"safetensors{names}"
+    if path.is_file() and path.suffix != ".safetensors":
+        what = _OTHER_FILES.get(path.suffix.lower(), f"a {path.suffix or 'suffix-less'} file")
+        raise ValueError(f"{path}: {what}, not exported weights: {expected} (or its model.safetensors, a .pt "
+                         f"checkpoint of staa-snn train, hf://owner/name)")
+    if not path.exists():
+        if path.suffix == ".pt":
+            raise FileNotFoundError(f"{path} does not exist (expected a .pt checkpoint written by staa-snn train)")
+        raise FileNotFoundError(f"{path} does not exist ({expected})")
     weights = path / "model.safetensors" if path.is_dir() else path
     config = weights.parent / "config.json"
     for f in (weights, config):
         if not f.is_file():
-            shipped = list_pretrained()
-            names = f"; or the name of shipped weights: {', '.join(shipped)}" if shipped else ""
-            raise FileNotFoundError(f"{f} does not exist (expected model.safetensors and config.json, as written by "
-                                    f"staa-snn export --format safetensors{names})")
+            where = f"in {path}" if path.is_dir() else f"beside {path} ({f.resolve()} does not exist)"
+            raise FileNotFoundError(f"no {f.name} {where}: {expected}")
     return weights, config
 
 
