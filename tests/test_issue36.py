@@ -232,3 +232,25 @@ def test_load_pretrained_refuses_an_onnx_file_naming_it(tmp_path, monkeypatch):
         load_pretrained("w.safetensors")
     with pytest.raises(FileNotFoundError, match=r"^gone\.pt does not exist \(expected a \.pt checkpoint"):
         load_pretrained("gone.pt")
+
+
+# -- 15: no documented command writes over a file of the repository -------------------------------------------
+
+def test_documented_commands_write_no_tracked_file():
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    # the guides; docs/results/*.md's commands regenerate their own tracked figures on purpose
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    listed = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True)
+    tracked = set(listed.stdout.split()) if listed.returncode == 0 else None
+    outputs = []
+    for doc in docs:
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
+            outputs += [(doc.name, m) for m in re.findall(r"--(?:out|json)\s+(\S+)", block)]
+    assert ("README.md", "digits_curves.png") in outputs  # the parser sees the README's plot command
+    clobbered = [(doc, out) for doc, out in outputs
+                 if (out in tracked if tracked is not None else (root / out).exists())]
+    assert not clobbered
