@@ -254,3 +254,26 @@ def test_documented_commands_write_no_tracked_file():
     clobbered = [(doc, out) for doc, out in outputs
                  if (out in tracked if tracked is not None else (root / out).exists())]
     assert not clobbered
+
+
+# -- 21: the compiled backend on a CPU-only machine says nothing about a missing CUDA runtime ---------------
+
+def test_compiled_backend_on_cpu_prints_no_cuda_runtime_notice(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "bin").mkdir()
+    nvcc = tmp_path / "bin" / "nvcc"  # a CUDA toolkit on the PATH, as on many CPU-only machines
+    nvcc.write_text("#!/bin/sh\nexit 0\n")
+    nvcc.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("CUDA_HOME", None), env.pop("CUDA_PATH", None)
+    code = ("import torch\nfrom staa_snn.kernels._compile import compiled\n"
+            "compiled(lambda x: x + 1)\n"  # what the compiled backend calls first
+            "import torch.utils.cpp_extension\n"  # what Inductor imports on its first compile
+            "print(torch.utils.cpp_extension.CUDA_HOME)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(tmp_path)  # torch did find the toolkit ...
+    assert "No CUDA runtime" not in out.stderr  # ... and said nothing about it
