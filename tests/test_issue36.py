@@ -277,3 +277,26 @@ def test_compiled_backend_on_cpu_prints_no_cuda_runtime_notice(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(tmp_path)  # torch did find the toolkit ...
     assert "No CUDA runtime" not in out.stderr  # ... and said nothing about it
+
+
+# -- 17: a one-epoch run's curves are visible ------------------------------------------------------------------
+
+def test_plot_of_a_one_epoch_run_marks_its_points(tmp_path, monkeypatch):
+    import json
+
+    import matplotlib.axes
+
+    from staa_snn.analysis.plot import plot_runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    record = {"epoch": 1, "train_loss": 1.0, "test_loss": 0.9, "train_acc": 0.5, "test_acc": 0.6,
+              "test_acc_per_step": [0.5, 0.6], "firing_rates": {"a": 0.1}}
+    (run / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    lines = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, *a, **k: lines.extend(plot(self, *a, **k)) or [])
+    plot_runs([run], tmp_path / "c.png")
+    one_point = [line for line in lines if len(line.get_xdata()) == 1]
+    assert len(one_point) == 5  # train/test loss, train/test accuracy, firing rate
+    assert all(line.get_marker() not in (None, "None", "", " ") for line in one_point)
