@@ -300,3 +300,31 @@ def test_plot_of_a_one_epoch_run_marks_its_points(tmp_path, monkeypatch):
     one_point = [line for line in lines if len(line.get_xdata()) == 1]
     assert len(one_point) == 5  # train/test loss, train/test accuracy, firing rate
     assert all(line.get_marker() not in (None, "None", "", " ") for line in one_point)
+
+
+# -- 23: benchmarks/gpu_check.py with a relative --out, run from another folder --------------------------------
+
+def test_gpu_check_kernel_tests_land_under_a_relative_out_of_the_callers_folder(tmp_path, monkeypatch):
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gpu_check", root / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    runs = []
+
+    def fake_pytest(cmd, cwd, **kwargs):  # writes its report where pytest would: --junitxml against cwd
+        junit = Path(cwd) / next(c for c in cmd if c.startswith("--junitxml=")).split("=", 1)[1]
+        runs.append(junit)
+        if junit.is_relative_to(tmp_path):  # (never into the checkout, where the old code sent it)
+            junit.write_text('<testsuite tests="7" failures="0" errors="0" skipped="1"></testsuite>')
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(gpu_check.subprocess, "run", fake_pytest)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "report").mkdir()
+    result = gpu_check.run_kernel_tests(gpu_check.torch.device("cpu"), True, Path("report"))
+    assert runs == [tmp_path / "report" / "kernel_tests.xml"]  # not <checkout>/report/kernel_tests.xml
+    assert result["tests"] == 7 and result["skipped"] == 1 and result["ok"]
