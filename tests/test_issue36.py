@@ -328,3 +328,18 @@ def test_gpu_check_kernel_tests_land_under_a_relative_out_of_the_callers_folder(
     result = gpu_check.run_kernel_tests(gpu_check.torch.device("cpu"), True, Path("report"))
     assert runs == [tmp_path / "report" / "kernel_tests.xml"]  # not <checkout>/report/kernel_tests.xml
     assert result["tests"] == 7 and result["skipped"] == 1 and result["ok"]
+
+
+# -- 19: print(TrainResult) is one line --------------------------------------------------------------------------
+
+def test_train_result_repr_is_one_line_without_the_model():
+    from pathlib import Path
+
+    from staa_snn.training import TrainResult
+
+    history = [{"epoch": 1, "test_acc": 0.5}, {"epoch": 2, "test_acc": 0.75}, {"epoch": 3, "test_acc": 0.625}]
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    text = repr(TrainResult(net, history, Path("runs/x")))
+    assert text == ("TrainResult(model=Sequential, epochs=3, final_test_acc=0.6250, best_test_acc=0.7500 (epoch 2), "
+                    "run_dir='runs/x')")
+    assert repr(TrainResult(net)) == "TrainResult(model=Sequential, epochs=0, run_dir=None)"

@@ -66,6 +66,13 @@ class TrainResult:
         """The epoch ``best.pt`` holds: the highest test accuracy, the later epoch of a tie."""
         return max(self.history, key=lambda h: (h["test_acc"], h["epoch"])) if self.history else {}
 
+    def __repr__(self) -> str:  # one line: the net's class, not its every layer
+        parts = [f"model={type(self.model).__name__}", f"epochs={len(self.history)}"]
+        if self.history:
+            parts += [f"final_test_acc={self.final['test_acc']:.4f}",
+                      f"best_test_acc={self.best['test_acc']:.4f} (epoch {self.best['epoch']})"]
+        return f"TrainResult({', '.join(parts)}, run_dir={str(self.run_dir) if self.run_dir else None!r})"
+
 
 def _git_commit() -> str | None:
     try:
