@@ -1,0 +1,81 @@
+"""Choosing torch's intra-op threads (staa_snn.training.threads): affinity, cgroup quota, busy
+neighbours, the user's OMP_NUM_THREADS, and the hint when the throughput collapses (issue 36)."""
+
+import pytest
+
+from staa_snn.training.threads import (ThroughputWatch, busy_cpus, cgroup_cpu_limit, check_threads, choose_threads,
+                                       usable_cpus)
+
+
+def test_cgroup_v2_quota_is_the_smallest_along_the_path(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "cpu.max").write_text("150000 100000\n")
+    (tmp_path / "a" / "b" / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "self").write_text("0::/a/b\n")
+    assert cgroup_cpu_limit(tmp_path, tmp_path / "self") == 1.5
+    (tmp_path / "a" / "b" / "cpu.max").write_text("50000 100000\n")
+    assert cgroup_cpu_limit(tmp_path, tmp_path / "self") == 0.5
+    (tmp_path / "a" / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "a" / "b" / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_limit(tmp_path, tmp_path / "self") is None
+
+
+def test_cgroup_v1_cfs_quota(tmp_path):
+    base = tmp_path / "cpu,cpuacct" / "job"
+    base.mkdir(parents=True)
+    (base / "cpu.cfs_quota_us").write_text("200000\n")
+    (base / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "self").write_text("4:memory:/job\n3:cpu,cpuacct:/job\n")
+    assert cgroup_cpu_limit(tmp_path, tmp_path / "self") == 2.0
+    (base / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_limit(tmp_path, tmp_path / "self") is None
+    assert cgroup_cpu_limit(tmp_path, tmp_path / "missing") is None
+
+
+def test_usable_cpus_is_the_affinity_mask_capped_by_the_quota():
+    assert usable_cpus([0, 1, 2, 3], None) == 4
+    assert usable_cpus([0, 1, 2, 3], 1.5) == 1  # rounded down: a second thread would be throttled
+    assert usable_cpus([0, 1, 2, 3], 0.5) == 1
+    assert usable_cpus([2, 3], 8.0) == 2
+
+
+def _stat(*cpus):
+    """/proc/stat text: per CPU (user, nice, system, idle) jiffies."""
+    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"]
+    lines += [f"cpu{i} {u} {n} {s} {idle} 0 0 0 0 0 0" for i, (u, n, s, idle) in enumerate(cpus)]
+    return "\n".join(lines) + "\nintr 0\n"
+
+
+def test_busy_cpus_counts_normal_priority_time_not_niced_time():
+    snapshots = iter([_stat((0, 0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0)),
+                      _stat((18, 0, 2, 5), (0, 25, 0, 0), (3, 0, 0, 22))])  # 80% busy, niced, 12%
+    assert busy_cpus([0, 1, 2], sample_s=0, read=lambda: next(snapshots)) == 1  # 0.8 + 0 + 0.12 = 0.92
+    snapshots = iter([_stat((0, 0, 0, 0), (0, 0, 0, 0)), _stat((10, 0, 0, 15), (12, 0, 1, 12))])
+    assert busy_cpus([0, 1], sample_s=0, read=lambda: next(snapshots)) == 1  # one process moved between CPUs
+    snapshots = iter([_stat((0, 0, 0, 0), (0, 0, 0, 0)), _stat((25, 0, 0, 0), (25, 0, 0, 0))])
+    assert busy_cpus([1], sample_s=0, read=lambda: next(snapshots)) == 1  # only the CPUs asked about
+
+
+def test_choose_threads():
+    assert choose_threads(3).threads == 3
+    assert choose_threads("auto", environ={"OMP_NUM_THREADS": "1"}, cpus=[0, 1], quota=None, busy=0).threads == 1
+    quiet = choose_threads("auto", environ={}, cpus=[0, 1], quota=None, busy=0)
+    assert quiet.threads == 2 and quiet.reason == "auto: 2 CPUs in the affinity mask"
+    shared = choose_threads("auto", environ={}, cpus=[0, 1], quota=None, busy=1)
+    assert shared.threads == 1 and shared.reason == "auto: 2 CPUs in the affinity mask, 1 kept busy by other processes"
+    assert choose_threads("auto", environ={}, cpus=list(range(8)), quota=3.0, busy=5).threads == 1
+    assert choose_threads("auto", environ={}, cpus=list(range(8)), quota=3.0, busy=0).threads == 3
+    for bad in (0, -1, True, 1.5, "two"):
+        with pytest.raises(ValueError, match="threads must be 'auto' or a positive number"):
+            check_threads(bad)
+
+
+def test_throughput_watch_says_once_when_the_throughput_collapses():
+    watch = ThroughputWatch(threads=2)
+    said = [watch.add(v) for v in (100, 110, 105, 30, 20, 10)]
+    assert said[:4] == [None] * 4  # 30 > 110 / 4
+    assert said[4].startswith("training slowed from 110 to 20 samples/s with 2 threads") and "train.threads=1" in said[4]
+    assert said[5] is None  # once
+    one = ThroughputWatch(threads=1)
+    assert all(one.add(v) is None for v in (100, 110, 105, 10))  # one thread: nothing to wait for
