@@ -343,3 +343,57 @@ def test_train_result_repr_is_one_line_without_the_model():
     assert text == ("TrainResult(model=Sequential, epochs=3, final_test_acc=0.6250, best_test_acc=0.7500 (epoch 2), "
                     "run_dir='runs/x')")
     assert repr(TrainResult(net)) == "TrainResult(model=Sequential, epochs=0, run_dir=None)"
+
+
+# -- 2: every training sample is used, the last partial batch included ------------------------------------------
+
+@pytest.mark.parametrize("n, world, kept, batches", [(67, 1, 67, 3), (60, 1, 60, 2), (65, 1, 64, 2), (64, 1, 64, 2),
+                                                      (70, 2, 70, 3), (67, 2, 64, 2), (69, 2, 68, 3)])
+def test_the_training_sampler_keeps_the_partial_batch_unless_it_is_one_sample_a_process(n, world, kept, batches):
+    from staa_snn.training.distributed import GlobalBatchSampler
+
+    samplers = [GlobalBatchSampler(n, 32, rank=r, world_size=world, seed=3, keep_partial=True) for r in range(world)]
+    seen = [list(s) for s in samplers]
+    assert sum(map(len, seen)) == kept and len({i for s in seen for i in s}) == kept  # each kept sample once
+    assert all(len(s) == len(list(s)) and s.num_batches == batches for s in samplers)
+    assert samplers[0].left_out == n - kept
+    assert len(seen[0]) == len(seen[-1])  # every process the same number of samples (and batches)
+    old = GlobalBatchSampler(n, 32, rank=0, world_size=world, seed=3)  # the old behaviour, for resumed old runs
+    assert len(old) == (n // 32) * (32 // world) and old.num_batches == n // 32
+
+
+def _digits_head(n):
+    from staa_snn.data import get_dataset
+    from staa_snn.data.static import TensorImages
+
+    ds = get_dataset("digits", split="train", size=8)
+    return TensorImages(ds.images[:n], ds.targets[:n], classes=ds.classes)
+
+
+@pytest.mark.parametrize("n, steps, note", [(67, 3, None), (65, 2, "1 of the 65 training samples are left out")])
+def test_training_uses_the_last_partial_batch(tmp_path, capsys, n, steps, note):
+    from staa_snn.training import train
+    from tiny_runs import tiny
+
+    cfg = tiny(tmp_path, "train.epochs=1", "train.max_batches=null", "data.augment=false")
+    result = train(cfg, train_set=_digits_head(n), test_set=_digits_head(40))
+    assert result.history[0]["step"] == steps  # 67 at batch 32: 32 + 32 + 3 (it was 2 steps, 64 samples)
+    err = capsys.readouterr().err
+    assert (note in err) if note else "left out" not in err
+
+
+def test_a_run_checkpointed_before_partial_batches_resumes_as_it_was_trained(tmp_path):
+    from staa_snn.training import load_checkpoint, save_checkpoint, train
+    from tiny_runs import tiny
+
+    cfg = tiny(tmp_path, "train.max_batches=null", "data.augment=false")
+    sets = dict(train_set=_digits_head(67), test_set=_digits_head(40))
+    first = train(cfg, stop_after=1, **sets)
+    assert first.history[-1]["step"] == 3
+    last = first.run_dir / "last.pt"
+    ckpt = load_checkpoint(last)
+    assert ckpt.pop("partial_batch") is True
+    ckpt["step"], ckpt["history"][-1]["step"] = 2, 2  # as the old trainer wrote it: 2 whole batches
+    save_checkpoint(last, ckpt)
+    resumed = train(cfg, resume="auto", **sets)
+    assert [h["step"] for h in resumed.history] == [2, 4]  # the old sampler: the partial batch dropped

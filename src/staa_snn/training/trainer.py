@@ -158,6 +158,7 @@ class Trainer(EpochLoop):
         self.writer = None
         self.stop_at_step: int | None = None
         self.cudnn_benchmark = torch.backends.cudnn.benchmark
+        self.keep_partial = True  # the last partial batch of an epoch trains (runs checkpointed before: dropped)
 
     @property
     def user_model_name(self) -> str | None:
@@ -245,7 +246,8 @@ class Trainer(EpochLoop):
         ctx, t, d = self.ctx, self.cfg.train, self.cfg.data
         world = ctx.world_size
         self.sampler = EpochSampler(ddp.GlobalBatchSampler(len(self.train_set), d.batch_size, rank=ctx.rank,
-                                                           world_size=world, seed=t.seed))
+                                                           world_size=world, seed=t.seed,
+                                                           keep_partial=self.keep_partial))
         pin = self.device.type == "cuda"
         self.train_loader = make_loader(SeededSamples(self.train_set, t.seed), self.sampler, d.batch_size // world,
                                         workers=d.workers, pin_memory=pin)
@@ -254,10 +256,16 @@ class Trainer(EpochLoop):
                                               shuffle=False, drop_last=False)
         self.test_loader = make_loader(self.test_set, test_sampler, max(test_bs // world, 1), workers=d.workers,
                                        pin_memory=pin)
-        self.steps_per_epoch = min(len(self.sampler.batches) * world // d.batch_size, t.max_batches or 10**18)
-        if self.steps_per_epoch == 0:
+        self.steps_per_epoch = min(self.sampler.batches.num_batches, t.max_batches or 10**18)
+        if len(self.train_set) < d.batch_size:
             raise ConfigError(f"the training set ({len(self.train_set)} samples) is smaller than one batch "
                               f"(data.batch_size={d.batch_size}): lower data.batch_size or add data")
+        left = self.sampler.batches.left_out
+        if left and t.max_batches is None:
+            each = "" if world == 1 else f" of {world} processes"
+            say(ctx, f"{left} of the {len(self.train_set)} training samples are left out of each epoch (drawn afresh "
+                     f"every epoch): the last batch would give each{each} fewer than 2 samples, too few for "
+                     f"BatchNorm")
 
     def place_model(self) -> None:
         """The neuron backend for the job's length, sync BN, the device, the memory mode (agreed
@@ -344,6 +352,8 @@ class Trainer(EpochLoop):
     # -- the job ------------------------------------------------------------------
     def run(self, resume, stop_after=None, stop_after_steps=None) -> TrainResult:
         ckpt = self.open_run(resume)
+        if ckpt is not None:  # resumed as it was trained: checkpoints from before partial batches dropped them
+            self.keep_partial = bool(ckpt.get("partial_batch", False))
         self.build()
         sums = self.restore(ckpt)
         if self.backend == "compiled":
