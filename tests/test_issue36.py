@@ -397,3 +397,22 @@ def test_a_run_checkpointed_before_partial_batches_resumes_as_it_was_trained(tmp
     save_checkpoint(last, ckpt)
     resumed = train(cfg, resume="auto", **sets)
     assert [h["step"] for h in resumed.history] == [2, 4]  # the old sampler: the partial batch dropped
+
+
+# -- 1: --resume with a --config that is not the run's -----------------------------------------------------------
+
+def test_resume_refuses_a_config_that_is_not_the_runs(tmp_path, capsys):
+    from staa_snn import cli
+
+    common = ["data.size=8", "model.T=2", "train.max_batches=2", "train.progress=false", "output.tensorboard=false",
+              f"output.dir={tmp_path}", "output.name=run"]
+    assert cli.main(["train", "--config", "digits", *common, "train.epochs=1"]) == 0
+    capsys.readouterr()
+    for other, shown in (("digits_lif", "model.neuron='lif' vs 'staa'"), ("cifar10_quick", "data.name='imagefolder' vs 'digits'")):
+        assert cli.main(["train", "--config", other, "--resume", "auto", *common, "train.epochs=2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--config {other} is not the config of the run in {tmp_path / 'run'}" in err[0]
+        assert shown in err[0] and "data.root" not in err[0].split("(")[0], err[0]
+    assert cli.main(["train", "--config", "digits", "--resume", "auto", *common, "train.epochs=2"]) == 0
+    assert "resuming run from epoch 1/2" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", "auto", *common, "train.epochs=3"]) == 0  # no --config: the run's own
