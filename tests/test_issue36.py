@@ -416,3 +416,37 @@ def test_resume_refuses_a_config_that_is_not_the_runs(tmp_path, capsys):
     assert cli.main(["train", "--config", "digits", "--resume", "auto", *common, "train.epochs=2"]) == 0
     assert "resuming run from epoch 1/2" in capsys.readouterr().err
     assert cli.main(["train", "--resume", "auto", *common, "train.epochs=3"]) == 0  # no --config: the run's own
+
+
+# -- 4: class names from any dataset that has them (event data, wrapped datasets) ----------------------------------
+
+class FakeEvents(torch.utils.data.Dataset):
+    """A tiny event dataset, as the event datasets are: [T, 2, H, W] frames of counts, and ``classes``."""
+
+    classes = ["left", "right"]
+
+    def __init__(self, n):
+        g = torch.Generator().manual_seed(n)
+        self.x = torch.poisson(torch.full((n, 2, 2, 8, 8), 0.5), generator=g)
+        self.y = [i % 2 for i in range(n)]
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_a_net_trained_on_event_data_keeps_its_class_names(tmp_path, wrap):
+    from staa_snn.inference import load_net
+    from staa_snn.training import train
+    from tiny_runs import tiny
+
+    cfg = tiny(tmp_path, "data.name=cifar10dvs", f"data.root={tmp_path}", "train.epochs=1", "data.augment=false")
+    train_set, test_set = FakeEvents(64), FakeEvents(8)
+    if wrap:  # a Subset hides the dataset's attributes behind .dataset
+        train_set, test_set = Subset(train_set, range(64)), Subset(test_set, range(8))
+    result = train(cfg, train_set=train_set, test_set=test_set)
+    net = load_net(result.run_dir / "best.pt")
+    assert net.pretrained_cfg["classes"] == ["left", "right"] and net.pretrained_cfg["kind"] == "events"

@@ -37,13 +37,13 @@ from .config import Config, checkpoint_interval, load_config
 from .console import say
 from .epoch import EpochLoop, EpochSums
 from .evaluate import autocast_context
-from .loaders import EpochSampler, SeededSamples, make_loader
+from .loaders import EpochSampler, SeededSamples, dataset_classes, make_loader
 from .losses import LOSSES, LossFn, loss_name
 from .memory import resolve_memory
 from .preemption import StopRequest
 from .resume import describe, resume_changes
 from .run_folder import RunFolder
-from .trained import checkpoint_config
+from .trained import checkpoint_config, num_classes_of
 
 __all__ = ["Callback", "TrainResult", "Trainer", "as_config", "train"]
 
@@ -227,17 +227,25 @@ class Trainer(EpochLoop):
         own_data = self.train_set is not None
         num_classes = dataset_info(cfg.data.name).num_classes if not own_data else None
         model = self.user_model
-        if model is None and (num_classes or own_data and hasattr(self.train_set, "classes")):
-            model = build_model(cfg, num_classes=num_classes or len(self.train_set.classes))
+        given = dataset_classes(self.train_set) if own_data else None
+        if model is None and (num_classes or given):
+            model = build_model(cfg, num_classes=num_classes or len(given))
         if ctx.distributed and not ctx.is_main:
             dist.barrier()  # rank 0 converts event data first
         if not own_data:
             self.train_set, self.test_set = build_datasets(cfg)
         if ctx.distributed and ctx.is_main:
             dist.barrier()
+        # the class names of any dataset that has them (image folders, event data, wrapped ones)
+        self.classes = dataset_classes(self.train_set) or dataset_classes(self.test_set)
         if model is None:  # the classes are known from the data (image folders)
+            if not self.classes:
+                raise ConfigError("the training set has no classes attribute (its class names) to size the net's "
+                                  "output: pass model=, or a dataset with classes")
             torch.manual_seed(t.seed)
-            model = build_model(cfg, num_classes=len(self.train_set.classes))
+            model = build_model(cfg, num_classes=len(self.classes))
+        if self.classes is not None and num_classes_of(model) not in (None, len(self.classes)):
+            self.classes = None  # names that do not match the outputs are not stored
         self.model = model
 
     def build_loaders(self) -> None:
