@@ -60,7 +60,7 @@ from staa_snn.kernels.spike_storage import saved_tensor_bytes  # noqa: E402
 
 from staa_snn._malloc import tune_cpu_allocator  # noqa: E402
 from staa_snn.models import SpikingNeuron, create_model  # noqa: E402
-from staa_snn.training.engine import AUTO_COMPILE_MIN_STEPS, resolve_backend  # noqa: E402
+from staa_snn.kernels import AUTO_COMPILE_MIN_STEPS, resolve_backend  # noqa: E402
 
 VARIANTS = ("ANN", "LIF", "LIF-compiled", "STAA", "STAA-compiled", "SJ-LIFNode")
 COMPILED = {"LIF-compiled", "STAA-compiled"}
