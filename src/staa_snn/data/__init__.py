@@ -6,7 +6,7 @@ Formats: ``docs/data.md``.
 """
 
 from .aedat import read_aedat2, read_aedat3
-from .errors import CorruptFileError, DataError
+from ..errors import CorruptFileError, DataError
 from .dvs import CIFAR10DVS, DVSGesture, read_gesture_labels
 from .events import SPLIT_MODES, events_to_frames, frame_indices
 from .mix import MixupCutmix

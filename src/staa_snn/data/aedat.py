@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from .errors import CorruptFileError, DataError
+from ..errors import CorruptFileError, DataError
 
 
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_path, first_line, write_text_atomic
 from .aedat import read_aedat2, read_aedat3
-from .errors import CorruptFileError, DataError
+from ..errors import CorruptFileError, DataError
 from .events import SPLIT_MODES, events_to_frames
 
 CACHE_VERSION = 1

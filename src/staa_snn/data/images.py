@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .errors import CorruptFileError, DataError
+from ..errors import CorruptFileError, DataError
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 __all__ = ["SIXTEEN_BIT_MODES", "read_image", "to_8bit"]

@@ -8,7 +8,7 @@ from typing import Callable
 
 from . import static, transforms
 from .dvs import CIFAR10DVS, DVSGesture
-from .errors import DataError
+from ..errors import DataError
 
 SPLITS = ("train", "test")
 

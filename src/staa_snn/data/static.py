@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .._io import first_line
-from .errors import CorruptFileError, DataError
+from ..errors import CorruptFileError, DataError
 from .images import read_image
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"

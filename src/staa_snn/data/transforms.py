@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-from .errors import DataError
+from ..errors import DataError
 
 # Per-channel mean / std of the training sets (the values the field uses).
 NORMALIZATION = {
