@@ -79,3 +79,82 @@ def test_throughput_watch_says_once_when_the_throughput_collapses():
     assert said[5] is None  # once
     one = ThroughputWatch(threads=1)
     assert all(one.add(v) is None for v in (100, 110, 105, 10))  # one thread: nothing to wait for
+
+
+def test_train_threads_sets_torchs_threads_for_the_run_and_restores_them(tmp_path):
+    import json
+
+    import torch
+
+    from staa_snn.training import train
+    from tiny_runs import tiny
+
+    seen = []
+    before = torch.get_num_threads()
+    result = train(tiny(tmp_path, "train.threads=2", "train.epochs=1", batches=1), callbacks=[lambda r: seen.append(
+        torch.get_num_threads())])
+    assert seen == [2] and torch.get_num_threads() == before
+    meta = json.loads((result.run_dir / "meta.json").read_text())
+    assert meta["threads"] == 2 and meta["threads_reason"] == "threads=2"
+
+
+def test_auto_leaves_omp_num_threads_as_the_user_set_it(tmp_path, monkeypatch):
+    import json
+
+    from staa_snn.training import train
+    from tiny_runs import tiny
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    result = train(tiny(tmp_path, "train.epochs=1"))
+    meta = json.loads((result.run_dir / "meta.json").read_text())
+    assert meta["threads"] == 1 and meta["threads_reason"] == "auto: OMP_NUM_THREADS=1"
+
+
+def test_the_trainer_says_once_when_its_throughput_collapses(tmp_path, capsys, monkeypatch):
+    import time
+
+    import torch
+
+    from staa_snn.training import train, trainer
+
+    # the run believes it has 2 threads, torch keeps its own (2 threads on a busy test machine: minutes)
+    monkeypatch.setattr(trainer, "apply_threads", lambda choice: torch.get_num_threads())
+    from staa_snn.training.losses import mean_logits_loss
+    from tiny_runs import tiny
+
+    calls = []
+
+    def slowing(steps, targets):  # from the 7th step on, each step 6x as long: a neighbour took a core
+        calls.append(time.perf_counter())
+        if len(calls) > 6:
+            time.sleep(5 * (calls[5] - calls[1]) / 4)  # whatever this machine's step time is
+        return mean_logits_loss(steps, targets)
+
+    cfg = tiny(tmp_path, "train.threads=2", "train.epochs=1", "train.check_every=2", "train.device=cpu",
+               batches=14)
+    train(cfg, loss_fn=slowing)
+    err = capsys.readouterr().err
+    hints = [line for line in err.splitlines() if "training slowed from" in line]
+    assert len(hints) == 1 and "with 2 threads" in hints[0] and "train.threads=1" in hints[0], err
+
+
+def test_eval_threads(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from staa_snn import cli
+
+    for i, c in enumerate(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]):
+        (tmp_path / "d" / "test" / c).mkdir(parents=True)
+        Image.fromarray(np.full((32, 32, 3), 20 * i, dtype=np.uint8)).save(tmp_path / "d" / "test" / c / "0.png")
+    monkeypatch.chdir(tmp_path)
+    before = torch.get_num_threads()
+    try:
+        args = ["eval", "--weights", "cifar10_quick", f"data.root={tmp_path / 'd'}", "--device", "cpu"]
+        assert cli.main([*args, "--threads", "2"]) == 0 and torch.get_num_threads() == 2
+        with pytest.raises(SystemExit) as stop:
+            cli.main([*args, "--threads", "0"])
+        assert stop.value.code == 2 and "expected auto or a positive number of threads, got '0'" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)

@@ -42,6 +42,15 @@ def exit_spec(text: str) -> float:
     return p
 
 
+def threads_arg(text: str) -> int | str:
+    """``--threads auto|N``."""
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto or a positive number of threads, got {text!r}")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_net(p, checkpoint="a last.pt / best.pt written by staa-snn train",
             weights="exported weights: a shipped name (staa_snn.list_pretrained()), an export folder or "
@@ -50,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="dataset folder, if not the one the checkpoint was trained on")
     add_device(p)
     p.add_argument("--batch-size", type=int, help="test batch size")
+    p.add_argument("--threads", default="auto", type=threads_arg, metavar="auto|N",
+                   help="torch's CPU threads: auto (default: the CPUs this process may use, less those other "
+                        "processes keep busy; OMP_NUM_THREADS when set) or a number")
     add_json(p, "where to write the JSON (default: <checkpoint>.eval.json, e.g. best.pt.eval.json; "
                 "<weights name>.eval.json)")
     p.add_argument("--exit", metavar="confidence:P", type=exit_spec,
@@ -66,6 +78,7 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..training import evaluate_checkpoint, evaluate_weights
     from ..training.distributed import resolve_device
+    from ..training.threads import apply_threads, choose_threads
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -76,6 +89,7 @@ def run(args) -> int:
                           f"(cuda only where CUDA is available)") from None
     overrides = [*args.overrides, *([f"data.root={json.dumps(args.data_root)}"] if args.data_root else [])]
     levels = sorted({*(args.exit_sweep or ()), *([args.exit] if args.exit is not None else [])})
+    apply_threads(choose_threads(args.threads))  # for this process, which ends with the evaluation
     if args.weights is not None:
         result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size,
                                   exit_thresholds=levels)

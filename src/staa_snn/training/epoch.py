@@ -107,6 +107,7 @@ class EpochLoop:
             checking = self.batch % t.check_every == 0
             if checking:
                 self._check(sums)
+                self._watch_throughput()
                 if bar is not self.train_loader and not bar.disable:
                     bar.set_postfix(**self._progress(sums))
             if lines and (self.batch % t.log_every == 0 if t.log_every else
@@ -177,6 +178,20 @@ class EpochLoop:
         return TrainingPreempted(f"stopped by {signal.Signals(signum).name} after {where}: checkpointed in "
                                  f"{self.run_folder.path / 'last.pt'}; continue with --resume auto",
                                  signum=signum, epoch=self.epoch, step=self.step)
+
+    def _watch_throughput(self, samples_per_s: float | None = None) -> None:
+        """Feed the throughput since the last check point (or an epoch's) to the watch, which says
+        once when it collapses (a neighbour taking a core the threads wait for)."""
+        now = time.perf_counter()
+        if samples_per_s is None:
+            start, first = self.watched
+            if start < self.tic:  # a new epoch: count from its start
+                start, first = self.tic, self.timed_from
+            samples_per_s = (self.batch - first) * self.cfg.data.batch_size / max(now - start, 1e-9)
+            self.watched = (now, self.batch)
+        hint = self.watch.add(samples_per_s)
+        if hint:
+            say(self.ctx, hint)
 
     def _progress(self, sums: EpochSums) -> dict:
         seen = max(float(sums.seen), 1.0)
@@ -251,6 +266,8 @@ class EpochLoop:
             say(ctx, f"epoch {self.epoch}: skipped {int(skipped)} unreadable sample(s) "
                       f"(data.options.skip_bad_files)")
         self.history.append(record)
+        if self.timed_from == 0:  # a whole epoch timed (not one resumed in its middle)
+            self._watch_throughput(record["train_samples_per_s"])
         best = max(h["test_acc"] for h in self.history)
         self.checkpoint(None, best=record["test_acc"] >= best)
         if ctx.is_main:

@@ -9,7 +9,7 @@ from .run_folder import RunFolderError
 __all__ = ["CONTINUABLE", "config_differences", "resume_changes"]
 
 # Keys that change how a run is carried out, not what it computes: free on any resume.
-HOW = {"train.progress", "train.device", "train.checkpoint_every", "train.check_every", "train.log_every",
+HOW = {"train.progress", "train.threads", "train.device", "train.checkpoint_every", "train.check_every", "train.log_every",
        "train.memory", "train.memory_budget",
        "data.workers",
        "data.root", "data.cache_dir", "data.test_batch_size", "output.tensorboard", "output.dir", "output.name",

@@ -35,7 +35,7 @@ import torch
 __all__ = ["SAMPLE_S", "ThreadChoice", "ThroughputWatch", "busy_cpus", "cgroup_cpu_limit", "check_threads",
            "choose_threads", "usable_cpus"]
 
-SAMPLE_S = 0.25  # window over which the neighbours' CPU use is measured
+SAMPLE_S = 0.1  # window over which the neighbours' CPU use is measured (10 jiffies a CPU)
 
 
 def check_threads(value) -> int | str:

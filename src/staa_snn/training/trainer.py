@@ -43,6 +43,7 @@ from .memory import resolve_memory
 from .preemption import StopRequest
 from .resume import describe, resume_changes
 from .run_folder import RunFolder
+from .threads import ThreadChoice, ThroughputWatch, apply_threads, choose_threads
 from .trained import checkpoint_config, num_classes_of
 
 __all__ = ["Callback", "TrainResult", "Trainer", "as_config", "train"]
@@ -159,6 +160,10 @@ class Trainer(EpochLoop):
         self.stop_at_step: int | None = None
         self.cudnn_benchmark = torch.backends.cudnn.benchmark
         self.keep_partial = True  # the last partial batch of an epoch trains (runs checkpointed before: dropped)
+        self.threads_before: int | None = None  # torch's intra-op threads before the run (restored by close)
+        self.threads = ThreadChoice(torch.get_num_threads(), "unchanged")
+        self.watch = ThroughputWatch(1)  # set_threads makes the run's
+        self.watched = (0.0, 0)  # (time, batch) of the last throughput reading
 
     @property
     def user_model_name(self) -> str | None:
@@ -351,6 +356,7 @@ class Trainer(EpochLoop):
             "staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__, "command": sys.argv,
             "world_size": self.ctx.world_size, "device": str(self.device), "backend": self.backend,
             "memory": self.memory, "memory_reason": self.memory_reason,
+            "threads": self.threads.threads, "threads_reason": self.threads.reason,
             "model": self.user_model_name or cfg.model.name,
             "loss": loss_name(self.loss_fn) if self.custom_loss else cfg.optim.loss,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": self.epoch or None})
@@ -362,6 +368,7 @@ class Trainer(EpochLoop):
         ckpt = self.open_run(resume)
         if ckpt is not None:  # resumed as it was trained: checkpoints from before partial batches dropped them
             self.keep_partial = bool(ckpt.get("partial_batch", False))
+        self.set_threads()
         self.build()
         sums = self.restore(ckpt)
         if self.backend == "compiled":
@@ -386,7 +393,21 @@ class Trainer(EpochLoop):
                 raise self._preempted()
         return TrainResult(self.model, self.history, self.run_folder.path)
 
+    def set_threads(self) -> None:
+        """torch's intra-op threads for the run (``train.threads``; :mod:`.threads`), said when
+        fewer than torch's own count because other processes keep CPUs busy or a quota caps them."""
+        before = torch.get_num_threads()
+        self.threads = choose_threads(self.cfg.train.threads)
+        self.threads_before = apply_threads(self.threads)
+        self.watch = ThroughputWatch(self.threads.threads if self.device.type == "cpu" else 1)
+        if self.threads.threads < before and self.cfg.train.threads == "auto" and "OMP_NUM_THREADS" not in \
+                self.threads.reason:
+            say(self.ctx, f"{self.threads.threads} thread{'s' if self.threads.threads > 1 else ''} for torch's CPU "
+                          f"operations, not {before} ({self.threads.reason}; set train.threads to choose)")
+
     def close(self) -> None:
+        if self.threads_before is not None:
+            torch.set_num_threads(self.threads_before)
         if self.writer is not None:
             self.writer.close()
         if self.run_folder is not None:
