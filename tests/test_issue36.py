@@ -450,3 +450,17 @@ def test_a_net_trained_on_event_data_keeps_its_class_names(tmp_path, wrap):
     result = train(cfg, train_set=train_set, test_set=test_set)
     net = load_net(result.run_dir / "best.pt")
     assert net.pretrained_cfg["classes"] == ["left", "right"] and net.pretrained_cfg["kind"] == "events"
+
+
+# -- 14: train.progress=false keeps the line per epoch -----------------------------------------------------------
+
+def test_progress_false_still_prints_each_epochs_line(tmp_path, capsys):
+    import re
+
+    from staa_snn.training import train
+    from tiny_runs import tiny
+
+    result = train(tiny(tmp_path, "train.progress=false", "train.epochs=2"))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and all(re.match(r"epoch [12]/2: train loss \d\.\d{4} acc .* img/s$", line) for line in lines)
+    assert f"{100 * result.history[1]['test_acc']:.2f}%" in lines[1]

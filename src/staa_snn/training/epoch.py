@@ -279,12 +279,12 @@ class EpochLoop:
                 self.writer.flush()
             for callback in self.callbacks:
                 callback(record)
-            if cfg.train.progress:
-                split = eval_split(cfg.data.options)
-                print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
-                      f"acc {record['train_acc']:.2%} | {split} loss {record['test_loss']:.4f} "
-                      f"acc {record['test_acc']:.2%} (best {best:.2%}) | {record['train_samples_per_s']:.0f} img/s",
-                      file=sys.stderr)
+            # the epoch's line, whatever train.progress says (which switches the bars and progress lines off)
+            split = eval_split(cfg.data.options)
+            print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
+                  f"acc {record['train_acc']:.2%} | {split} loss {record['test_loss']:.4f} "
+                  f"acc {record['test_acc']:.2%} (best {best:.2%}) | {record['train_samples_per_s']:.0f} img/s",
+                  file=sys.stderr)
 
     # -- stage 6: checkpoints -----------------------------------------------------
     def checkpoint(self, sums: EpochSums | None, *, best: bool = False) -> None:
