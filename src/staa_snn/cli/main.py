@@ -11,7 +11,7 @@ import warnings
 
 from .. import __version__
 from . import ablate, configs, evaluate, export, plot, predict, profile, stream, train, visualize
-from .common import one_line
+from .common import Interrupted, one_line
 
 # The commands, in the order of the usage line and the help: each module has NAME, HELP (and
 # DESCRIPTION, EPILOG, FORMATTER where it has them), add_arguments(parser) and run(args).
@@ -102,9 +102,10 @@ def run(args) -> int:
     except TrainingPreempted as e:  # SIGTERM / SIGUSR1: checkpointed where it stood
         print(f"{name}: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        hint = {"train": " (the last complete checkpoint is kept: continue with --resume auto)",
-                "ablate": " (finished runs are kept: run the same command again to continue)"}.get(args.command, "")
+    except KeyboardInterrupt as e:
+        hint = {"ablate": " (finished runs are kept: run the same command again to continue)"}.get(args.command, "")
+        if isinstance(e, Interrupted):
+            hint = f" ({e.hint})"
         print(f"{name}: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as e:  # not a known kind of bad input: one line, and how to see more

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_config, add_overrides, is_main, resolve_config
+from .common import Interrupted, add_config, add_overrides, is_main, resolve_config
 
 NAME = "train"
 HELP = "train a model (default: the bundled digits config)"
@@ -60,7 +60,13 @@ def run(args) -> int:
         cfg.validate()  # data.root required where the data has one
     if args.print_config:
         return print_config(cfg)
-    result = train(cfg, resume=path if path is not None else args.resume, stop_after=args.stop_after)
+    try:
+        result = train(cfg, resume=path if path is not None else args.resume, stop_after=args.stop_after)
+    except KeyboardInterrupt:
+        last = (path.parent if path is not None else Path(cfg.output.dir) / cfg.run_name) / "last.pt"
+        raise Interrupted("the last complete checkpoint is kept: continue with --resume auto" if last.is_file()
+                          else "before the first checkpoint: nothing to resume, the same command starts afresh"
+                          ) from None
     if result.history and is_main():
         last, best = result.final, result.best
         print(f"{split_name(cfg)[0]} {last['test_acc']:.2%} after epoch {last['epoch']}/{cfg.train.epochs} "
