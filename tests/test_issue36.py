@@ -464,3 +464,17 @@ def test_progress_false_still_prints_each_epochs_line(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
     assert len(lines) == 2 and all(re.match(r"epoch [12]/2: train loss \d\.\d{4} acc .* img/s$", line) for line in lines)
     assert f"{100 * result.history[1]['test_acc']:.2f}%" in lines[1]
+
+
+# -- 16: the usage line names every command, and every command's --help says what it does ----------------------------
+
+def test_usage_names_every_command_and_each_has_a_description():
+    from staa_snn import cli
+
+    from staa_snn.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    usage = parser.format_usage()
+    assert "stream" in commands and all(name in usage for name in commands)
+    assert all(p.description for p in commands.values()), [n for n, p in commands.items() if not p.description]
