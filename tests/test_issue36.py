@@ -478,3 +478,20 @@ def test_usage_names_every_command_and_each_has_a_description():
     usage = parser.format_usage()
     assert "stream" in commands and all(name in usage for name in commands)
     assert all(p.description for p in commands.values()), [n for n, p in commands.items() if not p.description]
+
+
+# -- 10: predict / stream --checkpoint answer as a checkpoint, not as exported weights --------------------------------
+
+def test_predict_and_stream_checkpoint_errors_speak_of_checkpoints(tmp_path, capsys):
+    from staa_snn import cli
+
+    (tmp_path / "x.png").write_bytes(b"")
+    (tmp_path / "r.aedat").write_bytes(b"")
+    (tmp_path / "run").mkdir()
+    for command in (["predict", str(tmp_path / "x.png")], ["stream", str(tmp_path / "r.aedat")]):
+        assert cli.main([*command, "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+        err = capsys.readouterr().err
+        assert f"checkpoint {tmp_path / 'missing.pt'} does not exist" in err and "safetensors" not in err
+        assert cli.main([*command, "--checkpoint", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'run'} is a folder, not a checkpoint file" in err and "safetensors" not in err

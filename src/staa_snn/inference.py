@@ -30,7 +30,7 @@ from .data.events import events_to_frames, frame_indices
 from .data.images import read_image
 from .data.transforms import FitSize
 from .measure.steps import EXITS, check_exit, evaluating, exit_curve, step_costs, step_inputs
-from .training import load_pretrained
+from .training import load_pretrained, load_trained
 
 __all__ = ["EXITS", "ExitPrediction", "exit_curve", "load_net", "predict", "predict_files", "prepare_image",
            "prepare_recording", "read_recording", "step_costs", "stream_recording"]
@@ -38,9 +38,13 @@ __all__ = ["EXITS", "ExitPrediction", "exit_curve", "load_net", "predict", "pred
 RECORDINGS = (".aedat", ".npz")  # AEDAT 2.0 / 3.1 (told apart by their header), SpikingJelly's npz
 
 
-def load_net(source: str | os.PathLike) -> nn.Module:
+def load_net(source: str | os.PathLike, *, checkpoint: bool = False) -> nn.Module:
     """A net in eval mode with ``pretrained_cfg``: a ``.pt`` checkpoint of ``staa-snn train``, an
-    export folder, ``hf://owner/name`` or the name of shipped weights."""
+    export folder, ``hf://owner/name`` or the name of shipped weights. ``checkpoint=True``: only a
+    checkpoint (``--checkpoint``), whose errors say so (a missing file, a run folder given for its
+    ``best.pt``)."""
+    if checkpoint:
+        return load_trained(source, require_root=False)[1]
     return load_pretrained(source)
 
 

@@ -26,7 +26,7 @@ def run(args) -> int:
 
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
-    net = load_net(args.checkpoint or args.weights)
+    net = load_net(args.checkpoint, checkpoint=True) if args.checkpoint else load_net(args.weights)
     try:
         results = predict_files(net, args.files, top=args.top)
     except ValueError as e:
