@@ -495,3 +495,38 @@ def test_predict_and_stream_checkpoint_errors_speak_of_checkpoints(tmp_path, cap
         assert cli.main([*command, "--checkpoint", str(tmp_path / "run")]) == 2
         err = capsys.readouterr().err
         assert f"{tmp_path / 'run'} is a folder, not a checkpoint file" in err and "safetensors" not in err
+
+
+# -- 11 and 18: predict takes a folder's images; broken files are one line each, the others still predicted -----------
+
+def test_predict_takes_the_images_of_a_folder(tmp_path, capsys):
+    from staa_snn import cli
+
+    (tmp_path / "imgs" / "sub").mkdir(parents=True)
+    for name, value in (("b.png", 200), ("a.jpg", 20)):
+        _png(tmp_path / "imgs" / name, np.full((32, 32, 3), value, dtype=np.uint8))
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image")
+    assert cli.main(["predict", "--weights", "cifar10_quick", str(tmp_path / "imgs"), "--top", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [str(tmp_path / "imgs" / "a.jpg"), str(tmp_path / "imgs" / "b.png")]
+    assert cli.main(["predict", "--weights", "cifar10_quick", str(tmp_path / "imgs" / "sub")]) == 2
+    assert f"{tmp_path / 'imgs' / 'sub'} is a folder with no images in it" in capsys.readouterr().err
+
+
+def test_predict_reports_broken_files_and_predicts_the_others(tmp_path, capsys):
+    import json
+
+    from staa_snn import cli
+
+    good = _png(tmp_path / "good.png", np.full((32, 32, 3), 90, dtype=np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    files = [str(tmp_path / "broken.png"), str(good), str(tmp_path / "missing.png")]
+    code = cli.main(["predict", "--weights", "cifar10_quick", *files, "--top", "2", "--json", str(tmp_path / "p.json")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out.splitlines()[0].startswith(f"{good}: ") and len(out.splitlines()) == 1
+    assert err.splitlines() == [f"staa-snn predict: error: {tmp_path / 'broken.png'}: not a readable image "
+                                f"(cannot identify image file '{tmp_path / 'broken.png'}')",
+                                f"staa-snn predict: error: no such file: {tmp_path / 'missing.png'}"]
+    written = json.loads((tmp_path / "p.json").read_text())
+    assert [("error" in r, len(r.get("predictions", []))) for r in written] == [(True, 0), (False, 2), (True, 0)]

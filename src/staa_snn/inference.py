@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data import CorruptFileError
+from .data import CorruptFileError, DataError
 from .data.aedat import read_aedat2, read_aedat3
 from .data.dvs import SENSOR, read_npz
 from .data.events import events_to_frames, frame_indices
@@ -32,8 +32,8 @@ from .data.transforms import FitSize
 from .measure.steps import EXITS, check_exit, evaluating, exit_curve, step_costs, step_inputs
 from .training import load_pretrained, load_trained
 
-__all__ = ["EXITS", "ExitPrediction", "exit_curve", "load_net", "predict", "predict_files", "prepare_image",
-           "prepare_recording", "read_recording", "step_costs", "stream_recording"]
+__all__ = ["EXITS", "ExitPrediction", "exit_curve", "input_files", "load_net", "predict", "predict_files",
+           "prepare_image", "prepare_recording", "read_recording", "step_costs", "stream_recording"]
 
 RECORDINGS = (".aedat", ".npz")  # AEDAT 2.0 / 3.1 (told apart by their header), SpikingJelly's npz
 
@@ -129,24 +129,56 @@ def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
                "latency_ms": 1e3 * latency}
 
 
-def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 3) -> list[dict]:
-    """For each file: ``{"file", "predictions": [(class name, probability), ...]}``, the ``top``
-    most probable classes of the logits averaged over the steps."""
+def input_files(paths: list[str | os.PathLike], *, events: bool = False) -> list[Path]:
+    """``paths`` with each folder replaced by its files (sorted by name, not recursive) that are
+    images Pillow reads (``events``: recordings, :data:`RECORDINGS`); a folder holding none is a
+    ``FileNotFoundError`` naming it. Files stay as given, in order (whether they exist is checked
+    when they are read)."""
+    from PIL import Image
+
+    suffixes = RECORDINGS if events else tuple(Image.registered_extensions())
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+            if not found:
+                what = "event recordings (.aedat, .npz)" if events else "images"
+                raise FileNotFoundError(f"{p} is a folder with no {what} in it (its files are taken, not its "
+                                        f"sub-folders)")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 3,
+                  errors: str = "raise") -> list[dict]:
+    """For each file (a folder: its images, or recordings; :func:`input_files`):
+    ``{"file", "predictions": [(class name, probability), ...]}``, the ``top`` most probable
+    classes of the logits averaged over the steps. A file that cannot be read (missing, not an
+    image, the wrong kind for the net) raises, or with ``errors="report"`` gets ``{"file",
+    "error"}`` (one line naming it) and the other files are still predicted."""
+    if errors not in ("raise", "report"):
+        raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
     cfg = getattr(net, "pretrained_cfg", None)
     if not cfg:
         raise ValueError("the net has no pretrained_cfg (input size, normalisation, class names): load it with "
                          "staa_snn.load_pretrained or staa_snn.training.load_trained")
     events = cfg.get("kind") == "events"
-    missing = [str(p) for p in paths if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
-    if events:
-        wrong = [str(p) for p in paths if not str(p).endswith(RECORDINGS)]
-        if wrong:
-            raise ValueError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {', '.join(wrong)}")
+    files = input_files(paths, events=events)
     out = []
-    for path in paths:
-        x = prepare_recording(path, cfg, cfg["T"]) if events else prepare_image(path, cfg)
+    for path in files:
+        try:
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            if events and not str(path).endswith(RECORDINGS):
+                raise DataError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {path}")
+            x = prepare_recording(path, cfg, cfg["T"]) if events else prepare_image(path, cfg)
+        except (FileNotFoundError, DataError) as e:
+            if errors == "raise":
+                raise
+            out.append({"file": str(path), "error": str(e)})
+            continue
         with torch.no_grad():
             probs = torch.softmax(net(x.unsqueeze(0)).float(), dim=-1)[0]
         p, i = probs.topk(min(top, len(probs)))
