@@ -530,3 +530,35 @@ def test_predict_reports_broken_files_and_predicts_the_others(tmp_path, capsys):
                                 f"staa-snn predict: error: no such file: {tmp_path / 'missing.png'}"]
     written = json.loads((tmp_path / "p.json").read_text())
     assert [("error" in r, len(r.get("predictions", []))) for r in written] == [(True, 0), (False, 2), (True, 0)]
+
+
+# -- 20: eval's JSON: one per kind of measurement beside a checkpoint; none in the current folder for weights ---------
+
+def test_eval_exit_and_exit_sweep_keep_their_own_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    from staa_snn import cli
+    from staa_snn.training import train
+    from tiny_runs import tiny
+
+    best = train(tiny(tmp_path, "train.epochs=1", batches=1)).run_dir / "best.pt"
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["eval", "--checkpoint", str(best)]) == 0
+    assert cli.main(["eval", "--checkpoint", str(best), "--exit", "confidence:0.9"]) == 0
+    assert cli.main(["eval", "--checkpoint", str(best), "--exit-sweep", "0.5,0.9"]) == 0
+    written = sorted(p.name for p in best.parent.glob("best.pt.eval*"))
+    assert written == ["best.pt.eval.exit-sweep.json", "best.pt.eval.exit-sweep.json.exit.png",
+                       "best.pt.eval.exit0.9.json", "best.pt.eval.json"]
+    assert "exit_curve" not in json.loads((best.parent / "best.pt.eval.json").read_text())
+    sweep = json.loads((best.parent / "best.pt.eval.exit-sweep.json").read_text())["exit_curve"]
+    assert [p["threshold"] for p in sweep["confidence"]] == [0.5, 0.9]
+    single = json.loads((best.parent / "best.pt.eval.exit0.9.json").read_text())["exit_curve"]
+    assert [p["threshold"] for p in single["confidence"]] == [0.9]
+    for c in CIFAR10_CLASSES:
+        (tmp_path / "data" / "test" / c).mkdir(parents=True)
+        _png(tmp_path / "data" / "test" / c / "0.png", np.full((32, 32, 3), 50, dtype=np.uint8))
+    capsys.readouterr()
+    here = sorted(tmp_path.iterdir())
+    assert cli.main(["eval", "--weights", "cifar10_quick", f"data.root={tmp_path / 'data'}", "--device", "cpu"]) == 0
+    assert sorted(tmp_path.iterdir()) == here  # was cifar10_quick.eval.json in the current folder
+    assert "JSON not written: --json PATH writes it" in capsys.readouterr().out
