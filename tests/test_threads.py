@@ -158,3 +158,29 @@ def test_eval_threads(tmp_path, monkeypatch, capsys):
         assert stop.value.code == 2 and "expected auto or a positive number of threads, got '0'" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_threads_bench_runs_and_reports(tmp_path):
+    """benchmarks/threads_bench.py at a tiny size, so the script the docs' figures come from cannot rot."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "threads_bench.py"), "--batch", "4", "--steps", "1",
+                           "--reps", "2", "--conditions", "quiet", "--json", str(tmp_path / "t.json"), "--md",
+                           str(tmp_path / "t.md")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "t.json").read_text())
+    rows = report["conditions"]["quiet"]["rows"]
+    assert list(rows) == ["default", "1", "auto"] and rows["1"]["threads"] == 1
+    assert rows["default"]["threads"] == report["default_threads"] and rows["default"]["x_default"] == 1.0
+    assert all(r["images_per_s"] > 0 and r["min"] <= r["images_per_s"] <= r["max"] for r in rows.values())
+    assert "| quiet |" in (tmp_path / "t.md").read_text()
+    refused = subprocess.run([sys.executable, str(root / "benchmarks" / "threads_bench.py")], capture_output=True,
+                             text=True, env={**env, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert refused.returncode == 2 and "run without it" in refused.stderr
