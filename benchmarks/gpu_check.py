@@ -172,7 +172,7 @@ def step_memory(step, model, x, device: torch.device) -> int:
 # -- part 1: correctness ----------------------------------------------------------------------
 
 def run_kernel_tests(device: torch.device, tiny: bool, out: Path) -> dict:
-    junit = out / "kernel_tests.xml"
+    junit = Path(out).resolve() / "kernel_tests.xml"  # pytest runs in ROOT: a relative path would land there
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "test_kernels.py"), "-q", "-p", "no:cacheprovider",
            f"--device={device}", f"--junitxml={junit}"]
     if tiny:
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = args.variants or [v for v in VARIANTS if not (tiny and v in COMPILED)]
     variants = ["ANN", *(v for v in variants if v != "ANN")]
     reps = args.reps or (2 if tiny else 20)
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the caller's folder, whatever the subprocesses' cwd
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     say = lambda text: print(f"[{time.perf_counter() - started:6.1f} s] {text}", flush=True)  # noqa: E731

@@ -68,6 +68,12 @@ def test_interrupt_is_reported_with_the_resume_hint(monkeypatch, capsys, tmp_pat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training, "train", interrupted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "train.epochs=1"]) == 130  # before the first checkpoint (issue 36)
+    assert "interrupted (before the first checkpoint: nothing to resume, the same command starts afresh)" in \
+        capsys.readouterr().err
+    (tmp_path / "runs" / "digits_vgg_small_staa_t4").mkdir(parents=True)
+    (tmp_path / "runs" / "digits_vgg_small_staa_t4" / "last.pt").write_bytes(b"a checkpoint")
     assert main(["train", "train.epochs=1"]) == 130
     assert "interrupted (the last complete checkpoint is kept: continue with --resume auto)" in capsys.readouterr().err
     from staa_snn.analysis import ablate

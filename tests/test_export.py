@@ -141,12 +141,15 @@ def test_class_names_and_normalisation_travel_with_the_weights(runs, tmp_path, m
         assert torch.equal(net(x), again(x))
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.iterdir())
     assert cli.main(["eval", "--weights", "tiny_digits"]) == 0
     out = capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == before  # weights have no folder of the user's: nothing written (issue 36)
     want = load_history(runs["lif"])
     best = max(want, key=lambda h: h["test_acc"])
     assert f"accuracy {best['test_acc']:.2%} on 355 samples" in out
-    assert json.loads((tmp_path / "tiny_digits.eval.json").read_text())["acc_per_step"] == best["test_acc_per_step"]
+    assert cli.main(["eval", "--weights", "tiny_digits", "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["acc_per_step"] == best["test_acc_per_step"]
     with pytest.raises(FileNotFoundError, match=r"or the name of shipped weights: tiny_digits"):
         load_pretrained("tiny_digit")
 

@@ -92,6 +92,7 @@ def test_bad_values_exit_2_in_one_line_and_leave_no_run_folder(args, message, tm
 def test_eval_flags_are_named_in_their_errors(tmp_path, capsys):
     result = train(tiny(tmp_path, "train.epochs=1"))
     best = str(result.run_dir / "best.pt")
+    capsys.readouterr()  # the run's epoch line
     assert cli.main(["eval", "--checkpoint", best, "--batch-size", "0"]) == 2
     assert capsys.readouterr().err.strip() == "staa-snn eval: error: --batch-size must be >= 1, got 0"
     assert cli.main(["eval", "--checkpoint", best, "--device", "tpu"]) == 2

@@ -93,6 +93,7 @@ def test_resume_auto_without_a_checkpoint_starts_afresh_and_clears_leftovers(tmp
 def test_bad_checkpoint_files_get_one_line(tmp_path, capsys):
     good = tmp_path / "good"
     train(tiny(tmp_path, "train.epochs=1", name="good"))
+    capsys.readouterr()  # the run's epoch line
     (tmp_path / "empty.pt").write_bytes(b"")
     data = (good / "last.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])

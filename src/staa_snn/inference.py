@@ -23,41 +23,46 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data import CorruptFileError
+from .data import CorruptFileError, DataError
 from .data.aedat import read_aedat2, read_aedat3
 from .data.dvs import SENSOR, read_npz
 from .data.events import events_to_frames, frame_indices
+from .data.images import read_image
 from .data.transforms import FitSize
 from .measure.steps import EXITS, check_exit, evaluating, exit_curve, step_costs, step_inputs
-from .training import load_pretrained
+from .training import load_pretrained, load_trained
 
-__all__ = ["EXITS", "ExitPrediction", "exit_curve", "load_net", "predict", "predict_files", "prepare_image",
-           "prepare_recording", "read_recording", "step_costs", "stream_recording"]
+__all__ = ["EXITS", "ExitPrediction", "exit_curve", "input_files", "load_net", "predict", "predict_files",
+           "prepare_image", "prepare_recording", "read_recording", "step_costs", "stream_recording"]
 
 RECORDINGS = (".aedat", ".npz")  # AEDAT 2.0 / 3.1 (told apart by their header), SpikingJelly's npz
 
 
-def load_net(source: str | os.PathLike) -> nn.Module:
+def load_net(source: str | os.PathLike, *, checkpoint: bool = False) -> nn.Module:
     """A net in eval mode with ``pretrained_cfg``: a ``.pt`` checkpoint of ``staa-snn train``, an
-    export folder, ``hf://owner/name`` or the name of shipped weights."""
+    export folder, ``hf://owner/name`` or the name of shipped weights. ``checkpoint=True``: only a
+    checkpoint (``--checkpoint``), whose errors say so (a missing file, a run folder given for its
+    ``best.pt``)."""
+    if checkpoint:
+        return load_trained(source, require_root=False)[1]
     return load_pretrained(source)
 
 
 def prepare_image(path: str | os.PathLike, cfg: dict) -> torch.Tensor:
-    """``[C, size, size]`` as the net's test split prepares it: RGB or grayscale by its channels,
-    the shorter side resized to ``size`` and the centre cropped, values in [0, 1], normalised."""
-    from PIL import Image, UnidentifiedImageError
+    """``[C, size, size]`` as the net's test split prepares it: RGB or grayscale by its channels
+    (16-bit grayscale scaled to 8 bits, transparency composited onto the normalisation mean:
+    :func:`~staa_snn.data.images.read_image`), the shorter side resized to ``size`` and the centre cropped, values in [0, 1], normalised."""
+    from PIL import UnidentifiedImageError
 
     channels, size = cfg["in_channels"], cfg["size"]
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB" if channels == 3 else "L")
-            x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
+    norm = cfg.get("normalization")
+    try:  # 16-bit grayscale scaled to 8 bits, transparency composited onto the training data's mean
+        img = read_image(path, channels, background=norm["mean"] if norm else None)
+        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
     except (UnidentifiedImageError, OSError) as e:
         raise CorruptFileError(f"{path}: not a readable image ({e})") from None
     x = x.permute(2, 0, 1) if x.dim() == 3 else x.unsqueeze(0)
     x = FitSize(size)(x).float() / 255
-    norm = cfg.get("normalization")
     if norm:
         x = (x - torch.tensor(norm["mean"]).view(-1, 1, 1)) / torch.tensor(norm["std"]).view(-1, 1, 1)
     return x
@@ -124,24 +129,56 @@ def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
                "latency_ms": 1e3 * latency}
 
 
-def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 3) -> list[dict]:
-    """For each file: ``{"file", "predictions": [(class name, probability), ...]}``, the ``top``
-    most probable classes of the logits averaged over the steps."""
+def input_files(paths: list[str | os.PathLike], *, events: bool = False) -> list[Path]:
+    """``paths`` with each folder replaced by its files (sorted by name, not recursive) that are
+    images Pillow reads (``events``: recordings, :data:`RECORDINGS`); a folder holding none is a
+    ``FileNotFoundError`` naming it. Files stay as given, in order (whether they exist is checked
+    when they are read)."""
+    from PIL import Image
+
+    suffixes = RECORDINGS if events else tuple(Image.registered_extensions())
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
+            if not found:
+                what = "event recordings (.aedat, .npz)" if events else "images"
+                raise FileNotFoundError(f"{p} is a folder with no {what} in it (its files are taken, not its "
+                                        f"sub-folders)")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 3,
+                  errors: str = "raise") -> list[dict]:
+    """For each file (a folder: its images, or recordings; :func:`input_files`):
+    ``{"file", "predictions": [(class name, probability), ...]}``, the ``top`` most probable
+    classes of the logits averaged over the steps. A file that cannot be read (missing, not an
+    image, the wrong kind for the net) raises, or with ``errors="report"`` gets ``{"file",
+    "error"}`` (one line naming it) and the other files are still predicted."""
+    if errors not in ("raise", "report"):
+        raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
     cfg = getattr(net, "pretrained_cfg", None)
     if not cfg:
         raise ValueError("the net has no pretrained_cfg (input size, normalisation, class names): load it with "
                          "staa_snn.load_pretrained or staa_snn.training.load_trained")
     events = cfg.get("kind") == "events"
-    missing = [str(p) for p in paths if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
-    if events:
-        wrong = [str(p) for p in paths if not str(p).endswith(RECORDINGS)]
-        if wrong:
-            raise ValueError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {', '.join(wrong)}")
+    files = input_files(paths, events=events)
     out = []
-    for path in paths:
-        x = prepare_recording(path, cfg, cfg["T"]) if events else prepare_image(path, cfg)
+    for path in files:
+        try:
+            if not path.is_file():
+                raise FileNotFoundError(f"no such file: {path}")
+            if events and not str(path).endswith(RECORDINGS):
+                raise DataError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {path}")
+            x = prepare_recording(path, cfg, cfg["T"]) if events else prepare_image(path, cfg)
+        except (FileNotFoundError, DataError) as e:
+            if errors == "raise":
+                raise
+            out.append({"file": str(path), "error": str(e)})
+            continue
         with torch.no_grad():
             probs = torch.softmax(net(x.unsqueeze(0)).float(), dim=-1)[0]
         p, i = probs.topk(min(top, len(probs)))

@@ -64,6 +64,11 @@ def _name(run: Path, names: list[str]) -> str:
     return run.name if names.count(run.name) == 1 else f"{run.parent.name}/{run.name}"
 
 
+def _markers(points: int) -> dict:
+    """A marker on each point of a short curve: a line through one point draws nothing."""
+    return {"marker": "o", "markersize": 4} if points < 3 else {}
+
+
 def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
     """Draw the curves of ``runs`` into ``out`` (a PNG); returns what was drawn."""
     if not runs:
@@ -84,7 +89,7 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
                                ("train_acc", axes[0, 1], "--"), ("test_acc", axes[0, 1], "-")):
             values = [r[key] for r in h]
             side = "train" if key.startswith("train") else splits[run]
-            ax.plot(epochs, values, style, color=color, label=f"{name} ({side})")
+            ax.plot(epochs, values, style, color=color, label=f"{name} ({side})", **_markers(len(epochs)))
             curves.series[key][name] = (epochs, values)
         per_step = h[-1].get("test_acc_per_step", [])
         steps = list(range(1, len(per_step) + 1))
@@ -94,7 +99,7 @@ def plot_runs(runs: list[str | Path], out: str | Path) -> Curves:
                  if r.get("firing_rates")]
         if rated:
             x, y = [e for e, _ in rated], [v for _, v in rated]
-            axes[1, 1].plot(x, y, "-", color=color, label=name)
+            axes[1, 1].plot(x, y, "-", color=color, label=name, **_markers(len(x)))
             curves.series["firing_rate"][name] = (x, y)
     titles = ((f"loss (train dashed, {split} solid)", "epoch"), (f"accuracy (train dashed, {split} solid)", "epoch"),
               (f"{split} accuracy read out after t steps", "steps t"),

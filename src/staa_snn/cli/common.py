@@ -75,6 +75,14 @@ def emit_json(path: str | None, payload) -> None:
         write_json(path, payload)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what it left (said by :func:`~.main.run`)."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
 def is_main() -> bool:
     """Rank 0 of a torchrun job (or no job at all): the process that prints results."""
     return os.environ.get("RANK", "0") == "0"

@@ -8,6 +8,8 @@ from .common import bundled_configs
 
 NAME = "configs"
 HELP = "list the bundled configs (one per result row of the paper)"
+DESCRIPTION = ("List the bundled configs, one per result row of the paper, with what each trains; give one to "
+               "train --config NAME.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

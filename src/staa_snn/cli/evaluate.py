@@ -42,6 +42,15 @@ def exit_spec(text: str) -> float:
     return p
 
 
+def threads_arg(text: str) -> int | str:
+    """``--threads auto|N``."""
+    if text == "auto":
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto or a positive number of threads, got {text!r}")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_net(p, checkpoint="a last.pt / best.pt written by staa-snn train",
             weights="exported weights: a shipped name (staa_snn.list_pretrained()), an export folder or "
@@ -50,8 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="dataset folder, if not the one the checkpoint was trained on")
     add_device(p)
     p.add_argument("--batch-size", type=int, help="test batch size")
-    add_json(p, "where to write the JSON (default: <checkpoint>.eval.json, e.g. best.pt.eval.json; "
-                "<weights name>.eval.json)")
+    p.add_argument("--threads", default="auto", type=threads_arg, metavar="auto|N",
+                   help="torch's CPU threads: auto (default: the CPUs this process may use, less those other "
+                        "processes keep busy; OMP_NUM_THREADS when set) or a number")
+    add_json(p, "where to write the JSON (default for a checkpoint: beside it, best.pt.eval.json, "
+                "best.pt.eval.exit0.9.json with --exit confidence:0.9, best.pt.eval.exit-sweep.json with "
+                "--exit-sweep; for --weights: none unless given)")
     p.add_argument("--exit", metavar="confidence:P", type=exit_spec,
                    help="also run the net step by step and let each sample stop at the first step where its "
                         "softmax (of the logits averaged so far) reaches P: accuracy, mean steps and mean "
@@ -66,6 +79,7 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..training import evaluate_checkpoint, evaluate_weights
     from ..training.distributed import resolve_device
+    from ..training.threads import apply_threads, choose_threads
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -76,6 +90,7 @@ def run(args) -> int:
                           f"(cuda only where CUDA is available)") from None
     overrides = [*args.overrides, *([f"data.root={json.dumps(args.data_root)}"] if args.data_root else [])]
     levels = sorted({*(args.exit_sweep or ()), *([args.exit] if args.exit is not None else [])})
+    apply_threads(choose_threads(args.threads))  # for this process, which ends with the evaluation
     if args.weights is not None:
         result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size,
                                   exit_thresholds=levels)
@@ -86,6 +101,10 @@ def run(args) -> int:
     if levels:
         print(format_exit(result["exit_curve"], result["T"], None if args.exit_sweep else args.exit))
     out = json_path(args)
+    if out is None:
+        print("(JSON not written: --json PATH writes it" + (", and the curve's plot beside it)" if args.exit_sweep
+                                                            else ")"))
+        return 0
     write_json(str(out), result)
     print(f"JSON: {out}")
     if args.exit_sweep:
@@ -97,13 +116,17 @@ def run(args) -> int:
     return 0
 
 
-def json_path(args) -> Path:
-    """``--json``, or ``<checkpoint>.eval.json`` beside the checkpoint, or ``<weights name>.eval.json``."""
+def json_path(args) -> Path | None:
+    """``--json``; or beside the checkpoint, named by what was measured (``best.pt.eval.json``,
+    ``best.pt.eval.exit0.9.json`` with ``--exit``, ``best.pt.eval.exit-sweep.json``), so one does
+    not overwrite another; ``None`` for weights (shipped in the package, or a download: no folder
+    of the user's), which only ``--json`` writes."""
     if args.json:
         return Path(args.json)
     if args.checkpoint:
-        return Path(args.checkpoint).with_name(Path(args.checkpoint).name + ".eval.json")
-    return Path(f"{Path(str(args.weights)).name or 'weights'}.eval.json")
+        kind = ".exit-sweep" if args.exit_sweep else f".exit{args.exit:g}" if args.exit is not None else ""
+        return Path(args.checkpoint).with_name(f"{Path(args.checkpoint).name}.eval{kind}.json")
+    return None
 
 
 def format_eval(r: dict) -> str:

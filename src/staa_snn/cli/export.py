@@ -10,8 +10,8 @@ DESCRIPTION = ("onnx: the eval-mode net (MPBN folded, TSRD off), batch size free
                "a NIR graph (conv with BN folded, avg-pool, linear, LIF with its leak, threshold and reset; STAA-LIF "
                "has no NIR primitive). safetensors: a folder with model.safetensors, config.json and README.md (a "
                "model card), loaded by staa_snn.models.load_pretrained; --push-to-hub uploads it to the Hugging "
-               "Face Hub (pip install -e \".[hub]\"; a token from huggingface-cli login or HF_TOKEN). Needs pip "
-               'install -e ".[export]".')
+               "Face Hub (pip install -e \".[hub]\"; a token from huggingface-cli login or HF_TOKEN). onnx and nir "
+               'need pip install -e ".[export]".')
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ import warnings
 
 from .. import __version__
 from . import ablate, configs, evaluate, export, plot, predict, profile, stream, train, visualize
-from .common import one_line
+from .common import Interrupted, one_line
 
 # The commands, in the order of the usage line and the help: each module has NAME, HELP (and
 # DESCRIPTION, EPILOG, FORMATTER where it has them), add_arguments(parser) and run(args).
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     """Run the command; what went wrong becomes one line on stderr and an exit code."""
-    from ..data import CorruptFileError
+    from ..data import DataError  # the data layer's bad input (CorruptFileError among them)
     from ..errors import ConfigError
     from ..export.nir_graph import NIRExportError
     from ..training import RunFolderError, TrainingDiverged, TrainingPreempted
@@ -88,7 +88,7 @@ def run(args) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
         return 0
-    except (ConfigError, FileNotFoundError, FileExistsError, CorruptFileError, RunFolderError,
+    except (ConfigError, FileNotFoundError, FileExistsError, DataError, RunFolderError,
             NotADirectoryError, PermissionError, NIRExportError) as e:
         if args.debug:
             raise
@@ -102,9 +102,10 @@ def run(args) -> int:
     except TrainingPreempted as e:  # SIGTERM / SIGUSR1: checkpointed where it stood
         print(f"{name}: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        hint = {"train": " (the last complete checkpoint is kept: continue with --resume auto)",
-                "ablate": " (finished runs are kept: run the same command again to continue)"}.get(args.command, "")
+    except KeyboardInterrupt as e:
+        hint = {"ablate": " (finished runs are kept: run the same command again to continue)"}.get(args.command, "")
+        if isinstance(e, Interrupted):
+            hint = f" ({e.hint})"
         print(f"{name}: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as e:  # not a known kind of bad input: one line, and how to see more

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from .common import add_json, add_net, emit_json
+from .common import add_json, add_net, emit_json, one_line
 
 NAME = "predict"
 HELP = "class names and probabilities for images or event recordings"
@@ -15,7 +16,9 @@ DESCRIPTION = ("Run a trained net on files: images (for nets trained on images) 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_net(p)
-    p.add_argument("files", nargs="+", metavar="FILE", help="images or recordings")
+    p.add_argument("files", nargs="+", metavar="FILE", help="images or recordings, or folders of them (their files, "
+                                                             "not sub-folders); a file that cannot be read is one "
+                                                             "error line, the others are predicted (exit 2)")
     p.add_argument("--top", type=int, default=3, help="classes to show per file (default 3)")
     add_json(p, "also write the predictions as JSON ('-': JSON to stdout only)")
 
@@ -26,13 +29,16 @@ def run(args) -> int:
 
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
-    net = load_net(args.checkpoint or args.weights)
-    try:
-        results = predict_files(net, args.files, top=args.top)
+    net = load_net(args.checkpoint, checkpoint=True) if args.checkpoint else load_net(args.weights)
+    try:  # a file that cannot be read is one line; the others are still predicted
+        results = predict_files(net, args.files, top=args.top, errors="report")
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if args.json != "-":
         for r in results:
-            print(f"{r['file']}: " + ", ".join(f"{name} {p:.1%}" for name, p in r["predictions"]))
+            if "error" in r:
+                print(f"staa-snn predict: error: {one_line(r['error'])}", file=sys.stderr)
+            else:
+                print(f"{r['file']}: " + ", ".join(f"{name} {p:.1%}" for name, p in r["predictions"]))
     emit_json(args.json, results)
-    return 0
+    return 2 if any("error" in r for r in results) else 0

@@ -31,7 +31,7 @@ def run(args) -> int:
         raise FileNotFoundError(f"no such file: {args.recording}")
     if not str(args.recording).endswith(RECORDINGS):
         raise ConfigError(f"{args.recording}: expected an event recording ({', '.join(RECORDINGS)})")
-    net = load_net(args.checkpoint or args.weights)
+    net = load_net(args.checkpoint, checkpoint=True) if args.checkpoint else load_net(args.weights)
     steps = []
     try:
         for s in stream_recording(net, args.recording, split_by=args.split_by):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_config, add_overrides, is_main, resolve_config
+from .common import Interrupted, add_config, add_overrides, is_main, resolve_config
 
 NAME = "train"
 HELP = "train a model (default: the bundled digits config)"
@@ -33,10 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..errors import ConfigError
     from ..training import checkpoint_config, load_checkpoint, load_config, train
     from ..training.config import split_name
+    from ..training.resume import config_differences
 
-    cfg = load_config(resolve_config(args.config), args.overrides, require_root=not args.print_config)
+    cfg = load_config(resolve_config(args.config), args.overrides, require_root=False)  # data.root: once the run is known
     path = None
     if args.resume == "auto":
         last = Path(cfg.output.dir) / cfg.run_name / "last.pt"
@@ -44,10 +46,27 @@ def run(args) -> int:
     elif args.resume is not None:
         path = Path(args.resume)
     if path is not None:  # the run's own config, then the overrides
-        cfg = checkpoint_config(load_checkpoint(path), args.overrides, require_root=not args.print_config)
+        run_cfg = checkpoint_config(load_checkpoint(path), args.overrides, require_root=False)
+        if args.config is not None:  # asked for explicitly: it must be the run's
+            differ = config_differences(cfg, run_cfg)
+            if differ:
+                shown = ", ".join(f"{k}={a!r} vs {b!r}" for k, (a, b) in list(differ.items())[:3])
+                more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+                raise ConfigError(f"--config {args.config} is not the config of the run in {path.parent} "
+                                  f"({shown}{more}; given vs the run's): resume without --config to continue the run "
+                                  f"with its own, or start a new run (output.name=...)")
+        cfg = run_cfg
+    if not args.print_config:
+        cfg.validate()  # data.root required where the data has one
     if args.print_config:
         return print_config(cfg)
-    result = train(cfg, resume=path if path is not None else args.resume, stop_after=args.stop_after)
+    try:
+        result = train(cfg, resume=path if path is not None else args.resume, stop_after=args.stop_after)
+    except KeyboardInterrupt:
+        last = (path.parent if path is not None else Path(cfg.output.dir) / cfg.run_name) / "last.pt"
+        raise Interrupted("the last complete checkpoint is kept: continue with --resume auto" if last.is_file()
+                          else "before the first checkpoint: nothing to resume, the same command starts afresh"
+                          ) from None
     if result.history and is_main():
         last, best = result.final, result.best
         print(f"{split_name(cfg)[0]} {last['test_acc']:.2%} after epoch {last['epoch']}/{cfg.train.epochs} "

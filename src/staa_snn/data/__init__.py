@@ -5,7 +5,8 @@ the AEDAT readers and :func:`events_to_frames` are usable on their own.
 Formats: ``docs/data.md``.
 """
 
-from .aedat import CorruptFileError, read_aedat2, read_aedat3
+from .aedat import read_aedat2, read_aedat3
+from ..errors import CorruptFileError, DataError
 from .dvs import CIFAR10DVS, DVSGesture, read_gesture_labels
 from .events import SPLIT_MODES, events_to_frames, frame_indices
 from .mix import MixupCutmix
@@ -14,7 +15,7 @@ from .registry import (DatasetInfo, ImageRecipe, check_dataset_options, dataset_
 from .transforms import NORMALIZATION, Cutout, RandomFlipFrames, RandomRollFrames
 
 __all__ = [
-    "CIFAR10DVS", "CorruptFileError", "Cutout", "DVSGesture", "DatasetInfo", "ImageRecipe", "MixupCutmix",
+    "CIFAR10DVS", "CorruptFileError", "Cutout", "DVSGesture", "DataError", "DatasetInfo", "ImageRecipe", "MixupCutmix",
     "NORMALIZATION", "RandomFlipFrames", "RandomRollFrames", "SPLIT_MODES", "check_dataset_options", "dataset_info",
     "events_to_frames", "frame_indices", "get_dataset", "list_datasets", "normalization", "read_aedat2",
     "read_aedat3", "read_gesture_labels", "resolve_recipe",

@@ -14,9 +14,8 @@ import struct
 
 import numpy as np
 
+from ..errors import CorruptFileError, DataError
 
-class CorruptFileError(ValueError):
-    """A data file that cannot be parsed; the message names the file."""
 
 
 def _split_header(data: bytes, path: str, magic: bytes, end_marker: bytes | None) -> int:
@@ -68,7 +67,7 @@ def read_aedat2(path: str | os.PathLike, *, camera: str = "dvs128") -> dict[str,
       coordinates as jAER stores them (y = 0 at the bottom row).
     """
     if camera not in CAMERAS:
-        raise ValueError(f"unknown camera {camera!r}; expected one of {sorted(CAMERAS)}")
+        raise DataError(f"unknown camera {camera!r}; expected one of {sorted(CAMERAS)}")
     path = os.fspath(path)
     with open(path, "rb") as f:
         data = f.read()

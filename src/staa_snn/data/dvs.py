@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .._io import atomic_path, first_line, write_text_atomic
-from .aedat import CorruptFileError, read_aedat2, read_aedat3
+from .aedat import read_aedat2, read_aedat3
+from ..errors import CorruptFileError, DataError
 from .events import SPLIT_MODES, events_to_frames
 
 CACHE_VERSION = 1
@@ -153,9 +154,9 @@ class EventFrames(Dataset):
                  cache_dir: str | os.PathLike | None = None, workers: int | None = None,
                  skip_bad_files: bool = False):
         if split_by not in SPLIT_MODES:
-            raise ValueError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
+            raise DataError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
         if not 1 <= size <= SENSOR:
-            raise ValueError(f"size must be in [1, {SENSOR}] (the sensor is {SENSOR}x{SENSOR}), got {size}")
+            raise DataError(f"size must be in [1, {SENSOR}] (the sensor is {SENSOR}x{SENSOR}), got {size}")
         self.root = Path(root)
         self.split, self.T, self.split_by, self.size = split, T, split_by, size
         self.transform = transform
@@ -278,7 +279,7 @@ class CIFAR10DVS(EventFrames):
 
     def __init__(self, root, split="train", *, holdout: str = "last", **kwargs):
         if holdout not in ("last", "first"):
-            raise ValueError(f"holdout must be 'last' or 'first', got {holdout!r}")
+            raise DataError(f"holdout must be 'last' or 'first', got {holdout!r}")
         self.holdout = holdout
         super().__init__(root, split, **kwargs)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
+
 SPLIT_MODES = ("number", "time")
 
 
@@ -28,7 +30,7 @@ def frame_indices(t: np.ndarray, T: int, split_by: str = "number", dtype=np.int6
       the window edges.
     """
     if T < 1:
-        raise ValueError(f"T must be a positive number of frames, got {T}")
+        raise DataError(f"T must be a positive number of frames, got {T}")
     n = len(t)
     if split_by == "number":
         per_frame = n // T
@@ -43,7 +45,7 @@ def frame_indices(t: np.ndarray, T: int, split_by: str = "number", dtype=np.int6
         t0 = t.min()
         span = max(int(t.max() - t0), 1)
         return np.minimum((t - t0) * T // span, T - 1).astype(dtype, copy=False)
-    raise ValueError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
+    raise DataError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
 
 
 def events_to_frames(
@@ -67,17 +69,17 @@ def events_to_frames(
     """
     size = sensor if size is None else int(size)
     if not 1 <= size <= sensor:
-        raise ValueError(f"size must be in [1, {sensor}] (the sensor resolution), got {size}")
+        raise DataError(f"size must be in [1, {sensor}] (the sensor resolution), got {size}")
     n = len(t)
     if not (len(x) == len(y) == len(p) == n):
-        raise ValueError(f"t, x, y, p must have equal lengths, got {len(t)}, {len(x)}, {len(y)}, {len(p)}")
+        raise DataError(f"t, x, y, p must have equal lengths, got {len(t)}, {len(x)}, {len(y)}, {len(p)}")
     # int32 bins where they fit (always, for real sensors): half the memory traffic of int64
     itype = np.int32 if T * 2 * size * size < 2**31 else np.int64
     flat = frame_indices(t, T, split_by, itype)
     x = np.asarray(x).astype(itype, copy=False)
     y = np.asarray(y).astype(itype, copy=False)
     if n and (x.min() < 0 or y.min() < 0 or x.max() >= sensor or y.max() >= sensor):
-        raise ValueError(f"event coordinates must lie in [0, {sensor}), got x in [{x.min()}, {x.max()}], "
+        raise DataError(f"event coordinates must lie in [0, {sensor}), got x in [{x.min()}, {x.max()}], "
                          f"y in [{y.min()}, {y.max()}]")
     if size != sensor:
         x = x * size // sensor

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError
+
 
 class Mix(NamedTuple):
     """How a batch was mixed: ``lam`` of each sample's label, ``1 - lam`` of its partner's."""
@@ -37,9 +39,9 @@ class MixupCutmix:
     def __init__(self, num_classes: int | None = None, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
                  prob: float = 1.0, switch_prob: float = 0.5, label_smoothing: float = 0.0):
         if mixup_alpha < 0 or cutmix_alpha < 0:
-            raise ValueError(f"alphas must be >= 0, got mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}")
+            raise DataError(f"alphas must be >= 0, got mixup_alpha={mixup_alpha}, cutmix_alpha={cutmix_alpha}")
         if not 0.0 <= prob <= 1.0 or not 0.0 <= switch_prob <= 1.0:
-            raise ValueError(f"prob and switch_prob must be in [0, 1], got {prob}, {switch_prob}")
+            raise DataError(f"prob and switch_prob must be in [0, 1], got {prob}, {switch_prob}")
         self.num_classes = num_classes
         self.mixup_alpha = mixup_alpha
         self.cutmix_alpha = cutmix_alpha

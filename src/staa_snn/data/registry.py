@@ -8,6 +8,7 @@ from typing import Callable
 
 from . import static, transforms
 from .dvs import CIFAR10DVS, DVSGesture
+from ..errors import DataError
 
 SPLITS = ("train", "test")
 
@@ -49,7 +50,7 @@ def list_datasets() -> list[str]:
 def dataset_info(name: str) -> DatasetInfo:
     """Kind, classes, channels and default size of a dataset, without reading it."""
     if name not in _INFO:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
     return _INFO[name]
 
 
@@ -59,7 +60,7 @@ def check_dataset_options(name: str, options: dict) -> None:
              if p not in ("root", "split", *_COMMON)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for dataset {name!r}; "
+        raise DataError(f"unknown option(s) {unknown} for dataset {name!r}; "
                          f"valid dataset-specific options: {valid or 'none'}")
 
 
@@ -83,8 +84,9 @@ def _image_folder(what):
                                                    from_pil=True)
         else:
             transform = transforms.imagenet_transform(train, augment, size, **image.stats)
+        mean = transforms.stats(None, image.mean, image.std)[0]  # transparent pixels read as the mean colour
         return static.image_folder(root, split, transform, what=what, skip_bad_files=skip_bad_files,
-                                   val_per_class=val_per_class, val_seed=val_seed)
+                                   val_per_class=val_per_class, val_seed=val_seed, background=mean)
     return build
 
 
@@ -123,25 +125,26 @@ class ImageRecipe:
 
 
 def resolve_recipe(name: str, root=None, *, recipe: str = "auto", autoaugment: bool | None = None,
-                   cutout: int | None = None, mean=None, std=None, val_per_class=None) -> ImageRecipe:
+                   cutout: int | None = None, mean=None, std=None, val_per_class=None,
+                   split: str = "train") -> ImageRecipe:
     """The recipe a dataset gets, checked: ``"auto"`` is CIFAR's for CIFAR and for image folders
     whose first image is at most :data:`~.transforms.SMALL_IMAGE` pixels a side, ImageNet's for
     other folders; digits and event data have their own. ``autoaugment`` and ``cutout`` apply to
     the CIFAR recipe only, ``mean`` and ``std`` to CIFAR and image folders."""
     if recipe not in transforms.RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; valid recipes: {', '.join(transforms.RECIPES)}")
+        raise DataError(f"unknown recipe {recipe!r}; valid recipes: {', '.join(transforms.RECIPES)}")
     image_size = None
     native = {"digits": "digits", "cifar10": "cifar", "cifar100": "cifar"}.get(name)
     if dataset_info(name).kind == "events":
         native = "none"
     if native is not None:
         if recipe not in ("auto", native):
-            raise ValueError(f"recipe={recipe!r} applies to image folders (imagefolder, imagenet); "
+            raise DataError(f"recipe={recipe!r} applies to image folders (imagefolder, imagenet); "
                              f"{name!r} has its own recipe ({native})")
         recipe = native
     elif root is not None:  # an image folder: its first image's size
-        folders = static.image_folder_splits(root, what=_WHAT[name], val_per_class=val_per_class)
-        found = static.first_image_size(folders["train"])
+        folders = static.image_folder_splits(root, what=_WHAT[name], val_per_class=val_per_class, split=split)
+        found = static.first_image_size(folders["train"] or folders["test"])
         image_size = max(found) if found is not None else None
         if recipe == "auto" and name == "imagenet":
             recipe = "imagenet"
@@ -150,21 +153,21 @@ def resolve_recipe(name: str, root=None, *, recipe: str = "auto", autoaugment: b
     if recipe not in ("cifar", "auto"):  # "auto" here: an image folder not read yet (a config's check)
         given = [k for k, v in (("autoaugment", autoaugment), ("cutout", cutout)) if v is not None]
         if given:
-            raise ValueError(f"{' and '.join(given)} apply to the CIFAR recipe only; {name!r} gets the {recipe} "
+            raise DataError(f"{' and '.join(given)} apply to the CIFAR recipe only; {name!r} gets the {recipe} "
                              f"recipe here (set recipe='cifar' for an image folder)")
     if cutout is not None and (isinstance(cutout, bool) or not isinstance(cutout, int) or cutout < 0):
-        raise ValueError(f"cutout must be a length in pixels (0: off), got {cutout!r}")
+        raise DataError(f"cutout must be a length in pixels (0: off), got {cutout!r}")
     for key, value in (("mean", mean), ("std", std)):
         if value is None:
             continue
         if recipe not in ("cifar", "imagenet", "auto"):
-            raise ValueError(f"{key} applies to CIFAR and image folders; {name!r} is not normalised")
+            raise DataError(f"{key} applies to CIFAR and image folders; {name!r} is not normalised")
         channels = dataset_info(name).in_channels
         if (not isinstance(value, (list, tuple)) or len(value) != channels
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-            raise ValueError(f"{key} must be {channels} numbers, one per channel, got {value!r}")
+            raise DataError(f"{key} must be {channels} numbers, one per channel, got {value!r}")
         if key == "std" and not all(v > 0 for v in value):
-            raise ValueError(f"std must be positive, got {value!r}")
+            raise DataError(f"std must be positive, got {value!r}")
     return ImageRecipe(recipe, image_size, autoaugment, cutout, tuple(mean) if mean else None, tuple(std) if std else None)
 
 
@@ -221,26 +224,26 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
     """
     info = dataset_info(name)
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise DataError(f"split must be one of {SPLITS}, got {split!r}")
     builder = _BUILDERS[name]
     check_dataset_options(name, options)
     if info.kind == "static":
         if T is not None or split_by != "number":
-            raise ValueError(f"T and split_by apply to event datasets only; {name!r} holds static images, "
+            raise DataError(f"T and split_by apply to event datasets only; {name!r} holds static images, "
                              f"which the model repeats over its T steps")
     else:
         T = info.T if T is None else T
         if not isinstance(T, int) or T < 1:
-            raise ValueError(f"T must be a positive integer number of frames, got {T!r}")
+            raise DataError(f"T must be a positive integer number of frames, got {T!r}")
     if info.needs_root and root is None:
-        raise ValueError(f"dataset {name!r} needs root=, the folder holding {info.layout}")
+        raise DataError(f"dataset {name!r} needs root=, the folder holding {info.layout}")
     image = resolve_recipe(name, root, recipe=recipe, autoaugment=autoaugment, cutout=cutout, mean=mean, std=std,
-                           val_per_class=options.get("val_per_class"))
+                           val_per_class=options.get("val_per_class"), split=split)
     if size is None:  # small images in a folder keep their size (the CIFAR recipe)
         size = (image.image_size or 32) if image.recipe == "cifar" and name not in ("cifar10", "cifar100") \
             else info.size
     if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer (pixels), got {size!r}")
+        raise DataError(f"size must be a positive integer (pixels), got {size!r}")
     augment = split == "train" if augment is None else bool(augment)
     return builder(root, split, T=T, split_by=split_by, size=size, augment=augment, cache_dir=cache_dir,
                    image=image, **options)

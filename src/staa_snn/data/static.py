@@ -5,6 +5,7 @@ any user folder of class sub-folders. ``x`` is a float ``[C, H, W]`` image
 from __future__ import annotations
 
 import _compat_pickle
+import functools
 import io
 import math
 import os
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .._io import first_line
-from .aedat import CorruptFileError
+from ..errors import CorruptFileError, DataError
+from .images import read_image
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 IMAGENET_URL = "https://image-net.org/download.php"
@@ -258,9 +260,10 @@ def _checked_image_folder():
 
         skip_bad_files = False
 
-        def __init__(self, root, *, classes: "list[str] | None" = None, **kwargs) -> None:
+        def __init__(self, root, *, classes: "list[str] | None" = None, background=None, **kwargs) -> None:
             self.fixed_classes = classes
-            super().__init__(root, **kwargs)
+            # 16-bit grayscale scaled to 8 bits, transparency onto the mean colour (data.images)
+            super().__init__(root, loader=functools.partial(read_image, channels=3, background=background), **kwargs)
 
         def find_classes(self, directory):
             if self.fixed_classes is None:
@@ -274,6 +277,8 @@ def _checked_image_folder():
             except (OSError, ValueError, SyntaxError) as e:  # PIL: truncated, unidentified, broken
                 if self.skip_bad_files:
                     return None
+                if isinstance(e, CorruptFileError):  # read_image's own: names the file and what is wrong
+                    raise
                 raise CorruptFileError(f"{path}: not a readable image ({first_line(e)}); remove it, or skip unreadable "
                                        f"files with data.options.skip_bad_files=true (skip_bad_files=True in Python)") from None
 
@@ -284,21 +289,25 @@ def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir())
 
 
-def image_folder_splits(root, *, what: str = "an image folder", val_per_class: int | None = None) -> dict[str, Path]:
+def image_folder_splits(root, *, what: str = "an image folder", val_per_class: int | None = None,
+                        split: str = "train") -> dict[str, Path | None]:
     """``{"train": train/, "test": val/ or test/}`` of an image folder, checked (both may be
-    ``train/`` when ``val_per_class`` holds a validation split out of it)."""
+    ``train/`` when ``val_per_class`` holds a validation split out of it). ``split="test"``
+    (evaluation only) takes a folder without ``train/``: ``{"train": None, "test": ...}``."""
     root = Path(root)
     train = root / "train"
     evaluation = next((root / c for c in ("val", "test") if (root / c).is_dir()), None)
     hint = f" ({IMAGENET_URL}; sort the validation images into class folders first)" if what == "ImageNet" else ""
+    if not train.is_dir() and split == "test" and evaluation is not None and val_per_class is None:
+        return {"train": None, "test": evaluation}
     if not train.is_dir():
         raise FileNotFoundError(f"{what} not found at {root}: expected {root}/train/<class>/<image> class folders"
                                 f"{hint}")
     if val_per_class is not None:
         if isinstance(val_per_class, bool) or not isinstance(val_per_class, int) or val_per_class < 1:
-            raise ValueError(f"val_per_class must be a positive number of images per class, got {val_per_class!r}")
+            raise DataError(f"val_per_class must be a positive number of images per class, got {val_per_class!r}")
         if evaluation is not None:
-            raise ValueError(f"{what} at {root} has its own {evaluation.name}/: val_per_class holds a validation "
+            raise DataError(f"{what} at {root} has its own {evaluation.name}/: val_per_class holds a validation "
                              f"split out of train/ only where there is none; drop val_per_class to use "
                              f"{evaluation.name}/")
         return {"train": train, "test": train}
@@ -326,37 +335,44 @@ def first_image_size(folder: Path) -> tuple[int, int] | None:
 
 
 def image_folder(root, split: str, transform=None, *, what: str = "an image folder", skip_bad_files: bool = False,
-                 val_per_class: int | None = None, val_seed: int = 0):
+                 val_per_class: int | None = None, val_seed: int = 0, background=None):
     """``root/<train|val>/<class>/<image>`` through torchvision's ImageFolder.
 
     - ``split="test"`` reads ``val/`` (or ``test/`` when there is no ``val/``).
     - Class indices are the training split's (sorted ``train/`` class folders) in both splits: a
-      validation class that training lacks is an error naming it; one class is refused.
+      validation class that training lacks is an error naming it; one class is refused. A folder
+      with only ``val/`` or ``test/`` serves ``split="test"`` with its own class folders (to
+      evaluate a net whose class names are known, e.g. shipped weights).
     - ``val_per_class=N``: a folder with only ``train/`` gets a validation split of ``N`` images
       per class, drawn within each class (its files sorted by name) by a permutation seeded with
       ``val_seed``, the same whatever the training seed; ``split="train"`` is the rest.
     - An unreadable image raises a :class:`CorruptFileError` naming it when it is read, or is
       skipped (``skip_bad_files``: the sample comes back as ``None``).
+    - Images are read by :func:`~.images.read_image`: 16-bit grayscale scaled to 8 bits,
+      transparency composited onto ``background`` (values in [0, 1] per channel: the mean colour
+      the transform normalises with; ``None``: black).
     """
-    folders = image_folder_splits(root, what=what, val_per_class=val_per_class)
+    folders = image_folder_splits(root, what=what, val_per_class=val_per_class, split=split)
     train_folder, folder = folders["train"], folders[split]
+    if train_folder is None:  # evaluation only, without train/: the classes are the test folder's own
+        train_folder = folder
     classes = _class_dirs(train_folder)
     empty = sorted(c for c in classes if not any(p.is_file() for p in (train_folder / c).iterdir()))
     if empty:
         raise FileNotFoundError(f"{what}: class folder(s) with no files in {train_folder}: {', '.join(empty)}")
     if len(classes) < 2:
         found = f"one class folder ({classes[0]})" if classes else "no class folders"
-        raise ValueError(f"{what} at {train_folder} has {found}: a classifier needs at least 2 classes, "
+        raise DataError(f"{what} at {train_folder} has {found}: a classifier needs at least 2 classes, "
                          f"expected {train_folder}/<class>/<image> for each class")
     if folder != train_folder:
         unknown = sorted(set(_class_dirs(folder)) - set(classes))
         if unknown:
-            raise ValueError(f"{what}: class folder(s) {', '.join(unknown)} in {folder} are not in {train_folder} "
+            raise DataError(f"{what}: class folder(s) {', '.join(unknown)} in {folder} are not in {train_folder} "
                              f"(classes: {', '.join(classes)}): a model trained on train/ cannot predict them")
     try:
         # a validation folder may lack classes; the training folder may not
         dataset = _checked_image_folder()(os.fspath(folder), transform=transform, classes=classes,
-                                          allow_empty=folder != train_folder)
+                                          background=background, allow_empty=folder != train_folder)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{what} at {folder}: {e}") from e
     if val_per_class is not None:
@@ -374,7 +390,7 @@ def _hold_out(dataset, split: str, per_class: int, seed: int, what: str) -> None
     short = {dataset.classes[c]: len(idx) for c, idx in by_class.items() if len(idx) <= per_class}
     if short:
         name, count = next(iter(short.items()))
-        raise ValueError(f"{what}: val_per_class={per_class} leaves nothing to train on in class {name!r} "
+        raise DataError(f"{what}: val_per_class={per_class} leaves nothing to train on in class {name!r} "
                          f"({count} images); choose val_per_class below the smallest class's size")
     rng = np.random.Generator(np.random.PCG64(seed))
     keep = []

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
+from ..errors import DataError
+
 # Per-channel mean / std of the training sets (the values the field uses).
 NORMALIZATION = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -28,7 +30,7 @@ class Cutout(torch.nn.Module):
     def __init__(self, length: int = 16):
         super().__init__()
         if length < 1:
-            raise ValueError(f"Cutout length must be >= 1, got {length}")
+            raise DataError(f"Cutout length must be >= 1, got {length}")
         self.length = length
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -68,7 +70,7 @@ class RandomRollFrames(torch.nn.Module):
     def __init__(self, max_shift: int):
         super().__init__()
         if max_shift < 0:
-            raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+            raise DataError(f"max_shift must be >= 0, got {max_shift}")
         self.max_shift = max_shift
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

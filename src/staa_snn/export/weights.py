@@ -13,13 +13,14 @@ import os
 import sys
 from pathlib import Path
 
+import safetensors.torch
 import torch
 from torch import nn
 
 from .. import __version__
 from .._io import atomic_path, write_text_atomic
 from ..data import dataset_info
-from ..models.pretrained import FORMAT, safetensors_torch
+from ..models.pretrained import FORMAT
 from ..training import input_metadata
 from ..training.config import split_name
 
@@ -33,7 +34,7 @@ def save_weights(model: nn.Module, folder: str | os.PathLike, spec: dict, *, car
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / "model.safetensors") as tmp:
-        safetensors_torch().save_file(state, str(tmp), metadata={"format": FORMAT, "staa_snn": __version__})
+        safetensors.torch.save_file(state, str(tmp), metadata={"format": FORMAT, "staa_snn": __version__})
     write_text_atomic(folder / "config.json", json.dumps({"format": FORMAT, **spec}, indent=1) + "\n")
     if card is not None:
         write_text_atomic(folder / "README.md", card)

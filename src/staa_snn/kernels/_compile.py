@@ -4,6 +4,8 @@ written the way each mode wants them."""
 from __future__ import annotations
 
 import functools
+import logging
+import sys
 
 import torch
 from torch import Tensor
@@ -41,11 +43,33 @@ def compiled(fn):
     problem = compile_unsupported()
     if problem:
         raise RuntimeError(problem)
+    _import_cpp_extension_quietly()
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
     if getattr(config, name, RECOMPILE_LIMIT) < RECOMPILE_LIMIT:
         setattr(config, name, RECOMPILE_LIMIT)
     return torch.compile(fn, dynamic=True)
+
+
+class _NoCudaRuntimeNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No CUDA runtime is found")
+
+
+def _import_cpp_extension_quietly() -> None:
+    """Import ``torch.utils.cpp_extension`` (which Inductor imports on its first compile) without
+    its "No CUDA runtime is found, using CUDA_HOME=..." warning: on a machine without CUDA that
+    has a CUDA toolkit (nvcc on the PATH) the CPU compile is what was asked for, not a problem."""
+    name = "torch.utils.cpp_extension"
+    if name in sys.modules or torch.cuda.is_available():
+        return
+    notice = _NoCudaRuntimeNotice()
+    logger = logging.getLogger(name)
+    logger.addFilter(notice)
+    try:
+        __import__(name)
+    finally:
+        logger.removeFilter(notice)
 
 
 def maybe_compiled(fn, use_compiled: bool):

@@ -75,7 +75,8 @@ def _lif_neurons(model: nn.Module) -> list[tuple[str, nn.Module, int | None]]:
         elif is_lif_type(m):
             if qualname == "":
                 raise ValueError("convert_neurons takes the network that contains the neurons, not a neuron")
-            found.append((qualname, m, slots.get(id(m), getattr(m, "channels", last_channels))))
+            own = getattr(m, "channels", None)  # LIF() built without channels= has channels None
+            found.append((qualname, m, slots.get(id(m), own if own is not None else last_channels)))
     if not found:
         raise ValueError("no LIF-type neuron found in the model (looked for LIF, AdaptiveLIF, STAALIF, spikingjelly LIFNode)")
     return found

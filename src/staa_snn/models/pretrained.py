@@ -15,10 +15,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import safetensors.torch
 from torch import nn
 
-__all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "PretrainedCfg", "describe_inputs", "hub_repo", "huggingface_hub",
-           "list_pretrained", "load_weights", "pretrained_spec", "resolve_path", "safetensors_torch", "weight_files"]
+__all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "PretrainedCfg", "describe_inputs", "hub_repo",
+           "huggingface_hub", "list_pretrained", "load_weights", "pretrained_spec", "resolve_path", "weight_files"]
 
 FORMAT = "staa-snn-weights-1"
 HUB_PREFIX = "hf://"
@@ -32,15 +33,6 @@ def list_pretrained() -> list[str]:
     if not PRETRAINED_DIR.is_dir():
         return []
     return sorted(d.name for d in PRETRAINED_DIR.iterdir() if (d / "model.safetensors").is_file())
-
-
-def safetensors_torch():
-    """``safetensors.torch``, or an ImportError saying which extra to install."""
-    try:
-        import safetensors.torch
-    except ImportError:
-        raise ImportError('safetensors weights need safetensors: pip install -e ".[export]" (in the repository)') from None
-    return safetensors.torch
 
 
 def hub_repo(ref: str, *, revision: bool = True) -> tuple[str, str | None]:
@@ -75,18 +67,33 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+_OTHER_FILES = {".onnx": "an ONNX file (it runs in onnxruntime)", ".nir": "a NIR graph",
+                ".pt": "a checkpoint", ".pth": "a PyTorch file"}
+
+
 def weight_files(path: str | os.PathLike) -> tuple[Path, Path]:
     """``(model.safetensors, config.json)`` of exported weights (a shipped name, a folder, its
-    ``model.safetensors`` or ``hf://...``); a FileNotFoundError naming what is missing."""
+    ``model.safetensors`` or ``hf://...``); a FileNotFoundError naming what is missing, a
+    ValueError naming a file of another kind (``.onnx``, ``.pt``, ...)."""
     path = resolve_path(path)
+    shipped = list_pretrained()
+    names = f"; or the name of shipped weights: {', '.join(shipped)}" if shipped else ""
+    expected = f"expected a folder with model.safetensors and config.json, as written by staa-snn export --format " \
+               f"safetensors{names}"
+    if path.is_file() and path.suffix != ".safetensors":
+        what = _OTHER_FILES.get(path.suffix.lower(), f"a {path.suffix or 'suffix-less'} file")
+        raise ValueError(f"{path}: {what}, not exported weights: {expected} (or its model.safetensors, a .pt "
+                         f"checkpoint of staa-snn train, hf://owner/name)")
+    if not path.exists():
+        if path.suffix == ".pt":
+            raise FileNotFoundError(f"{path} does not exist (expected a .pt checkpoint written by staa-snn train)")
+        raise FileNotFoundError(f"{path} does not exist ({expected})")
     weights = path / "model.safetensors" if path.is_dir() else path
     config = weights.parent / "config.json"
     for f in (weights, config):
         if not f.is_file():
-            shipped = list_pretrained()
-            names = f"; or the name of shipped weights: {', '.join(shipped)}" if shipped else ""
-            raise FileNotFoundError(f"{f} does not exist (expected model.safetensors and config.json, as written by "
-                                    f"staa-snn export --format safetensors{names})")
+            where = f"in {path}" if path.is_dir() else f"beside {path} ({f.resolve()} does not exist)"
+            raise FileNotFoundError(f"no {f.name} {where}: {expected}")
     return weights, config
 
 
@@ -94,7 +101,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load ``model.safetensors`` (a folder, the file or ``hf://owner/name[@revision]``) into
     ``model``, strictly: every key, every shape; a mismatch is a ``ValueError`` saying which."""
     weights, _ = weight_files(path)
-    state = safetensors_torch().load_file(str(weights))
+    state = safetensors.torch.load_file(str(weights))
     missing, unexpected = [], []
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

@@ -31,6 +31,7 @@ from ..models import INIT_SCHEMES, NEURON_KINDS, list_models, neuron_options
 from ..neurons.base import BACKENDS
 from ..errors import ConfigError
 from .losses import LOSSES  # optim.loss: the names of the one registry of losses
+from .threads import check_threads
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BACKEND_CHOICES = ("auto", *BACKENDS)
@@ -104,6 +105,7 @@ class TrainConfig:
     max_batches: int | None = None  # cap on training batches per epoch (quick checks); None: all
     progress: bool = True  # progress bars (rank 0)
     checkpoint_every: int | str | None = None  # also checkpoint mid-epoch: every N steps, or "30min"; None: off
+    threads: int | str = "auto"  # torch's CPU threads: auto (the CPUs this process may use and others leave free) | N
     check_every: int = 50  # steps between reads of the running loss (NaN check, progress): host syncs
     log_every: int | None = None  # no terminal: a progress line every N steps (None: about every 30 s)
 
@@ -253,6 +255,10 @@ class Config:
         if t.device != "auto" and t.device != "cpu" and not t.device.startswith("cuda"):
             raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
         checkpoint_interval(t.checkpoint_every)
+        try:
+            check_threads(t.threads)
+        except ValueError as e:
+            raise ConfigError(f"train.{e}") from None
         if self.output.tensorboard not in (True, False, "auto"):
             raise ConfigError(f"output.tensorboard must be auto, true or false, got {self.output.tensorboard!r}")
         backend = m.neuron_options.get("backend", "auto")

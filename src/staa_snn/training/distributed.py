@@ -79,20 +79,43 @@ class GlobalBatchSampler(Sampler[int]):
     split into ``world_size`` equal consecutive slices, so ``W`` processes with
     batch ``B / W`` see exactly the batches of one process with batch ``B``.
 
-    Training (``drop_last=True``) drops the incomplete last global batch;
-    evaluation (``shuffle=False, drop_last=False``) gives rank ``r`` the
+    Training (``drop_last=True``) gives whole global batches; with ``keep_partial`` also the
+    incomplete last one, split into ``W`` equal slices of at least 2 samples (a batch of 1 would
+    break BatchNorm's statistics): what is left out is fewer than ``2 W`` samples, ``left_out``.
+    Evaluation (``shuffle=False, drop_last=False``) gives rank ``r`` the
     indices ``r, r + W, ...`` (unequal lengths are fine: totals are summed).
     The permutation depends only on ``(seed, epoch)``.
     """
 
     def __init__(self, n: int, batch_size: int, *, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True, drop_last: bool = True):
+                 shuffle: bool = True, drop_last: bool = True, keep_partial: bool = False):
         if drop_last and batch_size % world_size:
             raise ValueError(f"data.batch_size={batch_size} must be divisible by the number of processes "
                              f"({world_size})")
         self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world_size
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
+        self.keep_partial = keep_partial
         self.epoch = 0
+
+    @property
+    def partial(self) -> int:
+        """Samples per rank of the incomplete last global batch that are kept (0: none)."""
+        if not (self.drop_last and self.keep_partial):
+            return 0
+        per = (self.n % self.batch_size) // self.world
+        return per if per >= 2 else 0
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per rank and epoch (training); the whole global batches, plus the partial one kept."""
+        return self.n // self.batch_size + (1 if self.partial else 0)
+
+    @property
+    def left_out(self) -> int:
+        """Samples of the epoch no rank sees (training)."""
+        if not self.drop_last:
+            return 0
+        return self.n - (self.n // self.batch_size) * self.batch_size - self.partial * self.world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -109,13 +132,17 @@ class GlobalBatchSampler(Sampler[int]):
             return iter(order[self.rank::self.world].tolist())
         per = self.batch_size // self.world
         full = self.n // self.batch_size
-        mine = order[:full * self.batch_size].view(full, self.world, per)[:, self.rank]
-        return iter(mine.reshape(-1).tolist())
+        mine = order[:full * self.batch_size].view(full, self.world, per)[:, self.rank].reshape(-1)
+        if self.partial:
+            start = full * self.batch_size
+            tail = order[start:start + self.partial * self.world].view(self.world, self.partial)[self.rank]
+            mine = torch.cat([mine, tail])
+        return iter(mine.tolist())
 
     def __len__(self) -> int:
         if not self.drop_last:
             return len(range(self.rank, self.n, self.world))
-        return (self.n // self.batch_size) * (self.batch_size // self.world)
+        return (self.n // self.batch_size) * (self.batch_size // self.world) + self.partial
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -107,6 +107,7 @@ class EpochLoop:
             checking = self.batch % t.check_every == 0
             if checking:
                 self._check(sums)
+                self._watch_throughput()
                 if bar is not self.train_loader and not bar.disable:
                     bar.set_postfix(**self._progress(sums))
             if lines and (self.batch % t.log_every == 0 if t.log_every else
@@ -177,6 +178,20 @@ class EpochLoop:
         return TrainingPreempted(f"stopped by {signal.Signals(signum).name} after {where}: checkpointed in "
                                  f"{self.run_folder.path / 'last.pt'}; continue with --resume auto",
                                  signum=signum, epoch=self.epoch, step=self.step)
+
+    def _watch_throughput(self, samples_per_s: float | None = None) -> None:
+        """Feed the throughput since the last check point (or an epoch's) to the watch, which says
+        once when it collapses (a neighbour taking a core the threads wait for)."""
+        now = time.perf_counter()
+        if samples_per_s is None:
+            start, first = self.watched
+            if start < self.tic:  # a new epoch: count from its start
+                start, first = self.tic, self.timed_from
+            samples_per_s = (self.batch - first) * self.cfg.data.batch_size / max(now - start, 1e-9)
+            self.watched = (now, self.batch)
+        hint = self.watch.add(samples_per_s)
+        if hint:
+            say(self.ctx, hint)
 
     def _progress(self, sums: EpochSums) -> dict:
         seen = max(float(sums.seen), 1.0)
@@ -251,6 +266,8 @@ class EpochLoop:
             say(ctx, f"epoch {self.epoch}: skipped {int(skipped)} unreadable sample(s) "
                       f"(data.options.skip_bad_files)")
         self.history.append(record)
+        if self.timed_from == 0:  # a whole epoch timed (not one resumed in its middle)
+            self._watch_throughput(record["train_samples_per_s"])
         best = max(h["test_acc"] for h in self.history)
         self.checkpoint(None, best=record["test_acc"] >= best)
         if ctx.is_main:
@@ -262,12 +279,12 @@ class EpochLoop:
                 self.writer.flush()
             for callback in self.callbacks:
                 callback(record)
-            if cfg.train.progress:
-                split = eval_split(cfg.data.options)
-                print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
-                      f"acc {record['train_acc']:.2%} | {split} loss {record['test_loss']:.4f} "
-                      f"acc {record['test_acc']:.2%} (best {best:.2%}) | {record['train_samples_per_s']:.0f} img/s",
-                      file=sys.stderr)
+            # the epoch's line, whatever train.progress says (which switches the bars and progress lines off)
+            split = eval_split(cfg.data.options)
+            print(f"epoch {self.epoch}/{cfg.train.epochs}: train loss {record['train_loss']:.4f} "
+                  f"acc {record['train_acc']:.2%} | {split} loss {record['test_loss']:.4f} "
+                  f"acc {record['test_acc']:.2%} (best {best:.2%}) | {record['train_samples_per_s']:.0f} img/s",
+                  file=sys.stderr)
 
     # -- stage 6: checkpoints -----------------------------------------------------
     def checkpoint(self, sums: EpochSums | None, *, best: bool = False) -> None:
@@ -293,7 +310,8 @@ class EpochLoop:
                    "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
                    "epoch": self.epoch, "batch": self.batch, "step": self.step, "history": self.history,
                    "config": self.cfg.to_dict(), "num_classes": num_classes_of(self.model), "staa_snn": __version__,
-                   "input": input_metadata(self.cfg, getattr(self.train_set, "classes", None))}
+                   "input": input_metadata(self.cfg, self.classes),
+                   "partial_batch": self.keep_partial}
         if self.user_model is not None:
             payload["python_model"] = self.user_model_name
         if sums is not None:

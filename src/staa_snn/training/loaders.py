@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from torch.utils.data import default_collate
 
 from ..data import CorruptFileError
 from .distributed import GlobalBatchSampler
 
-__all__ = ["EpochSampler", "SeededSamples", "collate_skipping", "sample_seed", "make_loader"]
+__all__ = ["EpochSampler", "SeededSamples", "collate_skipping", "dataset_classes", "sample_seed", "make_loader"]
 
 
 def sample_seed(*parts: int) -> int:
@@ -52,9 +52,27 @@ class SeededSamples(Dataset):
             return self.dataset[index]
 
     def __getattr__(self, name):  # classes, targets, ... of the wrapped dataset
-        if name in ("dataset", "seed"):
+        # never its protocol (``__getitems__``: the DataLoader would hand a Subset our (epoch, index) keys)
+        if name in ("dataset", "seed") or (name.startswith("__") and name.endswith("__")):
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+def dataset_classes(dataset) -> list[str] | None:
+    """The class names (index -> name) a dataset exposes as ``classes``, looked for through the
+    wrappers that hide it (``Subset``, :class:`SeededSamples`: ``.dataset``; ``ConcatDataset``:
+    its first part); ``None`` where there are none."""
+    for _ in range(16):  # wrappers of wrappers, not a cycle
+        classes = getattr(dataset, "classes", None)
+        if classes is not None:
+            return [str(c) for c in classes]
+        if isinstance(dataset, ConcatDataset) and dataset.datasets:
+            dataset = dataset.datasets[0]
+        elif isinstance(getattr(dataset, "dataset", None), Dataset):
+            dataset = dataset.dataset
+        else:
+            return None
+    return None
 
 
 class EpochSampler(Sampler):

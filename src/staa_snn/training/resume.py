@@ -6,10 +6,10 @@ from ..neurons import NEURONS
 from .config import Config
 from .run_folder import RunFolderError
 
-__all__ = ["CONTINUABLE", "resume_changes"]
+__all__ = ["CONTINUABLE", "config_differences", "resume_changes"]
 
 # Keys that change how a run is carried out, not what it computes: free on any resume.
-HOW = {"train.progress", "train.device", "train.checkpoint_every", "train.check_every", "train.log_every",
+HOW = {"train.progress", "train.threads", "train.device", "train.checkpoint_every", "train.check_every", "train.log_every",
        "train.memory", "train.memory_budget",
        "data.workers",
        "data.root", "data.cache_dir", "data.test_batch_size", "output.tensorboard", "output.dir", "output.name",
@@ -56,6 +56,15 @@ def resume_changes(old: Config, new: Config, *, epochs_done: int, mid_epoch: boo
                 f"{', '.join(_show(k, changed[k]) for k in effective)} would change nothing: raise "
                 f"train.epochs to continue with the new value(s), or start a new run (e.g. output.name=...)")
     return changed
+
+
+def config_differences(given: Config, run: Config) -> dict:
+    """``{key: (given, run)}`` for what a config asked for on resume and the run's own config
+    (both with the same overrides) compute differently: every key but how the run is carried
+    out (:data:`HOW`); those that change the model or its inputs first."""
+    a, b = given.flat(), run.flat()
+    keys = sorted(set(a) | set(b), key=lambda k: (not _fixed(k), k))
+    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k) and k not in HOW}
 
 
 def _show(key: str, values: tuple) -> str:

@@ -37,13 +37,14 @@ from .config import Config, checkpoint_interval, load_config
 from .console import say
 from .epoch import EpochLoop, EpochSums
 from .evaluate import autocast_context
-from .loaders import EpochSampler, SeededSamples, make_loader
+from .loaders import EpochSampler, SeededSamples, dataset_classes, make_loader
 from .losses import LOSSES, LossFn, loss_name
 from .memory import resolve_memory
 from .preemption import StopRequest
 from .resume import describe, resume_changes
 from .run_folder import RunFolder
-from .trained import checkpoint_config
+from .threads import ThreadChoice, ThroughputWatch, apply_threads, choose_threads
+from .trained import checkpoint_config, num_classes_of
 
 __all__ = ["Callback", "TrainResult", "Trainer", "as_config", "train"]
 
@@ -65,6 +66,13 @@ class TrainResult:
     def best(self) -> dict:
         """The epoch ``best.pt`` holds: the highest test accuracy, the later epoch of a tie."""
         return max(self.history, key=lambda h: (h["test_acc"], h["epoch"])) if self.history else {}
+
+    def __repr__(self) -> str:  # one line: the net's class, not its every layer
+        parts = [f"model={type(self.model).__name__}", f"epochs={len(self.history)}"]
+        if self.history:
+            parts += [f"final_test_acc={self.final['test_acc']:.4f}",
+                      f"best_test_acc={self.best['test_acc']:.4f} (epoch {self.best['epoch']})"]
+        return f"TrainResult({', '.join(parts)}, run_dir={str(self.run_dir) if self.run_dir else None!r})"
 
 
 def _git_commit() -> str | None:
@@ -151,6 +159,11 @@ class Trainer(EpochLoop):
         self.writer = None
         self.stop_at_step: int | None = None
         self.cudnn_benchmark = torch.backends.cudnn.benchmark
+        self.keep_partial = True  # the last partial batch of an epoch trains (runs checkpointed before: dropped)
+        self.threads_before: int | None = None  # torch's intra-op threads before the run (restored by close)
+        self.threads = ThreadChoice(torch.get_num_threads(), "unchanged")
+        self.watch = ThroughputWatch(1)  # set_threads makes the run's
+        self.watched = (0.0, 0)  # (time, batch) of the last throughput reading
 
     @property
     def user_model_name(self) -> str | None:
@@ -219,17 +232,25 @@ class Trainer(EpochLoop):
         own_data = self.train_set is not None
         num_classes = dataset_info(cfg.data.name).num_classes if not own_data else None
         model = self.user_model
-        if model is None and (num_classes or own_data and hasattr(self.train_set, "classes")):
-            model = build_model(cfg, num_classes=num_classes or len(self.train_set.classes))
+        given = dataset_classes(self.train_set) if own_data else None
+        if model is None and (num_classes or given):
+            model = build_model(cfg, num_classes=num_classes or len(given))
         if ctx.distributed and not ctx.is_main:
             dist.barrier()  # rank 0 converts event data first
         if not own_data:
             self.train_set, self.test_set = build_datasets(cfg)
         if ctx.distributed and ctx.is_main:
             dist.barrier()
+        # the class names of any dataset that has them (image folders, event data, wrapped ones)
+        self.classes = dataset_classes(self.train_set) or dataset_classes(self.test_set)
         if model is None:  # the classes are known from the data (image folders)
+            if not self.classes:
+                raise ConfigError("the training set has no classes attribute (its class names) to size the net's "
+                                  "output: pass model=, or a dataset with classes")
             torch.manual_seed(t.seed)
-            model = build_model(cfg, num_classes=len(self.train_set.classes))
+            model = build_model(cfg, num_classes=len(self.classes))
+        if self.classes is not None and num_classes_of(model) not in (None, len(self.classes)):
+            self.classes = None  # names that do not match the outputs are not stored
         self.model = model
 
     def build_loaders(self) -> None:
@@ -238,7 +259,8 @@ class Trainer(EpochLoop):
         ctx, t, d = self.ctx, self.cfg.train, self.cfg.data
         world = ctx.world_size
         self.sampler = EpochSampler(ddp.GlobalBatchSampler(len(self.train_set), d.batch_size, rank=ctx.rank,
-                                                           world_size=world, seed=t.seed))
+                                                           world_size=world, seed=t.seed,
+                                                           keep_partial=self.keep_partial))
         pin = self.device.type == "cuda"
         self.train_loader = make_loader(SeededSamples(self.train_set, t.seed), self.sampler, d.batch_size // world,
                                         workers=d.workers, pin_memory=pin)
@@ -247,10 +269,16 @@ class Trainer(EpochLoop):
                                               shuffle=False, drop_last=False)
         self.test_loader = make_loader(self.test_set, test_sampler, max(test_bs // world, 1), workers=d.workers,
                                        pin_memory=pin)
-        self.steps_per_epoch = min(len(self.sampler.batches) * world // d.batch_size, t.max_batches or 10**18)
-        if self.steps_per_epoch == 0:
+        self.steps_per_epoch = min(self.sampler.batches.num_batches, t.max_batches or 10**18)
+        if len(self.train_set) < d.batch_size:
             raise ConfigError(f"the training set ({len(self.train_set)} samples) is smaller than one batch "
                               f"(data.batch_size={d.batch_size}): lower data.batch_size or add data")
+        left = self.sampler.batches.left_out
+        if left and t.max_batches is None:
+            each = "" if world == 1 else f" of {world} processes"
+            say(ctx, f"{left} of the {len(self.train_set)} training samples are left out of each epoch (drawn afresh "
+                     f"every epoch): the last batch would give each{each} fewer than 2 samples, too few for "
+                     f"BatchNorm")
 
     def place_model(self) -> None:
         """The neuron backend for the job's length, sync BN, the device, the memory mode (agreed
@@ -328,6 +356,7 @@ class Trainer(EpochLoop):
             "staa_snn": __version__, "git_commit": _git_commit(), "torch": torch.__version__, "command": sys.argv,
             "world_size": self.ctx.world_size, "device": str(self.device), "backend": self.backend,
             "memory": self.memory, "memory_reason": self.memory_reason,
+            "threads": self.threads.threads, "threads_reason": self.threads.reason,
             "model": self.user_model_name or cfg.model.name,
             "loss": loss_name(self.loss_fn) if self.custom_loss else cfg.optim.loss,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_from_epoch": self.epoch or None})
@@ -337,6 +366,9 @@ class Trainer(EpochLoop):
     # -- the job ------------------------------------------------------------------
     def run(self, resume, stop_after=None, stop_after_steps=None) -> TrainResult:
         ckpt = self.open_run(resume)
+        if ckpt is not None:  # resumed as it was trained: checkpoints from before partial batches dropped them
+            self.keep_partial = bool(ckpt.get("partial_batch", False))
+        self.set_threads()
         self.build()
         sums = self.restore(ckpt)
         if self.backend == "compiled":
@@ -361,7 +393,21 @@ class Trainer(EpochLoop):
                 raise self._preempted()
         return TrainResult(self.model, self.history, self.run_folder.path)
 
+    def set_threads(self) -> None:
+        """torch's intra-op threads for the run (``train.threads``; :mod:`.threads`), said when
+        fewer than torch's own count because other processes keep CPUs busy or a quota caps them."""
+        before = torch.get_num_threads()
+        self.threads = choose_threads(self.cfg.train.threads)
+        self.threads_before = apply_threads(self.threads)
+        self.watch = ThroughputWatch(self.threads.threads if self.device.type == "cpu" else 1)
+        if self.threads.threads < before and self.cfg.train.threads == "auto" and "OMP_NUM_THREADS" not in \
+                self.threads.reason:
+            say(self.ctx, f"{self.threads.threads} thread{'s' if self.threads.threads > 1 else ''} for torch's CPU "
+                          f"operations, not {before} ({self.threads.reason}; set train.threads to choose)")
+
     def close(self) -> None:
+        if self.threads_before is not None:
+            torch.set_num_threads(self.threads_before)
         if self.writer is not None:
             self.writer.close()
         if self.run_folder is not None:
