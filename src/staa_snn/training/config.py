@@ -193,7 +193,8 @@ class Config:
         """Check every value; raise :class:`ConfigError` naming the first bad key.
         ``require_root=False``: a missing ``data.root`` is fine (nothing will be read)."""
         d, m, o, t = self.data, self.model, self.optim, self.train
-        _one_of("data.name", d.name, list_datasets())
+        if not str(d.name).startswith("tonic:"):  # tonic:<Name>: checked by dataset_info below
+            _one_of("data.name", d.name, list_datasets())
         _one_of("model.name", m.name, list_models())
         _one_of("model.neuron", m.neuron, sorted(NEURON_KINDS))
         _one_of("model.init", m.init, INIT_SCHEMES)
@@ -245,7 +246,10 @@ class Config:
             check_dataset_options(d.name, d.options)
         except ValueError as e:
             raise ConfigError(f"data: {e}") from None
-        info = dataset_info(d.name)
+        try:
+            info = dataset_info(d.name)
+        except ValueError as e:
+            raise ConfigError(f"data.name: {e}") from None
         if require_root and info.needs_root and not d.root:
             raise ConfigError(f"data.root is required for data.name={d.name!r}: the folder holding {info.layout}")
         valid = neuron_options(m.neuron)
