@@ -415,10 +415,18 @@ def _dat(path: str):
     return _pack(t, d & 0x3FFF, (d >> 14) & 0x3FFF, p), _geometry(header)
 
 
-def _ffill(mask: np.ndarray) -> np.ndarray:
-    """Index of the last ``True`` at or before each position (-1 before the first)."""
-    idx = np.where(mask, np.arange(len(mask)), -1)
-    return np.maximum.accumulate(idx) if len(idx) else idx
+def _rank(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each position in ``at``: how many ``True`` of ``mask`` lie at or before it, minus one
+    (the index, among the ``True`` positions, of the last one; -1 before the first)."""
+    return np.cumsum(mask, dtype=np.int32)[at] - 1
+
+
+def _take(values: np.ndarray, rank: np.ndarray, default=0) -> np.ndarray:
+    """``values[rank]``, ``default`` where ``rank`` is -1."""
+    if not len(values):
+        return np.full(len(rank), default, dtype=np.int64)
+    out = values[np.maximum(rank, 0)]
+    return np.where(rank >= 0, out, default)
 
 
 def _raw_body(path: str, word: int):
@@ -439,11 +447,11 @@ def _evt2(path: str):
     other words are skipped; events before the first time-high word get a high part of 0."""
     w, sensor = _raw_body(path, 4)
     typ = w >> 28
-    high_at = _ffill(typ == 8)
-    high = np.where(high_at >= 0, (w[np.maximum(high_at, 0)] & 0x0FFFFFFF).astype(np.int64), 0)
-    cd = typ <= 1
+    is_high = typ == 8
+    cd = np.flatnonzero(typ <= 1)
+    high = _take((w[is_high] & 0x0FFFFFFF).astype(np.int64), _rank(is_high, cd))
     wc = w[cd]
-    t = (high[cd] << 6) | ((wc >> 22) & 0x3F)
+    t = (high << 6) | ((wc >> 22) & 0x3F)
     return _pack(t, (wc >> 11) & 0x7FF, wc & 0x7FF, typ[cd]), sensor
 
 
@@ -453,56 +461,58 @@ def _evt3(path: str):
     polarity of the vectors that follow, VECT_12 (4) / VECT_8 (5) are events at x + i for the set
     bits i, each moving x on by 12 / 8; TIME_LOW (6) and TIME_HIGH (8) set the timestamp's low and
     high 12 bits (a high part that goes back is a 24-bit wrap: +2^24; a low part that goes back
-    with no TIME_HIGH between carries one into the high part)."""
+    with no TIME_HIGH between carries one into the high part, as in files that omit TIME_HIGH
+    words, which expelliarmus writes; a camera sends a TIME_HIGH first, and nothing is added)."""
     w, sensor = _raw_body(path, 2)
-    typ = w >> 12
-    val = (w & 0xFFF).astype(np.int64)
-
-    def state(mask, values, default=0):
-        at = _ffill(mask)
-        return np.where(at >= 0, values[np.maximum(at, 0)], default)
-
-    is_high = typ == 8
-    high_vals = val.copy()
-    hv = val[is_high]
-    wraps = np.concatenate([[0], np.cumsum(np.diff(hv) < 0)]) if len(hv) else hv
-    high_vals[is_high] = hv + (wraps << 12)
-    # A TIME_LOW below the previous one with no TIME_HIGH between them carries into the high part
-    # (files that omit TIME_HIGH words, as expelliarmus writes them); a camera's stream sends a
-    # TIME_HIGH first, and then nothing is added.
-    is_low = typ == 6
-    low_idx = np.flatnonzero(is_low)
-    highs_before = np.cumsum(is_high)
-    carry = np.zeros(len(w), dtype=np.int64)
-    if len(low_idx) > 1:
-        lows = val[low_idx]
-        carry[low_idx[1:]] = (lows[1:] < lows[:-1]) & (highs_before[low_idx[1:]] == highs_before[low_idx[:-1]])
-    carried = np.cumsum(carry)
-    high_at = _ffill(is_high)
-    carried -= np.where(high_at >= 0, carried[np.maximum(high_at, 0)], 0)
-    t = ((state(is_high, high_vals) + carried) << 12) | state(is_low, val)
-    y = state(typ == 0, val & 0x7FF)
-    # single events
-    single = np.flatnonzero(typ == 2)
-    # vectors: base x at each vector word = the last VECT_BASE_X plus the widths of the vectors since
-    is_base = typ == 3
-    width = np.where(typ == 4, 12, np.where(typ == 5, 8, 0))
-    before = np.cumsum(width) - width  # widths of the vector words before each word
-    base_at = _ffill(is_base)
-    base_x = np.where(base_at >= 0, val[np.maximum(base_at, 0)] & 0x7FF, 0) + before - before[np.maximum(base_at, 0)]
-    base_p = np.where(base_at >= 0, (val[np.maximum(base_at, 0)] >> 11) & 1, 0)
-    vec = np.flatnonzero(width > 0)
+    typ = (w >> 12).astype(np.uint8)
+    val = w & 0xFFF
+    single, vect = typ == 2, (typ == 4) | (typ == 5)
+    words = np.flatnonzero(single | vect)  # the words that carry events
+    is_high, is_low, is_y, is_base = typ == 8, typ == 6, typ == 0, typ == 3
+    high_pos, low_pos = np.flatnonzero(is_high), np.flatnonzero(is_low)
+    hv = val[high_pos].astype(np.int64)
+    if len(hv):
+        hv[1:] += np.cumsum(hv[1:] < hv[:-1]) << 12  # 24-bit wraps
+    lows = val[low_pos].astype(np.int64)
+    # TIME_LOW carries: a low below the previous one, no TIME_HIGH between them
+    highs_seen = np.cumsum(is_high, dtype=np.int32)
+    dec = np.zeros(len(lows) + 1, dtype=np.int64)
+    if len(lows) > 1:
+        dec[2:] = (lows[1:] < lows[:-1]) & (highs_seen[low_pos[1:]] == highs_seen[low_pos[:-1]])
+    dec = np.cumsum(dec)  # dec[k]: carries among the first k lows
+    lows_seen = np.cumsum(is_low, dtype=np.int32)
+    hr, lr = highs_seen[words] - 1, lows_seen[words] - 1
+    lows_before_high = lows_seen[high_pos]  # lows before each TIME_HIGH
+    carried = dec[lr + 1] - np.where(hr >= 0, dec[lows_before_high[np.maximum(hr, 0)]], 0)
+    t = ((_take(hv, hr) + carried) << 12) | _take(lows, lr)
+    y = _take(val[is_y].astype(np.int64) & 0x7FF, _rank(is_y, words))
+    x = (val[words] & 0x7FF).astype(np.int64)
+    p = ((val[words] >> 11) & 1).astype(np.int64)
+    if not vect.any():
+        return _pack(t, x, y, p), sensor
+    # vectors: the base x of each vector word is the last VECT_BASE_X plus the widths of the
+    # vector words between them; its polarity is that base's
+    vpos = np.flatnonzero(vect)
+    width = np.where(typ[vpos] == 4, 12, 8)
+    widths_before = np.concatenate([[0], np.cumsum(width)])  # [k]: widths of the first k vector words
+    base_pos = np.flatnonzero(is_base)
+    br = _rank(is_base, vpos)
+    vects_before_base = np.cumsum(vect, dtype=np.int32)[base_pos]  # a base word is not a vector word
+    base_val = _take(val[base_pos].astype(np.int64), br)
+    start = (base_val & 0x7FF) + widths_before[:-1] - _take(widths_before[vects_before_base], br)
     bits = np.arange(12)
-    mask = ((val[vec, None] >> bits) & 1).astype(bool) & (bits < width[vec, None])
+    mask = ((val[vpos, None] >> bits) & 1).astype(bool) & (bits < width[:, None])
     rows, cols = np.nonzero(mask)
-    vw = vec[rows]
-    words = np.concatenate([single, vw])
-    key = np.concatenate([single * 12, vw * 12 + cols])
-    x = np.concatenate([val[single] & 0x7FF, base_x[vw] + cols])
-    p = np.concatenate([(val[single] >> 11) & 1, base_p[vw]])
-    order = np.argsort(key, kind="stable")
-    words, x, p = words[order], x[order], p[order]
-    return _pack(t[words], x, y[words], p), sensor
+    is_vec_word = vect[words]
+    k = np.flatnonzero(is_vec_word)  # positions, among the event words, of the vector words
+    keep = ~is_vec_word
+    order_key = np.concatenate([words[keep].astype(np.int64) * 12, vpos[rows].astype(np.int64) * 12 + cols])
+    order = np.argsort(order_key, kind="stable")
+    t_all = np.concatenate([t[keep], t[k][rows]])[order]
+    y_all = np.concatenate([y[keep], y[k][rows]])[order]
+    x_all = np.concatenate([x[keep], start[rows] + cols])[order]
+    p_all = np.concatenate([p[keep], ((base_val >> 11) & 1)[rows]])[order]
+    return _pack(t_all, x_all, y_all, p_all), sensor
 
 
 # -- N-MNIST / N-Caltech101 ------------------------------------------------------------------------
