@@ -43,6 +43,18 @@ def test_aedat2_and_3(tmp_path):
         _same(got, ev)
 
 
+def test_aedat2_and_3_against_spikingjelly(tmp_path):
+    sj = pytest.importorskip("spikingjelly.datasets")
+    from spikingjelly.datasets import cifar10_dvs
+
+    rng = np.random.default_rng(1)
+    ev = _events(rng, 200, 128, 128)
+    a2 = write_bytes(tmp_path / "a.aedat", aedat2_bytes(**ev))  # SpikingJelly keeps special events: none here
+    a3 = write_bytes(tmp_path / "b.aedat", aedat3_bytes(**ev, packet_size=50))
+    _same(read_events(a2).events, cifar10_dvs._load_origin_data(str(a2)))
+    _same(read_events(a3).events, sj.load_aedat_v3(str(a3)))
+
+
 # -- AEDAT 4.0 ---------------------------------------------------------------------------------------
 
 def _dv_write(path, ev, size, compression):
@@ -247,6 +259,10 @@ def test_nmnist_against_tonic(tmp_path):
     tonic = pytest.importorskip("tonic")
     ref = tonic.io.read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
     _same(got, ref)
+    sj = pytest.importorskip("spikingjelly.datasets")  # it keeps overflow markers as events: a file without
+    plain = {k: v[:300] for k, v in ev.items()}
+    path = write_bytes(tmp_path / "00003.bin", nmnist_bytes(**plain))
+    _same(read_events(path).events, sj.load_ATIS_bin(str(path)))
 
 
 def test_nmnist_larger_sensor_is_atis(tmp_path):
