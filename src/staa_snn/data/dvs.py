@@ -190,7 +190,7 @@ class EventFrames(Dataset):
         width, height = self.sensor
         if not isinstance(size, int) or not 1 <= size <= min(width, height):
             raise ValueError(f"size must be in [1, {min(width, height)}] (the sensor is {width}x{height}), "
-                             f"got {size!r}")
+                             f"got {size!r}: set data.size (size= in Python); frames are never up-sampled")
         self.root = Path(root)
         self.split, self.T, self.split_by, self.size = split, T, split_by, size
         self.transform = transform

@@ -52,6 +52,6 @@ def vgg_quick(neuron: NeuronFactory, T: int, in_channels: int, num_classes: int)
 
 
 def vgg_tiny(neuron: NeuronFactory, T: int, in_channels: int, num_classes: int) -> SpikingVGG:
-    """Three conv layers, each followed by a 2x2 average pool (32, 64, 128 channels; 93 k weights,
+    """Three conv layers, each followed by a 2x2 average pool (32, 64, 128 channels; 94 k weights,
     11 M MACs a step at 34x34): N-MNIST on 2 CPU cores (the ``nmnist`` recipes). Not a paper net."""
     return SpikingVGG(VGG_TINY, neuron, T, in_channels, num_classes)
