@@ -117,6 +117,18 @@ def test_aedat4_skips_imu_and_trigger_packets(tmp_path):
     _same(got, ev)
 
 
+def test_aedat4_of_frames_only_is_refused(tmp_path):
+    dv = pytest.importorskip("dv_processing")
+    pytest.importorskip("lz4")
+    path = tmp_path / "frames.aedat4"
+    writer = dv.io.MonoCameraWriter(str(path), dv.io.MonoCameraWriter.FrameOnlyConfig("DAVIS346_test", (32, 24)))
+    writer.writeFrame(dv.Frame(1000, np.zeros((24, 32), np.uint8)))
+    del writer
+    with pytest.raises(CorruptFileError, match=r"frames\.aedat4: an AEDAT 4\.0 file without an event stream "
+                                               r"\(streams: FRME\), expected one of type EVTS"):
+        read_events(path)
+
+
 def test_aedat4_without_lz4_names_the_extra(tmp_path, monkeypatch):
     pytest.importorskip("lz4")
     rng = np.random.default_rng(4)
