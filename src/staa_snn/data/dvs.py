@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import re
 import warnings
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 from .._io import atomic_path, first_line, write_text_atomic
 from .aedat import CorruptFileError, read_aedat2, read_aedat3
 from .events import SPLIT_MODES, events_to_frames
+from .recordings import read_events, read_npy
 
 CACHE_VERSION = 1
 SENSOR = 128
@@ -77,39 +77,10 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     return events
 
 
-def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kinds: str = "biuf") -> np.ndarray:
-    """One ``.npy`` array from an open binary file of ``size`` bytes, its header checked first: a plain
-    numeric dtype (no pickled objects), and a shape whose bytes the file holds (a corrupt shape
-    cannot make it allocate more than the file, or ``max_bytes``)."""
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(f)
-        shape, fortran, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0) else
-                                 fmt.read_array_header_2_0(f) if version == (2, 0) else
-                                 fmt._read_array_header(f, version))
-    except Exception as e:  # numpy parses the header with ast.literal_eval: many ways to fail on damage
-        raise CorruptFileError(f"{name}: not a .npy array ({type(e).__name__}: {first_line(e)})") from None
-    if dtype.hasobject or dtype.kind not in dtype_kinds:
-        raise CorruptFileError(f"{name}: unexpected dtype {dtype} (expected a plain number type)")
-    count = math.prod(int(n) for n in shape)
-    nbytes = count * dtype.itemsize
-    header = f.tell() if hasattr(f, "tell") else 0
-    limit = size - header if max_bytes is None else min(max(size - header, 0), max_bytes)
-    if nbytes > max(limit, 0):
-        raise CorruptFileError(f"{name}: its header says {list(shape)} {dtype} ({nbytes} bytes), but the file "
-                               f"holds {max(size - header, 0)} bytes of data")
-    data = f.read(nbytes)
-    if len(data) != nbytes:
-        raise CorruptFileError(f"{name}: truncated ({len(data)} of {nbytes} bytes of data)")
-    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
-
-
 def read_recording(path: str, sensor: tuple[int, int]) -> dict[str, np.ndarray]:
     """Any recording :func:`~.recordings.read_events` reads, as arrays t, x, y, p, checked against
     the dataset's ``sensor`` (width, height): a file recorded on another sensor, or with events
     outside it, is refused naming both sizes."""
-    from .recordings import read_events
-
     events, found = read_events(path)
     if found is not None and tuple(found) != tuple(sensor):
         raise CorruptFileError(f"{path}: recorded on a {found[0]}x{found[1]} sensor (its header), but this "

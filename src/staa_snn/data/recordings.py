@@ -17,6 +17,7 @@ expected; a missing package raises :class:`MissingExtraError` naming the extra.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -26,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._io import first_line
 from .aedat import CAMERAS, CorruptFileError, read_aedat2, read_aedat3
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
@@ -539,6 +541,33 @@ def _nmnist(path: str):
 
 # -- NumPy -----------------------------------------------------------------------------------------
 
+def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kinds: str = "biuf") -> np.ndarray:
+    """One ``.npy`` array from an open binary file of ``size`` bytes, its header checked first: a plain
+    numeric dtype (no pickled objects), and a shape whose bytes the file holds (a corrupt shape
+    cannot make it allocate more than the file, or ``max_bytes``)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        shape, fortran, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0) else
+                                 fmt.read_array_header_2_0(f) if version == (2, 0) else
+                                 fmt._read_array_header(f, version))
+    except Exception as e:  # numpy parses the header with ast.literal_eval: many ways to fail on damage
+        raise CorruptFileError(f"{name}: not a .npy array ({type(e).__name__}: {first_line(e)})") from None
+    if dtype.hasobject or dtype.kind not in dtype_kinds:
+        raise CorruptFileError(f"{name}: unexpected dtype {dtype} (expected a plain number type)")
+    count = math.prod(int(n) for n in shape)
+    nbytes = count * dtype.itemsize
+    header = f.tell() if hasattr(f, "tell") else 0
+    limit = size - header if max_bytes is None else min(max(size - header, 0), max_bytes)
+    if nbytes > max(limit, 0):
+        raise CorruptFileError(f"{name}: its header says {list(shape)} {dtype} ({nbytes} bytes), but the file "
+                               f"holds {max(size - header, 0)} bytes of data")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise CorruptFileError(f"{name}: truncated ({len(data)} of {nbytes} bytes of data)")
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+
+
 def _from_fields(path: str, get, names) -> np.ndarray:
     missing = [k for k in "txyp" if k not in names]
     if missing:
@@ -571,8 +600,6 @@ def _from_fields(path: str, get, names) -> np.ndarray:
 
 
 def _npz(path: str):
-    from .dvs import read_npy
-
     try:
         with zipfile.ZipFile(path) as z:
             names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
