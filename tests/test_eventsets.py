@@ -161,6 +161,11 @@ def test_tonic_nmnist_on_disk(tmp_path):
     # the same files through this project's own nmnist reader: the same frames
     own = get_dataset("nmnist", tmp_path / "NMNIST", "train", T=2, augment=False, workers=1)
     torch.testing.assert_close(own[5][0], ds[5][0])
+    from staa_snn.training import load_config
+    from tiny_runs import DIGITS
+
+    assert load_config(DIGITS, ["data.name=tonic:NMNIST", f"data.root={tmp_path}"]).run_name.startswith(
+        "tonic-NMNIST_")  # a portable folder name
     with pytest.raises(FileNotFoundError, match=r"tonic's DVSGesture not found under .*never downloads"):
         get_dataset("tonic:DVSGesture", tmp_path, "train", T=2)
     with pytest.raises(ValueError, match="tonic has no event-camera dataset 'SHD'"):

@@ -272,7 +272,8 @@ class Config:
         """``output.name``, or ``<data>_<model>_<neuron>[_<preset>]_t<T>`` (the preset when not ``spec``)."""
         preset = self.model.neuron_options.get("neuron_preset", "spec")
         neuron = self.model.neuron if preset == "spec" else f"{self.model.neuron}_{preset}"
-        return self.output.name or f"{self.data.name}_{self.model.name}_{neuron}_t{self.model.T}"
+        data = self.data.name.replace(":", "-")  # tonic:NMNIST -> tonic-NMNIST, a portable folder name
+        return self.output.name or f"{data}_{self.model.name}_{neuron}_t{self.model.T}"
 
 
 def checkpoint_interval(value) -> tuple[str, float] | None:
