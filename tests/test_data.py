@@ -430,7 +430,7 @@ def test_get_dataset_errors():
 
 def test_list_datasets_and_info():
     assert data.list_datasets() == sorted(["digits", "cifar10", "cifar100", "imagenet", "imagefolder",
-                                           "cifar10dvs", "dvsgesture"])
+                                           "cifar10dvs", "dvsgesture", "nmnist", "eventfolder"])
     info = data.dataset_info("cifar10dvs")
     assert (info.kind, info.num_classes, info.in_channels, info.size, info.T) == ("events", 10, 2, 48, 16)
 

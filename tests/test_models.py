@@ -17,7 +17,7 @@ INPUT_SIZE = {"resnet18": 64, "resnet34": 64}
 
 
 def test_registry_lists_the_papers_nets():
-    assert MODELS == ["resnet18", "resnet19", "resnet20", "resnet34", "vgg13", "vgg_quick", "vgg_small"]
+    assert MODELS == ["resnet18", "resnet19", "resnet20", "resnet34", "vgg13", "vgg_quick", "vgg_small", "vgg_tiny"]
 
 
 @pytest.mark.parametrize("name", MODELS)

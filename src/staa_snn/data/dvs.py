@@ -1,4 +1,5 @@
-"""Event-camera datasets: CIFAR10-DVS and DVS128 Gesture, as cached frames.
+"""Event-camera datasets as cached frames: CIFAR10-DVS and DVS128 Gesture here, N-MNIST, event
+folders and tonic's datasets in :mod:`.eventsets`, all on :class:`EventFrames`.
 
 Each sample's events are read once (vectorised, :mod:`.aedat`), integrated
 into ``[T, 2, size, size]`` count frames (:mod:`.events`) and saved as one
@@ -14,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import re
 import warnings
@@ -32,6 +32,7 @@ from .._io import atomic_path, first_line, write_text_atomic
 from .aedat import read_aedat2, read_aedat3
 from ..errors import CorruptFileError, DataError
 from .events import SPLIT_MODES, events_to_frames
+from .recordings import read_events, read_npy
 
 CACHE_VERSION = 1
 SENSOR = 128
@@ -41,6 +42,10 @@ CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
 CIFAR10DVS_URL = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"
 DVSGESTURE_URL = "https://research.ibm.com/interactive/dvsgesture/"
 DVSGESTURE_CLASSES = 11
+# the gestures of labels 1..11, as the release's README names them
+DVSGESTURE_NAMES = ("hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
+                    "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise", "arm_roll",
+                    "air_drums", "air_guitar", "other_gestures")
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
@@ -73,34 +78,22 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
     return events
 
 
-def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kinds: str = "biuf") -> np.ndarray:
-    """One ``.npy`` array from an open binary file of ``size`` bytes, its header checked first: a plain
-    numeric dtype (no pickled objects), and a shape whose bytes the file holds (a corrupt shape
-    cannot make it allocate more than the file, or ``max_bytes``)."""
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(f)
-        shape, fortran, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0) else
-                                 fmt.read_array_header_2_0(f) if version == (2, 0) else
-                                 fmt._read_array_header(f, version))
-    except Exception as e:  # numpy parses the header with ast.literal_eval: many ways to fail on damage
-        raise CorruptFileError(f"{name}: not a .npy array ({type(e).__name__}: {first_line(e)})") from None
-    if dtype.hasobject or dtype.kind not in dtype_kinds:
-        raise CorruptFileError(f"{name}: unexpected dtype {dtype} (expected a plain number type)")
-    count = math.prod(int(n) for n in shape)
-    nbytes = count * dtype.itemsize
-    header = f.tell() if hasattr(f, "tell") else 0
-    limit = size - header if max_bytes is None else min(max(size - header, 0), max_bytes)
-    if nbytes > max(limit, 0):
-        raise CorruptFileError(f"{name}: its header says {list(shape)} {dtype} ({nbytes} bytes), but the file "
-                               f"holds {max(size - header, 0)} bytes of data")
-    data = f.read(nbytes)
-    if len(data) != nbytes:
-        raise CorruptFileError(f"{name}: truncated ({len(data)} of {nbytes} bytes of data)")
-    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+def read_recording(path: str, sensor: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Any recording :func:`~.recordings.read_events` reads, as arrays t, x, y, p, checked against
+    the dataset's ``sensor`` (width, height): a file recorded on another sensor, or with events
+    outside it, is refused naming both sizes."""
+    events, found = read_events(path)
+    if found is not None and tuple(found) != tuple(sensor):
+        raise CorruptFileError(f"{path}: recorded on a {found[0]}x{found[1]} sensor (its header), but this "
+                               f"dataset's recordings are {sensor[0]}x{sensor[1]}: keep one camera per dataset, "
+                               f"or convert the file")
+    if len(events) and (int(events["x"].max()) >= sensor[0] or int(events["y"].max()) >= sensor[1]):
+        raise CorruptFileError(f"{path}: events up to x={int(events['x'].max())}, y={int(events['y'].max())} lie "
+                               f"outside this dataset's {sensor[0]}x{sensor[1]} sensor")
+    return {k: events[k] for k in "txyp"}
 
 
-READERS = {"aedat2": read_aedat2, "aedat3": read_aedat3, "npz": read_npz}
+READERS = {"aedat2": read_aedat2, "aedat3": read_aedat3, "npz": read_npz, "events": read_recording}
 
 
 @dataclass(frozen=True)
@@ -122,9 +115,16 @@ def _compact(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def convert_source(source: Source, T: int, split_by: str, size: int) -> None:
-    """Read one file, integrate each of its samples, save them atomically."""
-    ev = READERS[source.reader](source.path)
+def convert_source(source: Source, T: int, split_by: str, size: int, sensor: tuple[int, int] = (SENSOR, SENSOR),
+                   read=None) -> None:
+    """Read one file (``read(source)`` when given, else its reader), integrate each of its samples,
+    save them atomically."""
+    if read is not None:
+        ev = read(source)
+    elif source.reader == "events":
+        ev = read_recording(source.path, sensor)
+    else:
+        ev = READERS[source.reader](source.path)
     if source.windows is None:
         pieces = [ev]
     else:
@@ -134,7 +134,8 @@ def convert_source(source: Source, T: int, split_by: str, size: int) -> None:
             pieces.append({k: v[keep] for k, v in ev.items()})
     for piece, out in zip(pieces, source.outputs, strict=True):
         frames = events_to_frames(piece["t"], piece["x"], piece["y"], piece["p"], T,
-                                  split_by=split_by, sensor=SENSOR, size=size)
+                                  split_by=split_by, sensor=SENSOR if tuple(sensor) == (SENSOR, SENSOR) else sensor,
+                                  size=size)
         with atomic_path(out) as tmp, open(tmp, "wb") as f:
             np.save(f, _compact(frames))
 
@@ -143,11 +144,14 @@ class EventFrames(Dataset):
     """Base of the event datasets: a list of cached frame files and labels.
 
     Subclasses implement :meth:`scan` (find the samples of ``split``, checking
-    the layout) and give ``name``. ``x`` is a float ``[T, 2, size, size]``
-    tensor of event counts (then ``transform``), the label an int.
+    the layout) and give ``name``, ``classes`` (index -> name; they travel with the weights) and,
+    unless it is the DVS128's 128x128, ``sensor`` (width, height). ``x`` is a float
+    ``[T, 2, size, size]`` tensor of event counts (then ``transform``), the label an int.
     """
 
     name = "events"
+    sensor: tuple[int, int] = (SENSOR, SENSOR)
+    classes: list[str] | None = None
 
     def __init__(self, root: str | os.PathLike, split: str = "train", *, T: int = 16,
                  split_by: str = "number", size: int = SENSOR, transform=None,
@@ -155,12 +159,16 @@ class EventFrames(Dataset):
                  skip_bad_files: bool = False):
         if split_by not in SPLIT_MODES:
             raise DataError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
-        if not 1 <= size <= SENSOR:
-            raise DataError(f"size must be in [1, {SENSOR}] (the sensor is {SENSOR}x{SENSOR}), got {size}")
+        width, height = self.sensor
+        if not isinstance(size, int) or not 1 <= size <= min(width, height):
+            raise DataError(f"size must be in [1, {min(width, height)}] (the sensor is {width}x{height}), "
+                             f"got {size!r}: set data.size (size= in Python); frames are never up-sampled")
         self.root = Path(root)
         self.split, self.T, self.split_by, self.size = split, T, split_by, size
         self.transform = transform
         key = f"{self.name}-T{T}-{split_by}-{size}px-v{CACHE_VERSION}"
+        if tuple(self.sensor) != (SENSOR, SENSOR):
+            key += f"-{width}x{height}"
         base = Path(cache_dir) if cache_dir is not None else self.root / "frames_cache"
         self.cache = base / key
         sources, labels = self.scan()  # layout errors surface here, before any conversion
@@ -178,6 +186,11 @@ class EventFrames(Dataset):
     def scan(self) -> tuple[list[Source], list[list[int]]]:
         raise NotImplementedError
 
+    def read_in_process(self):
+        """``None`` (files are read by their reader, in worker processes), or a function
+        ``source -> {t, x, y, p}`` run in this process (datasets read through another library)."""
+        return None
+
     def out_path(self, stem: str) -> str:
         return str(self.cache / f"{stem}.npy")
 
@@ -191,7 +204,8 @@ class EventFrames(Dataset):
         meta = self.cache / "cache.json"
         if not meta.exists():
             write_text_atomic(meta, json.dumps({"dataset": self.name, "T": self.T, "split_by": self.split_by,
-                                                "size": self.size, "sensor": SENSOR, "version": CACHE_VERSION,
+                                                "size": self.size, "sensor": list(self.sensor),
+                                                "version": CACHE_VERSION,
                                                 "layout": "[T, 2 (OFF, ON), size, size] event counts"}, indent=1))
 
     def _convert(self, sources: list[Source], workers: int | None, skip_bad: bool) -> set[str]:
@@ -200,7 +214,8 @@ class EventFrames(Dataset):
         bad: set[str] = set()
         if not todo:
             return bad
-        workers = min(workers or os.cpu_count() or 1, len(todo))
+        read = self.read_in_process()
+        workers = 1 if read is not None else min(workers or os.cpu_count() or 1, len(todo))
         desc = f"{self.name} {self.split}: events -> {self.T} frames"
 
         def failed(src: Source, err: Exception) -> None:
@@ -212,12 +227,12 @@ class EventFrames(Dataset):
         if workers <= 1:
             for src in tqdm(todo, total=len(todo), desc=desc, unit="file"):
                 try:
-                    convert_source(src, self.T, self.split_by, self.size)
+                    convert_source(src, self.T, self.split_by, self.size, self.sensor, read)
                 except CorruptFileError as e:
                     failed(src, e)
             return bad
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(convert_source, s, self.T, self.split_by, self.size): s for s in todo}
+            futures = {pool.submit(convert_source, s, self.T, self.split_by, self.size, self.sensor): s for s in todo}
             try:
                 for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="file"):
                     try:
@@ -276,6 +291,7 @@ class CIFAR10DVS(EventFrames):
     """
 
     name = "cifar10dvs"
+    classes = list(CIFAR10DVS_CLASSES)
 
     def __init__(self, root, split="train", *, holdout: str = "last", **kwargs):
         if holdout not in ("last", "first"):
@@ -369,6 +385,7 @@ class DVSGesture(EventFrames):
     """
 
     name = "dvsgesture"
+    classes = list(DVSGESTURE_NAMES)
 
     def scan(self):
         root = self.root

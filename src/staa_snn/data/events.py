@@ -56,20 +56,22 @@ def events_to_frames(
     T: int,
     *,
     split_by: str = "number",
-    sensor: int = 128,
+    sensor: int | tuple[int, int] = 128,
     size: int | None = None,
 ) -> np.ndarray:
     """Integrate an event stream into ``[T, 2, size, size]`` count frames.
 
-    ``size`` (default: the sensor resolution) down-samples by binning event
-    coordinates, ``x * size // sensor``: every output pixel counts the events
-    of the sensor pixels it covers, so counts are preserved (at ``size =
-    sensor / 2`` this is exactly 2x2 sum pooling of the full-resolution frames).
-    Returns int64 counts.
+    ``sensor``: the sensor's side, or its ``(width, height)``. ``size`` (default: the sensor's
+    shorter side) down-samples by binning event coordinates, ``x * size // width`` and
+    ``y * size // height``: every output pixel counts the events of the sensor pixels it covers, so
+    counts are preserved (at ``size = sensor / 2`` this is exactly 2x2 sum pooling of the
+    full-resolution frames; a non-square sensor is stretched to the square). Returns int64 counts.
     """
-    size = sensor if size is None else int(size)
-    if not 1 <= size <= sensor:
-        raise DataError(f"size must be in [1, {sensor}] (the sensor resolution), got {size}")
+    width, height = (sensor, sensor) if np.isscalar(sensor) else (int(sensor[0]), int(sensor[1]))
+    size = min(width, height) if size is None else int(size)
+    if not 1 <= size <= min(width, height):
+        what = f"{width}" if width == height else f"{min(width, height)}, the {width}x{height} sensor's shorter side"
+        raise DataError(f"size must be in [1, {what}] (the sensor resolution), got {size}")
     n = len(t)
     if not (len(x) == len(y) == len(p) == n):
         raise DataError(f"t, x, y, p must have equal lengths, got {len(t)}, {len(x)}, {len(y)}, {len(p)}")
@@ -78,12 +80,14 @@ def events_to_frames(
     flat = frame_indices(t, T, split_by, itype)
     x = np.asarray(x).astype(itype, copy=False)
     y = np.asarray(y).astype(itype, copy=False)
-    if n and (x.min() < 0 or y.min() < 0 or x.max() >= sensor or y.max() >= sensor):
-        raise DataError(f"event coordinates must lie in [0, {sensor}), got x in [{x.min()}, {x.max()}], "
+    if n and (x.min() < 0 or y.min() < 0 or x.max() >= width or y.max() >= height):
+        bounds = f"x in [0, {width}), y in [0, {height})" if width != height else f"[0, {width})"
+        raise DataError(f"event coordinates must lie in {bounds}, got x in [{x.min()}, {x.max()}], "
                          f"y in [{y.min()}, {y.max()}]")
-    if size != sensor:
-        x = x * size // sensor
-        y = y * size // sensor
+    if size != width:
+        x = x * size // width
+    if size != height:
+        y = y * size // height
     flat *= 2  # the flat bin, built in place: no temporaries
     flat += np.asarray(p) > 0
     flat *= size

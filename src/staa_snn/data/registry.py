@@ -9,6 +9,7 @@ from typing import Callable
 from . import static, transforms
 from .dvs import CIFAR10DVS, DVSGesture
 from ..errors import DataError
+from .eventsets import NMNIST, EventFolder, TonicEvents, tonic_class, tonic_classes
 
 SPLITS = ("train", "test")
 
@@ -39,24 +40,36 @@ _INFO = {
                               "<class>/cifar10_<class>_<i>.aedat (AEDAT 2.0) or events_np/<class>/*.npz", T=16),
     "dvsgesture": DatasetInfo("dvsgesture", "events", 11, 2, 128, True,
                               "DvsGesture/ (AEDAT 3.1, *_labels.csv, trials_to_*.txt)", T=16),
+    "nmnist": DatasetInfo("nmnist", "events", 10, 2, 34, True,
+                          "Train/<digit>/*.bin and Test/<digit>/*.bin (the N-MNIST release)", T=8),
+    "eventfolder": DatasetInfo("eventfolder", "events", 0, 2, 64, True,
+                               "train/<class>/<recording>, val/<class>/<recording> (any event format)", T=16),
 }
+TONIC = "tonic:"  # data.name=tonic:<Name>: tonic.datasets.<Name> on disk under root
 
 
 def list_datasets() -> list[str]:
-    """Names accepted by :func:`get_dataset`."""
+    """Names accepted by :func:`get_dataset` (besides ``tonic:<Name>``, any of tonic's event-camera
+    datasets already on disk)."""
     return sorted(_INFO)
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """Kind, classes, channels and default size of a dataset, without reading it."""
+    if isinstance(name, str) and name.startswith(TONIC):
+        cls = tonic_class(name[len(TONIC):])
+        width, height = cls.sensor_size[:2]
+        return DatasetInfo(name, "events", len(tonic_classes(cls) or ()), 2, int(min(width, height)), True,
+                           f"{name[len(TONIC):]}/ as tonic stores it (never downloaded)", T=16)
     if name not in _INFO:
-        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}, or "
+                         f"tonic:<Name> for a tonic dataset on disk")
     return _INFO[name]
 
 
 def check_dataset_options(name: str, options: dict) -> None:
     """Reject dataset-specific options (``data.options``) that ``name`` does not take, listing those it does."""
-    valid = [p for p in inspect.signature(_BUILDERS[dataset_info(name).name]).parameters
+    valid = [p for p in inspect.signature(_builder(name)).parameters
              if p not in ("root", "split", *_COMMON)]
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -184,11 +197,39 @@ def _dvsgesture(root, split, *, T, split_by, size, augment, cache_dir, image, wo
                       transform=transforms.dvs_transform(split == "train", augment, size))
 
 
+def _nmnist(root, split, *, T, split_by, size, augment, cache_dir, image, val_per_class=None, val_seed=0,
+            workers=None, skip_bad_files=False):
+    return NMNIST(root, split, T=T, split_by=split_by, size=size, cache_dir=cache_dir, val_per_class=val_per_class,
+                  val_seed=val_seed, workers=workers, skip_bad_files=skip_bad_files,
+                  transform=transforms.dvs_transform(split == "train", augment, size, flip=False))
+
+
+def _eventfolder(root, split, *, T, split_by, size, augment, cache_dir, image, val_per_class=None, val_seed=0,
+                 sensor_size=None, workers=None, skip_bad_files=False):
+    return EventFolder(root, split, T=T, split_by=split_by, size=size, cache_dir=cache_dir,
+                       val_per_class=val_per_class, val_seed=val_seed, sensor_size=sensor_size, workers=workers,
+                       skip_bad_files=skip_bad_files, transform=transforms.dvs_transform(split == "train", augment, size))
+
+
+def _tonic(name):
+    def build(root, split, *, T, split_by, size, augment, cache_dir, image, val_per_class=None, val_seed=0,
+              skip_bad_files=False):
+        return TonicEvents(root, split, dataset=name, T=T, split_by=split_by, size=size, cache_dir=cache_dir,
+                           val_per_class=val_per_class, val_seed=val_seed, skip_bad_files=skip_bad_files,
+                           transform=transforms.dvs_transform(split == "train", augment, size))
+    return build
+
+
 _BUILDERS = {
     "digits": _digits, "cifar10": _cifar("cifar10"), "cifar100": _cifar("cifar100"),
     "imagenet": _image_folder(_WHAT["imagenet"]), "imagefolder": _image_folder(_WHAT["imagefolder"]),
-    "cifar10dvs": _cifar10dvs, "dvsgesture": _dvsgesture,
+    "cifar10dvs": _cifar10dvs, "dvsgesture": _dvsgesture, "nmnist": _nmnist, "eventfolder": _eventfolder,
 }
+
+
+def _builder(name: str):
+    info = dataset_info(name)
+    return _tonic(name[len(TONIC):]) if name.startswith(TONIC) else _BUILDERS[info.name]
 _COMMON = {"T", "split_by", "size", "augment", "cache_dir", "image"}
 
 
@@ -216,7 +257,12 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
       datasets (bad recordings left out when converting) and image folders (an
       unreadable image dropped from its batch, counted per epoch),
       ``val_per_class=500`` (and ``val_seed``) for an image folder with only
-      ``train/``: a class-stratified validation split held out of it.
+      ``train/``: a class-stratified validation split held out of it (also for ``nmnist``,
+      ``eventfolder`` and ``tonic:<Name>``); ``sensor_size=(width, height)`` for an event folder of
+      NumPy recordings (files that state no sensor).
+    - Event datasets: ``nmnist``, ``eventfolder`` (any format :func:`~.recordings.read_events`
+      reads), ``tonic:<Name>`` (a tonic dataset on disk, never downloaded), ``cifar10dvs``,
+      ``dvsgesture``; each has ``classes`` (index -> name).
 
     >>> ds = get_dataset("digits", split="test")
     >>> len(ds), tuple(ds[0][0].shape), ds[0][1]
@@ -225,7 +271,7 @@ def get_dataset(name: str, root=None, split: str = "train", *, T: int | None = N
     info = dataset_info(name)
     if split not in SPLITS:
         raise DataError(f"split must be one of {SPLITS}, got {split!r}")
-    builder = _BUILDERS[name]
+    builder = _builder(name)
     check_dataset_options(name, options)
     if info.kind == "static":
         if T is not None or split_by != "number":

@@ -384,20 +384,30 @@ def image_folder(root, split: str, transform=None, *, what: str = "an image fold
 def _hold_out(dataset, split: str, per_class: int, seed: int, what: str) -> None:
     """Keep the training or the held-out samples of ``dataset`` (in place): within each class,
     ``per_class`` files chosen by a permutation seeded with ``seed`` are held out."""
+    keep = stratified_holdout([t for _, t in dataset.samples], dataset.classes, split, per_class, seed, what)
+    dataset.samples = [dataset.samples[i] for i in keep]
+    dataset.imgs = dataset.samples
+    dataset.targets = [t for _, t in dataset.samples]
+
+
+def stratified_holdout(targets: list[int], classes: list[str], split: str, per_class: int, seed: int,
+                       what: str, unit: str = "images") -> list[int]:
+    """Indices of the training (``split="train"``) or held-out (``"test"``) samples: within each
+    class (samples in their given order, sorted by class then file name), ``per_class`` chosen by a
+    permutation seeded with ``seed``, one generator drawn class after class. The image and event
+    folders share it, so the same files give the same split."""
     by_class: dict[int, list[int]] = {}
-    for i, (_, target) in enumerate(dataset.samples):  # sorted by class, then file name
+    for i, target in enumerate(targets):
         by_class.setdefault(target, []).append(i)
-    short = {dataset.classes[c]: len(idx) for c, idx in by_class.items() if len(idx) <= per_class}
+    short = {classes[c]: len(idx) for c, idx in by_class.items() if len(idx) <= per_class}
     if short:
         name, count = next(iter(short.items()))
         raise DataError(f"{what}: val_per_class={per_class} leaves nothing to train on in class {name!r} "
-                         f"({count} images); choose val_per_class below the smallest class's size")
+                        f"({count} {unit}); choose val_per_class below the smallest class's size")
     rng = np.random.Generator(np.random.PCG64(seed))
     keep = []
     for c in sorted(by_class):
         idx = by_class[c]
         held = set(rng.permutation(len(idx))[:per_class].tolist())
         keep += [i for j, i in enumerate(idx) if (j in held) == (split == "test")]
-    dataset.samples = [dataset.samples[i] for i in keep]
-    dataset.imgs = dataset.samples
-    dataset.targets = [t for _, t in dataset.samples]
+    return keep

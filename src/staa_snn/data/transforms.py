@@ -143,12 +143,13 @@ def imagenet_transform(train: bool, augment: bool, size: int = 224, *, mean=None
     return v2.Compose([v2.ToImage(), *ops, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 
-def dvs_transform(train: bool, augment: bool, size: int) -> v2.Compose | None:
-    """DVS: random h-flip and random roll of the frames (up to 5 px at 48x48,
-    scaled with the resolution). ``None`` (raw counts) without augmentation."""
+def dvs_transform(train: bool, augment: bool, size: int, *, flip: bool = True) -> v2.Compose | None:
+    """DVS: random h-flip (``flip``; off for digits, N-MNIST) and random roll of the frames (up to
+    5 px at 48x48, scaled with the resolution). ``None`` (raw counts) without augmentation."""
     if not (train and augment):
         return None
-    return v2.Compose([RandomFlipFrames(), RandomRollFrames(max(1, round(5 * size / 48)))])
+    roll = RandomRollFrames(max(1, round(5 * size / 48)))
+    return v2.Compose([RandomFlipFrames(), roll] if flip else [roll])
 
 
 def digits_transform(train: bool, augment: bool, size: int) -> v2.Compose | None:

@@ -191,6 +191,99 @@ def write_image_folder(root, split_dirs: dict[str, dict[str, list[np.ndarray]]],
     return root
 
 
-__all__ = ["aedat2_bytes", "aedat3_bytes", "davis_aedat2_bytes", "random_events", "write_bytes", "write_cifar", "write_gesture",
-           "write_image_folder"]
+def nmnist_bytes(t, x, y, p, *, overflow_at: np.ndarray | None = None) -> bytes:
+    """Orchard's N-MNIST / N-Caltech101 ``.bin``: 5 bytes an event, x, y, then polarity (bit 7) and a
+    23-bit big-endian timestamp. ``overflow_at``: positions before which to insert a timestamp
+    overflow marker (y = 240); the events after it must then carry ``t`` minus 2^13 per marker
+    before them, as the official reader adds it back (give ``t`` as the reader returns it)."""
+    t, x, y, p = (np.asarray(a, dtype=np.int64) for a in (t, x, y, p))
+    rows = np.stack([x, y, t, p], axis=1)
+    if overflow_at is not None and len(overflow_at):
+        rows = np.insert(rows, overflow_at, [0, 240, 0, 0], axis=0)
+        marks = np.zeros(len(rows), np.int64)
+        marks[np.flatnonzero(rows[:, 1] == 240)] = 1
+        rows[:, 2] -= np.cumsum(marks) << 13
+        rows[rows[:, 1] == 240, 2] = 0
+    ts = rows[:, 2]
+    if (ts < 0).any() or (ts >= 1 << 23).any():
+        raise ValueError("N-MNIST timestamps must fit 23 bits (add overflow markers for longer recordings)")
+    out = np.stack([rows[:, 0], rows[:, 1], (rows[:, 3] << 7) | (ts >> 16), (ts >> 8) & 0xFF, ts & 0xFF], axis=1)
+    return out.astype(np.uint8).tobytes()
+
+
+def dat_bytes(t, x, y, p, *, width: int | None = 304, height: int | None = 240) -> bytes:
+    """A Prophesee ``.dat`` (EventCD, version 2): ``%`` header lines (with ``Width`` / ``Height``
+    when given), event type 0 and size 8, then ``<u4 t, <u4 data`` (x bits 0-13, y 14-27, p 28-31)."""
+    header = "% Data file containing CD events.\n% Version 2\n% Date 2017-10-31 11:29:21\n"
+    if width and height:
+        header += f"% Height {height}\n% Width {width}\n"
+    d = np.asarray(x, np.uint64) | (np.asarray(y, np.uint64) << 14) | (np.asarray(p, np.uint64) << 28)
+    words = np.stack([np.asarray(t, np.uint64) & 0xFFFFFFFF, d], axis=1).astype("<u4")
+    return header.encode() + bytes([0, 8]) + words.tobytes()
+
+
+def _raw_header(evt: str, width: int, height: int) -> bytes:
+    return (f"% camera_integrator_name Prophesee\n% date 2023-01-01 00:00:00\n% evt {evt}\n"
+            f"% format EVT{evt[0]};height={height};width={width}\n% geometry {width}x{height}\n"
+            f"% end\n").encode()
+
+
+def evt2_bytes(t, x, y, p, *, width: int = 640, height: int = 480, trigger_every: int = 0) -> bytes:
+    """A Prophesee EVT 2.0 ``.raw``: header (``% evt 2.0``, geometry, ``% end``), then 32-bit words:
+    an EVT_TIME_HIGH (type 8, t >> 6) whenever it changes, CD_OFF / CD_ON (type p) with t & 63,
+    x, y; ``trigger_every``: an EXT_TRIGGER word (type 0xA) after every that many events."""
+    t, x, y, p = (np.asarray(a, dtype=np.int64) for a in (t, x, y, p))
+    cd = (p << 28) | ((t & 0x3F) << 22) | (x << 11) | y
+    high = t >> 6
+    new = np.ones(len(t), bool)
+    new[1:] = high[1:] != high[:-1]
+    words = np.stack([np.where(new, (8 << 28) | high, -1), cd], axis=1).ravel()
+    words = words[words >= 0]
+    if trigger_every:
+        at = np.arange(trigger_every, len(words), trigger_every)
+        words = np.insert(words, at, (0xA << 28) | 5)
+    return _raw_header("2.0", width, height) + words.astype("<u4").tobytes()
+
+
+def evt3_bytes(t, x, y, p, *, width: int = 1280, height: int = 720) -> bytes:
+    """A Prophesee EVT 3.0 ``.raw`` as a camera writes it: header, then 16-bit words: TIME_HIGH
+    (t >> 12 & 0xFFF) and TIME_LOW (t & 0xFFF) when they change, ADDR_Y when y changes, and the
+    events of one (t, y, p) run as vectors: VECT_BASE_X, then VECT_12 / VECT_8 masks (runs of 2 or
+    more events within 12 pixels), or single ADDR_X words. Events must be sorted by t, then y,
+    then x (unique)."""
+    t, x, y, p = (np.asarray(a, dtype=np.int64) for a in (t, x, y, p))
+    words: list[int] = []
+    last_hi = last_lo = last_y = None
+    i, n = 0, len(t)
+    while i < n:
+        hi, lo = (t[i] >> 12) & 0xFFF, t[i] & 0xFFF
+        if hi != last_hi:
+            words.append((8 << 12) | hi)
+            last_hi, last_lo = hi, None
+        if lo != last_lo:
+            words.append((6 << 12) | lo)
+            last_lo = lo
+        if y[i] != last_y:
+            words.append(y[i])
+            last_y = y[i]
+        j = i + 1
+        while j < n and t[j] == t[i] and y[j] == y[i] and p[j] == p[i] and x[j] - x[i] < 20:
+            j += 1
+        if j - i == 1:
+            words.append((2 << 12) | (p[i] << 11) | x[i])
+        else:
+            base = x[i]
+            words.append((3 << 12) | (p[i] << 11) | base)
+            span = x[i:j] - base
+            while len(span):
+                width12 = 8 if span.max() < 8 else 12
+                mask = int(sum(1 << int(b) for b in span[span < width12]))
+                words.append(((4 if width12 == 12 else 5) << 12) | mask)
+                span = span[span >= width12] - width12
+        i = j
+    return _raw_header("3.0", width, height) + np.asarray(words, dtype="<u2").tobytes()
+
+
+__all__ = ["aedat2_bytes", "aedat3_bytes", "dat_bytes", "davis_aedat2_bytes", "evt2_bytes", "evt3_bytes",
+           "nmnist_bytes", "random_events", "write_bytes", "write_cifar", "write_gesture", "write_image_folder"]
 

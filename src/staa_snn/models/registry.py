@@ -15,7 +15,7 @@ from .init import init_weights
 from .pretrained import describe_inputs, load_weights, pretrained_spec, resolve_path
 from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron, needs_spatial_shape
 from .resnet import resnet18, resnet19, resnet20, resnet34
-from .vgg import vgg13, vgg_quick, vgg_small
+from .vgg import vgg13, vgg_quick, vgg_small, vgg_tiny
 
 __all__ = ["create_model", "list_models", "load_pretrained", "register_model"]
 
@@ -31,7 +31,7 @@ def register_model(name: str, builder: Callable[..., SpikingNet]) -> None:
 
 for _name, _builder in {
     "vgg13": vgg13, "resnet19": resnet19, "resnet20": resnet20, "resnet18": resnet18, "resnet34": resnet34,
-    "vgg_small": vgg_small, "vgg_quick": vgg_quick,
+    "vgg_small": vgg_small, "vgg_quick": vgg_quick, "vgg_tiny": vgg_tiny,
 }.items():
     register_model(_name, _builder)
 

@@ -205,7 +205,8 @@ class Config:
     def _check_choices(self) -> None:
         """The values that name one of a list (datasets, models, neurons, optimisers, ...)."""
         d, m, o, t = self.data, self.model, self.optim, self.train
-        _one_of("data.name", d.name, list_datasets())
+        if not str(d.name).startswith("tonic:"):  # tonic:<Name>: checked by dataset_info below
+            _one_of("data.name", d.name, list_datasets())
         _one_of("model.name", m.name, list_models())
         _one_of("model.neuron", m.neuron, sorted(NEURON_KINDS))
         _one_of("model.init", m.init, INIT_SCHEMES)
@@ -273,7 +274,10 @@ class Config:
             check_dataset_options(d.name, d.options)
         except ValueError as e:
             raise ConfigError(f"data: {e}") from None
-        info = dataset_info(d.name)
+        try:
+            info = dataset_info(d.name)
+        except ValueError as e:
+            raise ConfigError(f"data.name: {e}") from None
         if require_root and info.needs_root and not d.root:
             raise ConfigError(f"data.root is required for data.name={d.name!r}: the folder holding {info.layout}")
         valid = neuron_options(m.neuron)
@@ -295,7 +299,8 @@ class Config:
         """``output.name``, or ``<data>_<model>_<neuron>[_<preset>]_t<T>`` (the preset when not ``spec``)."""
         preset = self.model.neuron_options.get("neuron_preset", "spec")
         neuron = self.model.neuron if preset == "spec" else f"{self.model.neuron}_{preset}"
-        return self.output.name or f"{self.data.name}_{self.model.name}_{neuron}_t{self.model.T}"
+        data = self.data.name.replace(":", "-")  # tonic:NMNIST -> tonic-NMNIST, a portable folder name
+        return self.output.name or f"{data}_{self.model.name}_{neuron}_t{self.model.T}"
 
 
 def checkpoint_interval(value) -> tuple[str, float] | None:

@@ -1,0 +1,663 @@
+"""One reader for every event-camera recording: :func:`read_events` (docs/data.md, "Formats").
+
+``read_events(path)`` returns a :class:`Recording` ``(events, sensor_size)``: ``events`` a NumPy
+structured array of :data:`EVENT_DTYPE` (fields ``t`` int64 microseconds, ``x``, ``y`` int16 image
+coordinates, ``p`` uint8 polarity, 1 = ON, 0 = OFF) in time order, ``sensor_size`` the sensor's
+``(width, height)`` as the file states it (``None`` where the format holds none). The format is
+found from the file's first bytes (:func:`detect_format`); only the header-less N-MNIST ``.bin``
+is known by its suffix.
+
+Every reader is vectorised NumPy (no Python loop per event; AEDAT 4 and AEDAT 3.1 loop over
+packets), and each is tested event for event against the field's reader (dv-processing / aedat,
+expelliarmus, tonic; the ``dev`` extra). Only AEDAT 4's compressed packets need more than NumPy:
+``lz4`` or ``zstandard`` (the ``events`` extra). A file that cannot be read raises a
+:class:`~.aedat.CorruptFileError` whose one line names the file, the format found and what was
+expected; a missing package raises :class:`MissingExtraError` naming the extra.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import struct
+import xml.etree.ElementTree as ET
+import zipfile
+from typing import NamedTuple
+
+import numpy as np
+
+from .._io import first_line
+from ..errors import CorruptFileError, DataError
+from .aedat import CAMERAS, read_aedat2, read_aedat3
+
+EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
+FORMATS = ("aedat2", "aedat3", "aedat4", "dat", "evt2", "evt3", "nmnist", "npz", "npy")
+FORMAT_NAMES = {"aedat2": "AEDAT 2.0", "aedat3": "AEDAT 3.1", "aedat4": "AEDAT 4.0", "dat": "Prophesee .dat",
+                "evt2": "Prophesee EVT 2.0 .raw", "evt3": "Prophesee EVT 3.0 .raw",
+                "nmnist": "N-MNIST / N-Caltech101 .bin", "npz": "NumPy .npz events", "npy": "NumPy .npy events"}
+SUFFIXES = {".aedat": ("aedat2", "aedat3"), ".aedat4": ("aedat4",), ".dat": ("dat",), ".raw": ("evt2", "evt3"),
+            ".bin": ("nmnist",), ".npz": ("npz",), ".npy": ("npy",)}
+NMNIST_SENSOR = (34, 34)
+ATIS_SENSOR = (304, 240)  # N-Caltech101 (and N-CARS' camera), Prophesee Gen1
+
+
+class MissingExtraError(ImportError):
+    """A recording needs an optional package; the message names the pip extra."""
+
+
+class Recording(NamedTuple):
+    """``events`` (:data:`EVENT_DTYPE`, time-ordered) and ``sensor_size`` (``(width, height)`` or ``None``)."""
+
+    events: np.ndarray
+    sensor_size: tuple[int, int] | None
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of a recording (one of :data:`FORMATS`), from its first bytes: the AEDAT magic
+    lines, the ZIP / NumPy magic, Prophesee's ``%`` header (``.raw`` headers name their ``evt``
+    encoding; ``.dat`` headers do not). The N-MNIST ``.bin`` has no header: it is known by its
+    suffix. Anything else is a :class:`CorruptFileError` naming what was found and expected."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    suffix = os.path.splitext(path)[1].lower()
+    if not head:
+        raise CorruptFileError(f"{path}: empty file (0 bytes), expected an event recording")
+    if head.startswith(b"#!AER-DAT"):
+        version = head[9:12]
+        found = {b"2.0": "aedat2", b"3.1": "aedat3", b"4.0": "aedat4"}.get(version)
+        if found is None:
+            raise CorruptFileError(f"{path}: AEDAT version {version.decode('latin1')!r}, expected AEDAT 2.0, "
+                                   f"3.1 or 4.0")
+        return found
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "npz"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"%"):
+        header = _prophesee_header(head)
+        encoding = _raw_encoding_safe(path, header)
+        if encoding is not None:
+            return encoding
+        if suffix == ".raw":
+            raise CorruptFileError(f"{path}: a Prophesee .raw header that names no encoding (no '% evt 2.0|3.0' "
+                                   f"or '% format EVT2|EVT3' line), expected EVT 2.0 or EVT 3.0")
+        return "dat"
+    if suffix == ".bin":
+        return "nmnist"
+    if suffix == ".dat":
+        return "dat"  # a .dat without header lines (older Prophesee / ATIS files)
+    raise CorruptFileError(f"{path}: not a recognised event recording (first bytes {head[:12]!r}); expected "
+                           f"AEDAT 2.0/3.1/4.0 ('#!AER-DAT'), Prophesee .dat/.raw ('%' header), N-MNIST .bin, "
+                           f"or NumPy .npz/.npy events")
+
+
+def read_events(path: str | os.PathLike, *, format: str = "auto") -> Recording:
+    """Read any supported recording: ``(events, sensor_size)``, see the module docs.
+
+    ``format``: ``"auto"`` (from the header, :func:`detect_format`) or one of :data:`FORMATS`;
+    a file of another format than the one named is refused. Events outside the sensor, or with a
+    polarity other than 0/1, are refused (a damaged file, or another camera's).
+
+    >>> from staa_snn.data import read_events
+    >>> events, sensor = read_events("recording.aedat4")      # doctest: +SKIP
+    >>> events["t"][:3], sensor                                 # doctest: +SKIP
+    """
+    path = os.fspath(path)
+    if format != "auto" and format not in FORMATS:
+        raise ValueError(f"unknown event format {format!r}; expected 'auto' or one of {', '.join(FORMATS)}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        found = detect_format(path)
+    except CorruptFileError:
+        if format != "nmnist":  # the one header-less format: named, it needs no suffix
+            raise
+        found = "nmnist"
+    if format != "auto" and found != format:
+        raise CorruptFileError(f"{path}: a {FORMAT_NAMES[found]} file, expected {FORMAT_NAMES[format]} "
+                               f"(format={format!r})")
+    events, sensor = _READERS[found](path)
+    _check(path, found, events, sensor)
+    if len(events) > 1 and (np.diff(events["t"]) < 0).any():
+        events = events[np.argsort(events["t"], kind="stable")]
+    return Recording(events, sensor)
+
+
+def _pack(t, x, y, p) -> np.ndarray:
+    out = np.empty(len(t), dtype=EVENT_DTYPE)
+    out["t"], out["x"], out["y"], out["p"] = t, x, y, p
+    return out
+
+
+def _check(path: str, fmt: str, ev: np.ndarray, sensor) -> None:
+    if not len(ev):
+        return
+    if ev["x"].min() < 0 or ev["y"].min() < 0:
+        raise CorruptFileError(f"{path}: a {FORMAT_NAMES[fmt]} event at a negative coordinate: a damaged file")
+    if sensor is not None:
+        outside = (ev["x"] >= sensor[0]) | (ev["y"] >= sensor[1])
+        if outside.any():
+            i = int(np.flatnonzero(outside)[0])
+            raise CorruptFileError(f"{path}: {FORMAT_NAMES[fmt]} event {i} at x={ev['x'][i]}, y={ev['y'][i]} lies "
+                                   f"outside the {sensor[0]}x{sensor[1]} sensor its header states: a damaged file")
+
+
+# -- AEDAT 2.0 / 3.1 (the existing readers) -------------------------------------------------------
+
+def _aedat2(path: str):
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    chip = None
+    for line in head.split(b"\n"):
+        if not line.startswith(b"#"):
+            break
+        s = line.strip().lstrip(b"#").strip().lower()
+        if s.startswith(b"aechip:"):
+            chip = s[7:].strip().decode("latin1")
+    camera = "dvs128"
+    if chip is not None and "davis346" in chip:
+        camera = "davis346"
+    elif chip is not None and "davis" in chip:
+        camera = "davis240"
+    ev = read_aedat2(path, camera=camera)
+    return _pack(ev["t"], ev["x"], ev["y"], ev["p"]), CAMERAS[camera]
+
+
+def _aedat3(path: str):
+    ev = read_aedat3(path)
+    return _pack(ev["t"], ev["x"], ev["y"], ev["p"]), (128, 128)
+
+
+# -- AEDAT 4.0 -------------------------------------------------------------------------------------
+
+_COMPRESSION = {0: None, 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
+
+
+def _u32(buf, pos):
+    return struct.unpack_from("<I", buf, pos)[0]
+
+
+def _table_field(buf: bytes, table: int, index: int) -> int | None:
+    """Absolute position of field ``index`` of the FlatBuffers table at ``table``, or ``None``."""
+    vtable = table - struct.unpack_from("<i", buf, table)[0]
+    vsize = struct.unpack_from("<H", buf, vtable)[0]
+    if 4 + 2 * index + 2 > vsize:
+        return None
+    off = struct.unpack_from("<H", buf, vtable + 4 + 2 * index)[0]
+    return table + off if off else None
+
+
+def _flat_root(buf: bytes, ident: bytes) -> int | None:
+    """The root table of a (size-prefixed or plain) FlatBuffer carrying file identifier ``ident``."""
+    if len(buf) >= 12 and buf[8:12] == ident:
+        return 4 + _u32(buf, 4)
+    if len(buf) >= 8 and buf[4:8] == ident:
+        return _u32(buf, 0)
+    return None
+
+
+def _aedat4(path: str):
+    """AEDAT 4.0: ``#!AER-DAT4.0\\r\\n``, an int32 length and the IOHeader FlatBuffer (compression,
+    data-table position, XML info naming each stream's type and size), then packets ``<i4 stream,
+    <i4 size`` + ``size`` bytes (a compressed FlatBuffer). Packets of the first ``EVTS`` stream are
+    decoded (``Event`` structs: int64 t, int16 x, int16 y, bool on, 3 bytes padding); IMU, trigger
+    and frame packets are skipped undecompressed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    what = "AEDAT 4.0"
+    pos = 14
+    if len(data) < pos + 4 or not data.startswith(b"#!AER-DAT4.0\r\n"):
+        raise CorruptFileError(f"{path}: truncated {what} header (expected '#!AER-DAT4.0\\r\\n' and an IOHeader)")
+    hsize = _u32(data, pos)
+    header = data[pos:pos + 4 + hsize]
+    if len(header) < 4 + hsize:
+        raise CorruptFileError(f"{path}: truncated {what} header ({len(data) - pos - 4} of {hsize} bytes)")
+    try:
+        root = _flat_root(header, b"IOHE")
+        if root is None:
+            raise ValueError("no IOHE identifier")
+        f0, f1, f2 = (_table_field(header, root, i) for i in range(3))
+        compression = struct.unpack_from("<i", header, f0)[0] if f0 else 0
+        table_pos = struct.unpack_from("<q", header, f1)[0] if f1 else -1
+        xml = b""
+        if f2:
+            s = f2 + _u32(header, f2)
+            xml = header[s + 4:s + 4 + _u32(header, s)]
+    except (struct.error, ValueError) as e:
+        raise CorruptFileError(f"{path}: unreadable {what} IOHeader ({e}), expected a FlatBuffers 'IOHE' "
+                               f"table") from None
+    if compression not in _COMPRESSION:
+        raise CorruptFileError(f"{path}: {what} compression type {compression}, expected 0-4 (none, LZ4, Zstd)")
+    streams = _aedat4_streams(path, xml)
+    events_ids = [s for s, (kind, _) in streams.items() if kind == "EVTS"]
+    if not events_ids:
+        kinds = ", ".join(sorted({k for k, _ in streams.values()})) or "none"
+        raise CorruptFileError(f"{path}: an {what} file without an event stream (streams: {kinds}), expected "
+                               f"one of type EVTS")
+    stream = events_ids[0]
+    sensor = streams[stream][1]
+    decompress = _decompressor(path, _COMPRESSION[compression])
+    pos += 4 + hsize
+    end = table_pos if 0 < table_pos <= len(data) else len(data)
+    chunks = []
+    while pos < end:
+        if pos + 8 > len(data):
+            raise CorruptFileError(f"{path}: truncated {what} packet header at byte {pos}")
+        sid, size = struct.unpack_from("<ii", data, pos)
+        pos += 8
+        if size < 0 or pos + size > len(data):
+            raise CorruptFileError(f"{path}: truncated {what} packet at byte {pos - 8} (size {size}, "
+                                   f"{len(data) - pos} bytes left)")
+        if sid == stream:
+            chunks.append(_aedat4_events(path, decompress(data[pos:pos + size]), pos - 8))
+        pos += size
+    ev = np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DV_EVENT)
+    return _pack(ev["t"], ev["x"], ev["y"], ev["on"].astype(np.uint8)), sensor
+
+
+_DV_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("on", "u1"), ("pad", "V3")])
+
+
+def _aedat4_events(path: str, buf: bytes, at: int) -> np.ndarray:
+    try:
+        root = _flat_root(buf, b"EVTS")
+        if root is None:
+            raise ValueError(f"identifier {bytes(buf[4:8])!r} / {bytes(buf[8:12])!r}")
+        field = _table_field(buf, root, 0)
+        if field is None:
+            return np.zeros(0, dtype=_DV_EVENT)
+        vec = field + _u32(buf, field)
+        n = _u32(buf, vec)
+        if vec + 4 + 16 * n > len(buf):
+            raise ValueError(f"{n} events in {len(buf)} bytes")
+        return np.frombuffer(buf, dtype=_DV_EVENT, count=n, offset=vec + 4)
+    except (struct.error, ValueError) as e:
+        raise CorruptFileError(f"{path}: the AEDAT 4.0 packet at byte {at} is not an event packet ({e}), expected "
+                               f"a FlatBuffers 'EVTS' table") from None
+
+
+def _aedat4_streams(path: str, xml: bytes) -> dict[int, tuple[str, tuple[int, int] | None]]:
+    """``{stream id: (type identifier, (sizeX, sizeY) or None)}`` from the IOHeader's XML."""
+    try:
+        tree = ET.fromstring(xml.rstrip(b"\x00").decode("utf-8", "replace"))
+    except ET.ParseError as e:
+        raise CorruptFileError(f"{path}: the AEDAT 4.0 header's XML is unreadable ({e}), expected the "
+                               f"<dv> info node listing the streams") from None
+    streams = {}
+    for node in tree.iter("node"):
+        name = node.get("name", "")
+        if not name.isdigit():
+            continue
+        attrs = {a.get("key"): (a.text or "") for a in node.findall("attr")}
+        info = {a.get("key"): (a.text or "") for n in node.findall("node") if n.get("name") == "info"
+                for a in n.findall("attr")}
+        kind = attrs.get("typeIdentifier")
+        if kind is None:
+            continue
+        size = None
+        if info.get("sizeX", "").isdigit() and info.get("sizeY", "").isdigit():
+            size = (int(info["sizeX"]), int(info["sizeY"]))
+        streams[int(name)] = (kind, size)
+    return streams
+
+
+def _decompressor(path: str, kind: str | None):
+    if kind is None:
+        return lambda b: b
+    module = "lz4.frame" if kind == "lz4" else "zstandard"
+    try:
+        if kind == "lz4":
+            import lz4.frame as lz4f
+            return lz4f.decompress
+        import zstandard
+
+        def unzstd(b, _d=zstandard.ZstdDecompressor()):
+            return _d.decompressobj().decompress(b)
+        return unzstd
+    except ImportError:
+        raise MissingExtraError(f"{path}: an AEDAT 4.0 file with {kind.upper()}-compressed packets needs the "
+                                f"{module.split('.')[0]} package: pip install 'staa-snn[events]'") from None
+
+
+# -- Prophesee ---------------------------------------------------------------------------------------
+
+def _prophesee_header(data: bytes) -> list[str]:
+    lines = []
+    pos = 0
+    while data.startswith(b"%", pos):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break
+        line = data[pos + 1:end].strip().decode("latin1")
+        lines.append(line)
+        pos = end + 1
+        if line.lower() == "end":
+            break
+    return lines
+
+
+def _header_length(data: bytes) -> int:
+    pos = 0
+    while data.startswith(b"%", pos):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return len(data)
+        line = data[pos + 1:end].strip().lower()
+        pos = end + 1
+        if line == b"end":
+            break
+    return pos
+
+
+def _raw_encoding(header: list[str]) -> str | None:
+    for line in header:
+        s = line.lower().replace(" ", "")
+        if s.startswith("evt2.0") or s.startswith("formatevt2"):
+            return "evt2"
+        if s.startswith("evt3.0") or s.startswith("formatevt3"):
+            return "evt3"
+        if s.startswith("evt") or s.startswith("format"):
+            m = re.match(r"(?:evt|format)\s*([\w.]+)", line.strip(), re.I)
+            raise CorruptFileError(f"the Prophesee encoding {m.group(1) if m else line!r} is not supported, "
+                                   f"expected EVT 2.0 or EVT 3.0")
+    return None
+
+
+def _geometry(header: list[str]) -> tuple[int, int] | None:
+    width = height = None
+    for line in header:
+        m = re.match(r"geometry\s+(\d+)\s*x\s*(\d+)", line, re.I)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+        m = re.search(r"width=(\d+)", line, re.I)
+        if m:
+            width = int(m.group(1))
+        m = re.search(r"height=(\d+)", line, re.I)
+        if m:
+            height = int(m.group(1))
+        m = re.match(r"(width|height)\s+(\d+)$", line, re.I)
+        if m:
+            if m.group(1).lower() == "width":
+                width = int(m.group(2))
+            else:
+                height = int(m.group(2))
+    return (width, height) if width and height else None
+
+
+def _dat(path: str):
+    """Prophesee .dat: ``%`` header lines, then (version >= 2) two bytes, event type and event size
+    (8), then ``<u4 t, <u4 data`` events: x = bits 0-13, y = bits 14-27, polarity = bits 28-31."""
+    with open(path, "rb") as f:
+        data = f.read()
+    start = _header_length(data)
+    header = _prophesee_header(data[:start])
+    if header:
+        if len(data) < start + 2:
+            raise CorruptFileError(f"{path}: truncated Prophesee .dat (no event type/size bytes after the header)")
+        etype, esize = data[start], data[start + 1]
+        start += 2
+        if esize != 8:
+            raise CorruptFileError(f"{path}: Prophesee .dat events of {esize} bytes (type {etype}), expected "
+                                   f"8-byte CD events")
+    body = len(data) - start
+    if body % 8:
+        raise CorruptFileError(f"{path}: truncated Prophesee .dat ({body} bytes of events, not a whole number "
+                               f"of 8-byte events)")
+    words = np.frombuffer(data, dtype="<u4", offset=start).reshape(-1, 2)
+    t = words[:, 0].astype(np.int64)
+    wraps = np.cumsum(np.diff(t, prepend=t[:1]) < -(1 << 31)) if len(t) else t
+    t += wraps.astype(np.int64) << 32
+    d = words[:, 1]
+    p = d >> 28
+    if len(p) and p.max() > 1:
+        raise CorruptFileError(f"{path}: Prophesee .dat polarity {int(p.max())}, expected 0 or 1 (CD events)")
+    return _pack(t, d & 0x3FFF, (d >> 14) & 0x3FFF, p), _geometry(header)
+
+
+def _rank(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """For each position in ``at``: how many ``True`` of ``mask`` lie at or before it, minus one
+    (the index, among the ``True`` positions, of the last one; -1 before the first)."""
+    return np.cumsum(mask, dtype=np.int32)[at] - 1
+
+
+def _take(values: np.ndarray, rank: np.ndarray, default=0) -> np.ndarray:
+    """``values[rank]``, ``default`` where ``rank`` is -1."""
+    if not len(values):
+        return np.full(len(rank), default, dtype=np.int64)
+    out = values[np.maximum(rank, 0)]
+    return np.where(rank >= 0, out, default)
+
+
+def _raw_body(path: str, word: int):
+    with open(path, "rb") as f:
+        data = f.read()
+    start = _header_length(data)
+    header = _prophesee_header(data[:start])
+    body = len(data) - start
+    if body % word:
+        raise CorruptFileError(f"{path}: truncated Prophesee .raw ({body} bytes after the header, not a whole "
+                               f"number of {word}-byte words)")
+    return np.frombuffer(data, dtype="<u2" if word == 2 else "<u4", offset=start), _geometry(header)
+
+
+def _evt2(path: str):
+    """EVT 2.0: 32-bit words, type = bits 28-31. CD_OFF (0) / CD_ON (1): 6 low timestamp bits
+    (22-27), x (11-21), y (0-10); EVT_TIME_HIGH (8): timestamp bits 6-33 (0-27). Triggers (0xA) and
+    other words are skipped; events before the first time-high word get a high part of 0."""
+    w, sensor = _raw_body(path, 4)
+    typ = w >> 28
+    is_high = typ == 8
+    cd = np.flatnonzero(typ <= 1)
+    high = _take((w[is_high] & 0x0FFFFFFF).astype(np.int64), _rank(is_high, cd))
+    wc = w[cd]
+    t = (high << 6) | ((wc >> 22) & 0x3F)
+    return _pack(t, (wc >> 11) & 0x7FF, wc & 0x7FF, typ[cd]), sensor
+
+
+def _evt3(path: str):
+    """EVT 3.0: 16-bit words, type = bits 12-15, a state machine decoded vectorised: ADDR_Y (0) sets
+    y; ADDR_X (2) is one event at x with its polarity (bit 11); VECT_BASE_X (3) sets x and the
+    polarity of the vectors that follow, VECT_12 (4) / VECT_8 (5) are events at x + i for the set
+    bits i, each moving x on by 12 / 8; TIME_LOW (6) and TIME_HIGH (8) set the timestamp's low and
+    high 12 bits (a high part that goes back is a 24-bit wrap: +2^24; a low part that goes back
+    with no TIME_HIGH between carries one into the high part, as in files that omit TIME_HIGH
+    words, which expelliarmus writes; a camera sends a TIME_HIGH first, and nothing is added)."""
+    w, sensor = _raw_body(path, 2)
+    typ = (w >> 12).astype(np.uint8)
+    val = w & 0xFFF
+    single, vect = typ == 2, (typ == 4) | (typ == 5)
+    words = np.flatnonzero(single | vect)  # the words that carry events
+    is_high, is_low, is_y, is_base = typ == 8, typ == 6, typ == 0, typ == 3
+    high_pos, low_pos = np.flatnonzero(is_high), np.flatnonzero(is_low)
+    hv = val[high_pos].astype(np.int64)
+    if len(hv):
+        hv[1:] += np.cumsum(hv[1:] < hv[:-1]) << 12  # 24-bit wraps
+    lows = val[low_pos].astype(np.int64)
+    # TIME_LOW carries: a low below the previous one, no TIME_HIGH between them
+    highs_seen = np.cumsum(is_high, dtype=np.int32)
+    dec = np.zeros(len(lows) + 1, dtype=np.int64)
+    if len(lows) > 1:
+        dec[2:] = (lows[1:] < lows[:-1]) & (highs_seen[low_pos[1:]] == highs_seen[low_pos[:-1]])
+    dec = np.cumsum(dec)  # dec[k]: carries among the first k lows
+    lows_seen = np.cumsum(is_low, dtype=np.int32)
+    hr, lr = highs_seen[words] - 1, lows_seen[words] - 1
+    lows_before_high = lows_seen[high_pos]  # lows before each TIME_HIGH
+    carried = dec[lr + 1] - np.where(hr >= 0, dec[lows_before_high[np.maximum(hr, 0)]], 0)
+    t = ((_take(hv, hr) + carried) << 12) | _take(lows, lr)
+    y = _take(val[is_y].astype(np.int64) & 0x7FF, _rank(is_y, words))
+    x = (val[words] & 0x7FF).astype(np.int64)
+    p = ((val[words] >> 11) & 1).astype(np.int64)
+    if not vect.any():
+        return _pack(t, x, y, p), sensor
+    # vectors: the base x of each vector word is the last VECT_BASE_X plus the widths of the
+    # vector words between them; its polarity is that base's
+    vpos = np.flatnonzero(vect)
+    width = np.where(typ[vpos] == 4, 12, 8)
+    widths_before = np.concatenate([[0], np.cumsum(width)])  # [k]: widths of the first k vector words
+    base_pos = np.flatnonzero(is_base)
+    br = _rank(is_base, vpos)
+    vects_before_base = np.cumsum(vect, dtype=np.int32)[base_pos]  # a base word is not a vector word
+    base_val = _take(val[base_pos].astype(np.int64), br)
+    start = (base_val & 0x7FF) + widths_before[:-1] - _take(widths_before[vects_before_base], br)
+    bits = np.arange(12)
+    mask = ((val[vpos, None] >> bits) & 1).astype(bool) & (bits < width[:, None])
+    rows, cols = np.nonzero(mask)
+    is_vec_word = vect[words]
+    k = np.flatnonzero(is_vec_word)  # positions, among the event words, of the vector words
+    keep = ~is_vec_word
+    order_key = np.concatenate([words[keep].astype(np.int64) * 12, vpos[rows].astype(np.int64) * 12 + cols])
+    order = np.argsort(order_key, kind="stable")
+    t_all = np.concatenate([t[keep], t[k][rows]])[order]
+    y_all = np.concatenate([y[keep], y[k][rows]])[order]
+    x_all = np.concatenate([x[keep], start[rows] + cols])[order]
+    p_all = np.concatenate([p[keep], ((base_val >> 11) & 1)[rows]])[order]
+    return _pack(t_all, x_all, y_all, p_all), sensor
+
+
+# -- N-MNIST / N-Caltech101 ------------------------------------------------------------------------
+
+def _nmnist(path: str):
+    """Orchard's 40-bit events: byte 0 x, byte 1 y, byte 2 bit 7 polarity (1 = ON), bits 0-6 of byte
+    2 and bytes 3-4 a 23-bit timestamp (big-endian). An event with y = 240 is a timestamp overflow
+    marker: the official reader (Read_Ndataset.m, as tonic) adds 2^13 us to every later event."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if len(raw) % 5:
+        raise CorruptFileError(f"{path}: truncated N-MNIST .bin ({len(raw)} bytes, not a whole number of 5-byte "
+                               f"events)")
+    raw = raw.reshape(-1, 5).astype(np.int64)
+    x, y = raw[:, 0], raw[:, 1]
+    ts = ((raw[:, 2] & 0x7F) << 16) | (raw[:, 3] << 8) | raw[:, 4]
+    over = y == 240
+    if over.any():
+        ts = ts + (np.cumsum(over) << 13)
+        keep = ~over
+        raw, x, y, ts = raw[keep], x[keep], y[keep], ts[keep]
+    fits = not len(x) or (x.max() < NMNIST_SENSOR[0] and y.max() < NMNIST_SENSOR[1])
+    return _pack(ts, x, y, raw[:, 2] >> 7), NMNIST_SENSOR if fits else ATIS_SENSOR
+
+
+# -- NumPy -----------------------------------------------------------------------------------------
+
+def read_npy(f, name: str, size: int, *, max_bytes: int | None = None, dtype_kinds: str = "biuf") -> np.ndarray:
+    """One ``.npy`` array from an open binary file of ``size`` bytes, its header checked first: a plain
+    numeric dtype (no pickled objects), and a shape whose bytes the file holds (a corrupt shape
+    cannot make it allocate more than the file, or ``max_bytes``)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        shape, fortran, dtype = (fmt.read_array_header_1_0(f) if version == (1, 0) else
+                                 fmt.read_array_header_2_0(f) if version == (2, 0) else
+                                 fmt._read_array_header(f, version))
+    except Exception as e:  # numpy parses the header with ast.literal_eval: many ways to fail on damage
+        raise CorruptFileError(f"{name}: not a .npy array ({type(e).__name__}: {first_line(e)})") from None
+    if dtype.hasobject or dtype.kind not in dtype_kinds:
+        raise CorruptFileError(f"{name}: unexpected dtype {dtype} (expected a plain number type)")
+    count = math.prod(int(n) for n in shape)
+    nbytes = count * dtype.itemsize
+    header = f.tell() if hasattr(f, "tell") else 0
+    limit = size - header if max_bytes is None else min(max(size - header, 0), max_bytes)
+    if nbytes > max(limit, 0):
+        raise CorruptFileError(f"{name}: its header says {list(shape)} {dtype} ({nbytes} bytes), but the file "
+                               f"holds {max(size - header, 0)} bytes of data")
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise CorruptFileError(f"{name}: truncated ({len(data)} of {nbytes} bytes of data)")
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
+
+
+def _from_fields(path: str, get, names) -> np.ndarray:
+    missing = [k for k in "txyp" if k not in names]
+    if missing:
+        raise CorruptFileError(f"{path}: NumPy events without field(s) {', '.join(missing)} (found "
+                               f"{', '.join(names) or 'none'}), expected t, x, y, p (SpikingJelly's .npz keys "
+                               f"or tonic's structured array)")
+    cols = {k: np.asarray(get(k)) for k in "txyp"}
+    n = len(cols["t"])
+    if any(c.ndim != 1 or len(c) != n for c in cols.values()):
+        raise CorruptFileError(f"{path}: t, x, y, p must be 1-D arrays of one length, got shapes "
+                               f"{[list(c.shape) for c in cols.values()]}")
+    for k in "txy":
+        if cols[k].dtype.kind not in "iu" and n:
+            if cols[k].dtype.kind == "f" and np.array_equal(cols[k], np.round(cols[k])):
+                continue
+            raise CorruptFileError(f"{path}: field {k!r} holds {cols[k].dtype} values, expected integers "
+                                   f"({'microseconds' if k == 't' else 'pixels'})")
+    p = cols["p"].astype(np.int64)
+    if n and p.min() < 0:  # tonic's -1 / 1 polarities
+        if not np.isin(p, (-1, 1)).all():
+            raise CorruptFileError(f"{path}: polarities {sorted(set(np.unique(p).tolist()))[:4]}, expected 0/1 "
+                                   f"(or -1/1)")
+        p = (p > 0).astype(np.int64)
+    if n and p.max() > 1:
+        raise CorruptFileError(f"{path}: polarity {int(p.max())}, expected 0/1 (or -1/1)")
+    x, y = cols["x"].astype(np.int64), cols["y"].astype(np.int64)
+    if n and max(x.max(), y.max()) > np.iinfo(np.int16).max:
+        raise CorruptFileError(f"{path}: coordinate {max(x.max(), y.max())} beyond any sensor, expected pixels")
+    return _pack(cols["t"].astype(np.int64), x, y, p)
+
+
+def _npz(path: str):
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+
+            def get(key):
+                info = z.getinfo(f"{key}.npy")
+                with z.open(info) as f:
+                    return read_npy(f, f"{path}:{key}.npy", info.file_size,
+                                    max_bytes=64 * max(os.path.getsize(path), 1 << 16))
+
+            if len(names) == 1 and "t" not in names:  # one structured array (np.savez(path, events=ev))
+                with z.open(f"{names[0]}.npy") as f:
+                    arr = _structured(path, f)
+                return _from_fields(path, lambda k: arr[k], arr.dtype.names or ()), None
+            return _from_fields(path, get, names), None
+    except (CorruptFileError, MissingExtraError):
+        raise
+    except Exception as e:  # zipfile, zlib and numpy fail in many ways on a damaged archive
+        raise CorruptFileError(f"{path}: not a readable NumPy .npz of events ({type(e).__name__}: {e}), expected "
+                               f"arrays t, x, y, p") from None
+
+
+def _structured(path: str, f) -> np.ndarray:
+    try:
+        arr = np.load(f, allow_pickle=False)
+    except ValueError as e:
+        raise CorruptFileError(f"{path}: not a readable NumPy array ({e}), expected a 1-D structured array with "
+                               f"fields t, x, y, p") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.names is None or arr.ndim != 1:
+        what = f"{arr.dtype} {list(arr.shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise CorruptFileError(f"{path}: a NumPy array of {what}, expected a 1-D structured array with fields "
+                               f"t, x, y, p (tonic's layout) or an .npz of arrays t, x, y, p")
+    return arr
+
+
+def _npy(path: str):
+    try:
+        with open(path, "rb") as f:
+            arr = _structured(path, f)
+    except CorruptFileError:
+        raise
+    except Exception as e:
+        raise CorruptFileError(f"{path}: not a readable NumPy .npy ({type(e).__name__}: {e}), expected a "
+                               f"structured array with fields t, x, y, p") from None
+    return _from_fields(path, lambda k: arr[k], arr.dtype.names), None
+
+
+_READERS = {"aedat2": _aedat2, "aedat3": _aedat3, "aedat4": _aedat4, "dat": _dat, "evt2": _evt2, "evt3": _evt3,
+            "nmnist": _nmnist, "npz": _npz, "npy": _npy}
+
+
+def _raw_encoding_safe(path: str, header: list[str]) -> str | None:
+    try:
+        return _raw_encoding(header)
+    except CorruptFileError as e:
+        raise CorruptFileError(f"{path}: {e}") from None
+
+
+__all__ = ["ATIS_SENSOR", "EVENT_DTYPE", "FORMATS", "MissingExtraError", "NMNIST_SENSOR", "Recording",
+           "detect_format", "read_events"]
