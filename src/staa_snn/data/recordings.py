@@ -108,7 +108,7 @@ def read_events(path: str | os.PathLike, *, format: str = "auto") -> Recording:
     """
     path = os.fspath(path)
     if format != "auto" and format not in FORMATS:
-        raise ValueError(f"unknown event format {format!r}; expected 'auto' or one of {', '.join(FORMATS)}")
+        raise DataError(f"unknown event format {format!r}; expected 'auto' or one of {', '.join(FORMATS)}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     try:
