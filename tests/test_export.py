@@ -112,6 +112,57 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
 
 
 
+def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, capsys):
+    """export --card-note @FILE: the note stands under the card's first sentence and in
+    config.json's provenance with the epochs and hours; exporting the same checkpoint again with
+    the same note and command writes the same card and config.json, byte for byte, so a shipped
+    folder is regenerated from its run, not edited by hand. A note for ONNX, or an unreadable
+    @FILE, is bad input (exit 2) before anything is written."""
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from staa_snn.training import load_checkpoint
+
+    note = tmp_path / "note.md"
+    note.write_text("Trained on **one thread** of a 2-core CPU, seed 0.\n", encoding="utf-8")
+    ckpt = load_checkpoint(runs["lif"] / "best.pt")
+    written = []
+    for k in range(2):
+        out = tmp_path / f"w{k}"
+        args = ["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
+                "--out", str(out), "--card-note", f"@{note}"]
+        assert cli.main(args) == 0
+        written.append(((out / "README.md").read_text(), (out / "config.json").read_text()))
+    assert written[0] == written[1]
+    card, config = written[0]
+    lines = card.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("Spiking network trained with staa-snn"))
+    assert lines[first + 1:first + 4] == ["", "Trained on **one thread** of a 2-core CPU, seed 0.", ""]
+    provenance = json.loads(config)["provenance"]
+    hours = sum(h["epoch_time_s"] for h in ckpt["history"] if h["epoch"] <= ckpt["epoch"]) / 3600
+    assert provenance == {"data": "digits", "epochs": ckpt["epoch"], "training_hours": round(hours, 3),
+                          "note": "Trained on **one thread** of a 2-core CPU, seed 0."}
+    for bad, message in ((["--format", "onnx", "--out", str(tmp_path / "x.onnx"), "--card-note", "hi"],
+                          "--card-note goes into the model card of safetensors weights"),
+                         (["--format", "safetensors", "--out", str(tmp_path / "x"), "--card-note",
+                           f"@{tmp_path / 'missing.md'}"], "cannot read")):
+        capsys.readouterr()
+        assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), *bad]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x").exists()
+
+
+def test_shared_config_leaves_the_data_path_and_hold_out_to_provenance():
+    """The config that travels with weights has no data path of the training machine and no
+    hold-out options (eval --weights then takes a folder's own test/); both are provenance."""
+    from staa_snn.export.weights import shareable_config
+
+    cfg = load_config("cifar10_quick", ["data.root=/home/me/cifar10", "data.options.val_per_class=500"])
+    config, provenance = shareable_config(cfg)
+    assert config["data"]["root"] is None and config["data"]["options"] == {}
+    assert provenance == {"data": "imagefolder", "held_out": {"val_per_class": 500}}
+    assert cfg.data.root == "/home/me/cifar10" and cfg.data.options == {"val_per_class": 500}  # not changed
+    config["data"]["root"], config["data"]["options"] = cfg.data.root, cfg.data.options
+    assert config == cfg.to_dict()  # nothing else differs
+
 def test_class_names_and_normalisation_travel_with_the_weights(runs, tmp_path, monkeypatch, capsys):
     """The checkpoint, config.json, the model card and load_pretrained's net all say what the inputs
     are and what each output means; shipped names resolve like folders, for the CLI's eval too."""

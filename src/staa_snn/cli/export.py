@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 NAME = "export"
 HELP = "a trained net as ONNX, NIR or safetensors weights with a model card"
@@ -18,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by staa-snn train")
     p.add_argument("--format", required=True, choices=["onnx", "nir", "safetensors"])
     p.add_argument("--out", required=True, help="the file (onnx, nir) or folder (safetensors) to write")
+    p.add_argument("--card-note", metavar="TEXT|@FILE",
+                   help="safetensors: markdown for the model card, under its first sentence, and config.json's "
+                        "provenance (how the run was made, the machine...); @FILE reads it from a file")
     p.add_argument("--step", action="store_true",
                    help="onnx: export one step (net.step) with each neuron layer's membrane potential as an input "
                         "and an output, for frames fed as they arrive (the metadata names the state tensors)")
@@ -40,8 +44,11 @@ def run(args) -> int:
     try:
         if args.step and args.format != "onnx":
             raise ConfigError(f"--step exports an ONNX step graph: use --format onnx (not {args.format})")
+        if args.card_note is not None and args.format != "safetensors":
+            raise ConfigError(f"--card-note goes into the model card of safetensors weights: use --format "
+                              f"safetensors (not {args.format})")
         written = export_checkpoint(args.checkpoint, args.format, args.out, profile_batches=args.profile_batches,
-                                    step=args.step)
+                                    step=args.step, card_note=card_note(args.card_note))
     except ImportError as e:
         raise ConfigError(str(e)) from None
     print(written)
@@ -54,6 +61,19 @@ def run(args) -> int:
             raise RuntimeError(f"uploading to {args.push_to_hub} failed ({type(e).__name__}: {e}); the export is in "
                                f"{written}: upload it with staa_snn.export.push_to_hub") from e
     return 0
+
+
+def card_note(text: str | None) -> str | None:
+    """``--card-note``: the text, or a file's with ``@FILE``."""
+    from ..errors import ConfigError
+
+    if text is None or not text.startswith("@"):
+        return text
+    try:
+        return Path(text[1:]).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--card-note {text}: cannot read {text[1:]} ({type(e).__name__}: {e}); expected a "
+                          f"UTF-8 markdown file, or the note itself without '@'") from None
 
 
 def check_hub(args) -> None:

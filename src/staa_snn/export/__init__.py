@@ -25,7 +25,7 @@ from ..training import input_metadata, load_trained
 from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
 from .onnx_export import to_onnx, to_onnx_step
-from .weights import model_card, model_spec, save_weights
+from .weights import model_card, model_spec, run_provenance, save_weights
 
 __all__ = ["FORMATS", "NIRExportError", "export_checkpoint", "push_to_hub", "to_nir", "to_onnx", "to_onnx_step", "save_weights"]
 
@@ -39,7 +39,8 @@ def _input_shape(cfg) -> tuple[int, ...]:
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, profile_batches: int = 2,
-                      batch_size: int = 16, command: list[str] | None = None, step: bool = False) -> Path:
+                      batch_size: int = 16, command: list[str] | None = None, step: bool = False,
+                      card_note: str | None = None) -> Path:
     """Export a checkpoint written by ``staa-snn train``; returns the file or folder written.
 
     * ``onnx``: one ``.onnx`` file (the eval-mode net, MPBN folded, batch size free); ``step``: one
@@ -47,8 +48,15 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
     * ``nir``: one ``.nir`` file (LIF / adaptive-LIF nets; STAA-LIF is refused, naming its layers);
     * ``safetensors``: a folder with ``model.safetensors``, ``config.json`` and ``README.md`` (a model
       card with the accuracy and, from ``staa-snn profile`` on ``profile_batches`` test batches -- or a
-      random input when the data are not at hand -- the operation counts and energy).
+      random input when the data are not at hand -- the operation counts and energy), and
+      ``card_note`` (markdown: how the run was made) under the card's first sentence and in
+      ``config.json``'s ``provenance``. ``config.json`` and the card carry the training config
+      without the data's path and hold-out options, which go to ``provenance`` (with the epochs
+      and hours), so the folder is the run's, reproducibly, with nothing to edit by hand.
     """
+    if card_note is not None and fmt != "safetensors":
+        raise ValueError(f"a card note goes into the model card of safetensors weights, not into {fmt}: "
+                         f"use --format safetensors")
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if step and fmt != "onnx":
@@ -79,6 +87,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         inputs, what = [loading.random_batch(cfg, batch_size)], "a random input: the firing rates, #AC and energy are not a trained net's on data"
     report = profile_model(fold_mpbn(copy.deepcopy(model)), inputs).to_dict()
     spec = model_spec(cfg, ckpt["num_classes"], shape[0], model, ckpt.get("input"))
+    spec["provenance"].update(run_provenance(ckpt, card_note))
     card = model_card(cfg=cfg, ckpt=ckpt, spec=spec, profile=report, profile_input=what,
-                      command=command if command is not None else sys.argv)
+                      command=command if command is not None else sys.argv, note=card_note)
     return save_weights(model, out, spec, card=card)

@@ -24,7 +24,22 @@ from ..models.pretrained import FORMAT
 from ..training import input_metadata
 from ..training.config import split_name
 
-__all__ = ["save_weights", "model_card", "model_spec"]
+__all__ = ["save_weights", "model_card", "model_spec", "run_provenance", "shareable_config", "training_hours"]
+
+# Data options that say which part of the user's folder was held out: where the weights came from,
+# not how to use them (``eval --weights NAME data.root=DIR`` evaluates on DIR's own test/ or val/).
+HOLD_OUT_OPTIONS = ("val_per_class", "val_seed")
+
+
+def shareable_config(cfg) -> tuple[dict, dict]:
+    """``(config, provenance)`` of a run for weights to share: the training config without the
+    training machine's data path and hold-out options, and those options as provenance."""
+    config = cfg.to_dict()
+    data = config["data"]
+    options = dict(data.get("options") or {})
+    held = {k: options.pop(k) for k in HOLD_OUT_OPTIONS if k in options}
+    data["root"], data["options"] = None, options
+    return config, {"data": cfg.data.name, **({"held_out": held} if held else {})}
 
 
 def save_weights(model: nn.Module, folder: str | os.PathLike, spec: dict, *, card: str | None = None) -> Path:
@@ -41,8 +56,11 @@ def save_weights(model: nn.Module, folder: str | os.PathLike, spec: dict, *, car
     return folder
 
 
-def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_input: str, command: list[str]) -> str:
-    """A model card in markdown: what the net is, how well it did, what it costs, how to load it."""
+def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_input: str, command: list[str],
+               note: str | None = None) -> str:
+    """A model card in markdown: what the net is, how well it did, what it costs, how to load it;
+    ``note`` (markdown: how the run was made, on what machine...) follows the first sentence, so a
+    card never needs editing by hand after export."""
     import yaml
 
     history = ckpt.get("history") or []
@@ -57,6 +75,7 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     lines = [*front, f"# {m['name']}, {m['neuron']} neurons, T = {m['T']} ({cfg.data.name})", "",
              f"Spiking network trained with staa-snn {ckpt.get('staa_snn', __version__)}: "
              f"`{m['name']}` with `{m['neuron']}` neurons over T = {m['T']} steps, {m['num_classes']} classes.", "",
+             *([note.strip(), ""] if note and note.strip() else []),
              "| | |", "|---|---|",
              f"| net | `{m['name']}` ({spec['parameters']:,} parameters) |",
              f"| neuron | `{m['neuron']}`, " + (", ".join(f"`{k}={v!r}`" for k, v in options.items()) or "defaults")
@@ -73,8 +92,7 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
                  else "| normalisation | none (the dataset's raw values) |")
     if record:
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
-        trained = [h for h in history if h["epoch"] <= ckpt["epoch"]]
-        hours = sum(h.get("epoch_time_s", 0.0) for h in trained) / 3600
+        hours = training_hours(ckpt)
         lines += [f"| {split_name(cfg)[1]} | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
                   f"| accuracy read out after 1..T steps | {steps} |",
                   f"| training time | {hours:.2f} h wall-clock, the sum of the epochs' times |"]
@@ -85,9 +103,33 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     lines += ["", "## Use", "", "```python", "from staa_snn.models import load_pretrained", "",
               "net = load_pretrained(\"path/to/this/folder\")   # eval mode; net(x) -> logits",
               "# on the Hugging Face Hub: load_pretrained(\"hf://owner/name\")", "```", "",
-              "## Training config", "", "```yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), "```", "",
+              "## Training config", "",
+              *_held_out_line(spec.get("provenance", {})),
+              "```yaml", yaml.safe_dump(spec.get("config") or cfg.to_dict(), sort_keys=False).rstrip(), "```", "",
               "## Exported with", "", "```bash", " ".join(command) if command else " ".join(sys.argv), "```", ""]
     return "\n".join(lines)
+
+
+def training_hours(ckpt: dict) -> float:
+    """Wall-clock hours of a checkpoint's training: the sum of its epochs' times."""
+    return sum(h.get("epoch_time_s", 0.0) for h in ckpt.get("history") or [] if h["epoch"] <= ckpt["epoch"]) / 3600
+
+
+def run_provenance(ckpt: dict, note: str | None = None) -> dict:
+    """What ``config.json`` records of the run beside :func:`shareable_config`'s data: the epochs
+    trained, the wall-clock hours and the exporter's note."""
+    return {"epochs": ckpt["epoch"], "training_hours": round(training_hours(ckpt), 3),
+            **({"note": note.strip()} if note and note.strip() else {})}
+
+
+def _held_out_line(provenance: dict) -> list[str]:
+    held = provenance.get("held_out")
+    if not held:
+        return []
+    options = " ".join(f"data.options.{k}={v}" for k, v in held.items())
+    return [f"Trained with `data.root=<the data folder> {options}`: the hold-out is the split every "
+            "accuracy above is measured on; the config below leaves both out, so that `eval --weights` "
+            "takes a folder's own `test/` or `val/`.", ""]
 
 
 def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module, input_meta: dict | None = None) -> dict:
@@ -96,8 +138,9 @@ def model_spec(cfg, num_classes: int, in_channels: int, model: nn.Module, input_
     training config."""
     options = {k: v for k, v in cfg.model.neuron_options.items() if k != "backend"}
     options["input_size"] = cfg.data.input_size
+    config, provenance = shareable_config(cfg)
     return {"model": {"name": cfg.model.name, "neuron": cfg.model.neuron, "T": cfg.model.T, "num_classes": num_classes,
                       "in_channels": in_channels, "init": cfg.model.init, **options},
             "input": input_meta or input_metadata(cfg),
             "parameters": sum(p.numel() for p in model.parameters()), "dataset": cfg.data.name,
-            "config": cfg.to_dict(), "staa_snn": __version__, "torch": torch.__version__}
+            "config": config, "provenance": provenance, "staa_snn": __version__, "torch": torch.__version__}
