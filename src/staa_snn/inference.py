@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data import CorruptFileError, DataError
-from .data.aedat import read_aedat2, read_aedat3
-from .data.dvs import SENSOR, read_npz
+from .data import CorruptFileError, DataError, read_for_net, recording_to_frames
+from .data.dvs import SENSOR
+from .data.recordings import SUFFIXES
 from .data.events import events_to_frames, frame_indices
 from .data.images import read_image
 from .data.transforms import FitSize
@@ -35,7 +35,11 @@ from .training import load_pretrained, load_trained
 __all__ = ["EXITS", "ExitPrediction", "exit_curve", "input_files", "load_net", "predict", "predict_files",
            "prepare_image", "prepare_recording", "read_recording", "step_costs", "stream_recording"]
 
-RECORDINGS = (".aedat", ".npz")  # AEDAT 2.0 / 3.1 (told apart by their header), SpikingJelly's npz
+# every format staa_snn.data.read_events reads (AEDAT 2.0 / 3.1 / 4.0, Prophesee .dat / .raw, N-MNIST
+# .bin, NumPy), told apart by their headers
+RECORDINGS = tuple(SUFFIXES)
+# a file that states no sensor (SpikingJelly's .npz, a .npy) is taken to be of the DVS datasets' sensor
+NO_SENSOR_STATED = (SENSOR, SENSOR)
 
 
 def load_net(source: str | os.PathLike, *, checkpoint: bool = False) -> nn.Module:
@@ -68,28 +72,21 @@ def prepare_image(path: str | os.PathLike, cfg: dict) -> torch.Tensor:
     return x
 
 
-def read_recording(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The events ``{"t", "x", "y", "p"}`` of a recording: AEDAT 2.0 or 3.1 (told apart by their
-    header) or SpikingJelly's ``.npz``; a recording without events is refused."""
-    path = str(path)
-    if path.endswith(".npz"):
-        ev = read_npz(path)
-    else:
-        with open(path, "rb") as f:
-            head = f.read(16)
-        ev = read_aedat3(path) if head.startswith(b"#!AER-DAT3") else read_aedat2(path)
-    if len(ev["t"]) == 0:
-        raise CorruptFileError(f"{path}: the recording holds no events")
-    return ev
+def read_recording(path: str | os.PathLike, size: int = 1) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
+    """``(events {"t", "x", "y", "p"}, sensor (width, height))`` of a recording in any format
+    :func:`staa_snn.data.read_events` reads, checked for a net of ``size x size`` frames
+    (:func:`staa_snn.data.read_for_net`: a recording without events, or from a sensor smaller
+    than ``size``, is refused naming both sizes; a file stating no sensor is taken as 128x128)."""
+    events, sensor = read_for_net(path, size=size, sensor_size=NO_SENSOR_STATED)
+    return {k: events[k] for k in "txyp"}, sensor
 
 
 def prepare_recording(path: str | os.PathLike, cfg: dict, T: int, split_by: str = "number") -> torch.Tensor:
-    """``[T, 2, size, size]`` event-count frames of a whole recording (AEDAT 2.0, 3.1 or
-    SpikingJelly's ``.npz``), integrated as the event datasets do."""
-    ev = read_recording(path)
-    frames = events_to_frames(ev["t"], ev["x"], ev["y"], ev["p"], T, split_by=split_by, sensor=SENSOR,
-                              size=cfg["size"])
-    return torch.from_numpy(frames.astype(np.float32))
+    """``[T, 2, size, size]`` event-count frames of a whole recording (any format of
+    :data:`RECORDINGS`), integrated as the event datasets do (:func:`staa_snn.data.recording_to_frames`:
+    another sensor is binned to the net's size, a smaller one refused)."""
+    return torch.from_numpy(recording_to_frames(path, T=T, split_by=split_by, size=cfg["size"],
+                                                sensor_size=NO_SENSOR_STATED))
 
 
 def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
@@ -103,7 +100,7 @@ def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
     if cfg.get("kind") != "events":
         raise ValueError("stream feeds event recordings to a net trained on event frames; this net was trained on "
                          f"{cfg.get('kind') or 'unknown'} inputs")
-    ev = read_recording(path)
+    ev, sensor = read_recording(path, cfg["size"])
     if (np.diff(ev["t"]) < 0).any():  # events arrive in time order: take them so
         order = np.argsort(ev["t"], kind="stable")
         ev = {k: np.asarray(v)[order] for k, v in ev.items()}
@@ -115,7 +112,7 @@ def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
     state = net.init_state(1)
     for t in range(T):
         a, b = starts[t], starts[t + 1]
-        frame = events_to_frames(ev["t"][a:b], ev["x"][a:b], ev["y"][a:b], ev["p"][a:b], 1, sensor=SENSOR,
+        frame = events_to_frames(ev["t"][a:b], ev["x"][a:b], ev["y"][a:b], ev["p"][a:b], 1, sensor=sensor,
                                  size=cfg["size"])
         x = torch.from_numpy(frame.astype(np.float32))  # [1, 2, size, size]: one frame, batch of one
         tic = time.perf_counter()
@@ -142,7 +139,7 @@ def input_files(paths: list[str | os.PathLike], *, events: bool = False) -> list
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in suffixes)
             if not found:
-                what = "event recordings (.aedat, .npz)" if events else "images"
+                what = f"event recordings ({', '.join(RECORDINGS)})" if events else "images"
                 raise FileNotFoundError(f"{p} is a folder with no {what} in it (its files are taken, not its "
                                         f"sub-folders)")
             out += found

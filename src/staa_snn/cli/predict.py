@@ -9,8 +9,10 @@ from .common import add_json, add_net, emit_json, one_line
 
 NAME = "predict"
 HELP = "class names and probabilities for images or event recordings"
-DESCRIPTION = ("Run a trained net on files: images (for nets trained on images) or whole event recordings (.aedat, "
-               ".npz; for nets trained on event data, integrated into T frames), prepared as its test data were "
+DESCRIPTION = ("Run a trained net on files: images (for nets trained on images) or whole event recordings (any "
+               "format staa_snn.data.read_events reads: AEDAT 2.0/3.1/4.0, Prophesee .dat/.raw, N-MNIST .bin, "
+               ".npz/.npy; for nets trained on event data, integrated into T frames, another sensor binned to the "
+               "net's size), prepared as its test data were "
                "(size, normalisation), and print the most probable classes with their probabilities.")
 
 

@@ -9,14 +9,16 @@ from .common import CHECKPOINT_HELP, add_json, add_net, emit_json
 
 NAME = "stream"
 HELP = "feed an event recording to a net frame by frame, printing each step's prediction"
-DESCRIPTION = ("Integrate a recording (.aedat 2.0 / 3.1, .npz) into frames as its events arrive and feed them to "
+DESCRIPTION = ("Integrate a recording (AEDAT 2.0/3.1/4.0, Prophesee .dat/.raw, "
+               "N-MNIST .bin, .npz/.npy) into frames as its events arrive and feed them to "
                "the net one step at a time (net.step): after each step, the prediction of the logits so far, its "
                "probability and the step's latency.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_net(p, checkpoint=f"{CHECKPOINT_HELP} (a net trained on event frames)")
-    p.add_argument("recording", help="an event recording: .aedat (2.0 or 3.1) or SpikingJelly's .npz")
+    p.add_argument("recording", help="an event recording: .aedat (2.0, 3.1), .aedat4, Prophesee .dat / .raw (EVT 2.0, 3.0), N-MNIST "
+                                     ".bin, or .npz / .npy events")
     p.add_argument("--split-by", choices=("time", "number"), default="time",
                    help="time (default): T equal time windows, each integrated when it closes; number: equal "
                         "event counts, the frames of predict and of training")

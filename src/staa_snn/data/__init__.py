@@ -9,7 +9,7 @@ Formats: ``docs/data.md``.
 from .aedat import read_aedat2, read_aedat3
 from ..errors import CorruptFileError, DataError
 from .dvs import CIFAR10DVS, DVSGesture, read_gesture_labels
-from .eventsets import NMNIST, EventFolder, TonicEvents, recording_to_frames
+from .eventsets import NMNIST, EventFolder, TonicEvents, read_for_net, recording_to_frames
 from .events import SPLIT_MODES, events_to_frames, frame_indices
 from .mix import MixupCutmix
 from .recordings import EVENT_DTYPE, FORMATS, MissingExtraError, Recording, detect_format, read_events
@@ -20,7 +20,7 @@ from .transforms import NORMALIZATION, Cutout, RandomFlipFrames, RandomRollFrame
 __all__ = [
     "CIFAR10DVS", "CorruptFileError", "Cutout", "DVSGesture", "DataError", "DatasetInfo", "EVENT_DTYPE", "EventFolder",
     "FORMATS", "ImageRecipe", "MissingExtraError", "MixupCutmix", "NMNIST", "Recording", "TonicEvents", "detect_format",
-    "read_events", "recording_to_frames",
+    "read_events", "read_for_net", "recording_to_frames",
     "NORMALIZATION", "RandomFlipFrames", "RandomRollFrames", "SPLIT_MODES", "check_dataset_options", "dataset_info",
     "events_to_frames", "frame_indices", "get_dataset", "list_datasets", "normalization", "read_aedat2",
     "read_aedat3", "read_gesture_labels", "resolve_recipe",

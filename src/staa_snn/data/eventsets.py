@@ -290,6 +290,28 @@ def _no_download(root: Path, name: str):
 
 # -- inference -------------------------------------------------------------------------------------------
 
+def read_for_net(path: str | os.PathLike, *, size: int, sensor_size: tuple[int, int] | None = None,
+                 format: str = "auto") -> tuple[np.ndarray, tuple[int, int]]:
+    """``(events, sensor)`` of one recording to be fed to a net whose frames are ``size x size``,
+    checked: the sensor from the file's header, else ``sensor_size`` (the net's); a sensor whose
+    shorter side is below ``size`` (frames are never up-sampled), events outside the sensor and
+    a recording without events are refused in one line naming the file and both sizes."""
+    events, found = read_events(path, format=format)
+    sensor = found or (tuple(sensor_size) if sensor_size is not None else None)
+    if sensor is None:
+        raise DataError(f"{path}: its format states no sensor size and none was given (sensor_size=(width, height))")
+    if size > min(sensor):
+        trained = f" (the net was trained on a {sensor_size[0]}x{sensor_size[1]} sensor)" if sensor_size else ""
+        raise DataError(f"{path}: recorded on a {sensor[0]}x{sensor[1]} sensor, too small for the net's "
+                        f"{size}x{size} input{trained}: frames are never up-sampled")
+    if not len(events):
+        raise CorruptFileError(f"{path}: the recording holds no events")
+    if events["x"].max() >= sensor[0] or events["y"].max() >= sensor[1]:
+        raise CorruptFileError(f"{path}: events up to x={events['x'].max()}, y={events['y'].max()} lie outside "
+                               f"the {sensor[0]}x{sensor[1]} sensor")
+    return events, sensor
+
+
 def recording_to_frames(path: str | os.PathLike, *, T: int, split_by: str = "number", size: int,
                         sensor_size: tuple[int, int] | None = None, format: str = "auto") -> np.ndarray:
     """One recording as a net's input, ``[T, 2, size, size]`` float32 event counts, integrated as
@@ -298,22 +320,13 @@ def recording_to_frames(path: str | os.PathLike, *, T: int, split_by: str = "num
     ``sensor_size``: the sensor the net was trained on, when known. A recording from another
     sensor is binned to ``size`` the same way (the datasets bin any sensor to ``size x size``), as
     long as its shorter side is at least ``size``; otherwise it is refused naming both sizes. A
-    recording whose file states no sensor (NumPy) is taken to be of ``sensor_size``.
+    recording whose file states no sensor (NumPy) is taken to be of ``sensor_size``
+    (:func:`read_for_net` checks it).
     """
-    events, found = read_events(path, format=format)
-    sensor = found or (tuple(sensor_size) if sensor_size is not None else None)
-    if sensor is None:
-        raise DataError(f"{path}: its format states no sensor size and none was given (sensor_size=(width, height))")
-    if size > min(sensor):
-        trained = f" (the net was trained on a {sensor_size[0]}x{sensor_size[1]} sensor)" if sensor_size else ""
-        raise DataError(f"{path}: recorded on a {sensor[0]}x{sensor[1]} sensor, too small for the net's "
-                         f"{size}x{size} input{trained}: frames are never up-sampled")
-    if len(events) and (events["x"].max() >= sensor[0] or events["y"].max() >= sensor[1]):
-        raise CorruptFileError(f"{path}: events up to x={events['x'].max()}, y={events['y'].max()} lie outside "
-                               f"the {sensor[0]}x{sensor[1]} sensor")
+    events, sensor = read_for_net(path, size=size, sensor_size=sensor_size, format=format)
     frames = events_to_frames(events["t"], events["x"], events["y"], events["p"], T, split_by=split_by,
                               sensor=sensor, size=size)
     return frames.astype(np.float32)
 
 
-__all__ = ["EventFolder", "NMNIST", "TonicEvents", "recording_to_frames", "tonic_class"]
+__all__ = ["EventFolder", "NMNIST", "TonicEvents", "read_for_net", "recording_to_frames", "tonic_class"]
