@@ -95,3 +95,13 @@ def events_to_frames(
     flat *= size
     flat += x
     return np.bincount(flat, minlength=T * 2 * size * size).reshape(T, 2, size, size)
+
+
+# The one event array of every reader: time (us), coordinates and polarity (0/1).
+EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
+
+def pack_events(t, x, y, p) -> np.ndarray:
+    """``t, x, y, p`` as one :data:`EVENT_DTYPE` array."""
+    out = np.empty(len(t), dtype=EVENT_DTYPE)
+    out["t"], out["x"], out["y"], out["p"] = t, x, y, p
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Callable
 
 from . import static, transforms
 from .dvs import CIFAR10DVS, DVSGesture
