@@ -18,7 +18,7 @@ from ..errors import CorruptFileError, DataError
 from .dvs import EventFrames, Source
 from .events import events_to_frames
 from .recordings import NMNIST_SENSOR, SUFFIXES, read_events
-from .static import stratified_holdout
+from .static import image_folder_splits, stratified_holdout
 
 NMNIST_URL = "https://www.garrickorchard.com/datasets/n-mnist"
 RECORDING_SUFFIXES = tuple(sorted(SUFFIXES) + [".aedat"])
@@ -133,23 +133,7 @@ class EventFolder(EventFrames):
         super().__init__(root, split, **kwargs)
 
     def _splits(self) -> dict[str, Path]:
-        root = self.root
-        train = root / "train"
-        evaluation = next((root / c for c in ("val", "test") if (root / c).is_dir()), None)
-        if not train.is_dir():
-            raise FileNotFoundError(f"event folder not found at {root}: expected {root}/train/<class>/<recording> "
-                                    f"class folders")
-        if self.val_per_class is not None:
-            if evaluation is not None:
-                raise DataError(f"event folder at {root} has its own {evaluation.name}/: val_per_class holds a "
-                                 f"validation split out of train/ only where there is none; drop val_per_class "
-                                 f"to use {evaluation.name}/")
-            return {"train": train, "test": train}
-        if evaluation is None:
-            raise FileNotFoundError(f"event folder not found at {root}: expected {root}/val|test/<class>/<recording> "
-                                    f"beside train/ (or hold a validation split out of train/ with "
-                                    f"data.options.val_per_class=N)")
-        return {"train": train, "test": evaluation}
+        return image_folder_splits(self.root, what="event folder", val_per_class=self.val_per_class, item="recording")
 
     @staticmethod
     def _sensor(given, first: Path) -> tuple[int, int]:

@@ -290,7 +290,7 @@ def _class_dirs(folder: Path) -> list[str]:
 
 
 def image_folder_splits(root, *, what: str = "an image folder", val_per_class: int | None = None,
-                        split: str = "train") -> dict[str, Path | None]:
+                        split: str = "train", item: str = "image") -> dict[str, Path | None]:
     """``{"train": train/, "test": val/ or test/}`` of an image folder, checked (both may be
     ``train/`` when ``val_per_class`` holds a validation split out of it). ``split="test"``
     (evaluation only) takes a folder without ``train/``: ``{"train": None, "test": ...}``."""
@@ -301,18 +301,18 @@ def image_folder_splits(root, *, what: str = "an image folder", val_per_class: i
     if not train.is_dir() and split == "test" and evaluation is not None and val_per_class is None:
         return {"train": None, "test": evaluation}
     if not train.is_dir():
-        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/train/<class>/<image> class folders"
+        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/train/<class>/<{item}> class folders"
                                 f"{hint}")
     if val_per_class is not None:
         if isinstance(val_per_class, bool) or not isinstance(val_per_class, int) or val_per_class < 1:
-            raise DataError(f"val_per_class must be a positive number of images per class, got {val_per_class!r}")
+            raise DataError(f"val_per_class must be a positive number of {item}s per class, got {val_per_class!r}")
         if evaluation is not None:
             raise DataError(f"{what} at {root} has its own {evaluation.name}/: val_per_class holds a validation "
                              f"split out of train/ only where there is none; drop val_per_class to use "
                              f"{evaluation.name}/")
         return {"train": train, "test": train}
     if evaluation is None:
-        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/val|test/<class>/<image> class folders "
+        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/val|test/<class>/<{item}> class folders "
                                 f"beside train/ (or hold a validation split out of train/ with "
                                 f"data.options.val_per_class=N){hint}")
     return {"train": train, "test": evaluation}
