@@ -17,6 +17,8 @@
 #               the recipe: core's LIF and all-blocks rows are the same runs)
 #   block_lr    the blocks' LR scale (x0.3, x0.1; x1 is table4's last row), seeds 0-2
 #   weights45k  cifar10_quick and _lif for $LONG epochs on the 45,000 (validation accuracy of the weights)
+#   core20      issue 37: table4 baseline and all blocks at $LONG epochs, seeds 0-2 (then LIF), spec reading
+#   mpbn20      the same on the MPBN reading (run core20 and mpbn20 as two processes, side by side)
 #   weights50k  the same on all 50,000 images (the shipped weights). There is no held-out image
 #               left then: OUT/all50k/test/ holds the first 100 training images of each class by
 #               name, only so the run has something to evaluate; its printed "test" accuracy is on
@@ -85,6 +87,12 @@ for s in $STAGES; do
     weights50k) mirror all50k 100 || exit 1
                 stage w50k_staa train cifar10_quick staa_50k "$OUT/weights" data.root="$OUT/all50k" train.epochs=$LONG
                 stage w50k_lif train cifar10_quick_lif lif_50k "$OUT/weights" data.root="$OUT/all50k" train.epochs=$LONG ;;
+    # Issue 37: Table 4's core rows at $LONG epochs, seed by seed, one reading per stage: run the two
+    # stages as two processes (OMP_NUM_THREADS=1 each), e.g. with OUT/ablate20_spec and _mpbn apart.
+    core20) stage core20 ablate "$OUT/ablate20_spec" cifar10_quick $LONG table4 "baseline,+GC+PE+SA+TSRD"
+            stage core20_lif ablate "$OUT/ablate20_spec" cifar10_quick $LONG table4 "LIF" ;;
+    mpbn20) stage mpbn20 ablate "$OUT/ablate20_mpbn" cifar10_quick_mpbn $LONG table4 "baseline,+GC+PE+SA+TSRD"
+            stage mpbn20_lif ablate "$OUT/ablate20_mpbn" cifar10_quick_mpbn $LONG table4 "LIF" ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done
