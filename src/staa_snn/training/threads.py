@@ -54,35 +54,40 @@ def affinity_cpus() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def _v2_limit(path: Path, root: Path) -> float | None:
+def _smallest_up(path: Path, root: Path, read) -> float | None:
+    """The smallest ``read(folder)`` (a quota in CPUs, or ``None``) from ``path`` up to ``root``:
+    a cgroup is held to its ancestors' quotas too."""
     limits = []
     while True:
         try:
-            quota, period = (path / "cpu.max").read_text().split()[:2]
-            if quota != "max":
-                limits.append(int(quota) / int(period))
+            limit = read(path)
+            if limit is not None:
+                limits.append(limit)
         except (OSError, ValueError):
             pass
         if path == root or root not in path.parents:
             break
         path = path.parent
     return min(limits) if limits else None
+
+
+def _v2_quota(folder: Path) -> float | None:
+    quota, period = (folder / "cpu.max").read_text().split()[:2]
+    return None if quota == "max" else int(quota) / int(period)
+
+
+def _v1_quota(folder: Path) -> float | None:
+    quota = int((folder / "cpu.cfs_quota_us").read_text())
+    period = int((folder / "cpu.cfs_period_us").read_text())
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def _v2_limit(path: Path, root: Path) -> float | None:
+    return _smallest_up(path, root, _v2_quota)
 
 
 def _v1_limit(path: Path, root: Path) -> float | None:
-    limits = []
-    while True:
-        try:
-            quota = int((path / "cpu.cfs_quota_us").read_text())
-            period = int((path / "cpu.cfs_period_us").read_text())
-            if quota > 0 and period > 0:
-                limits.append(quota / period)
-        except (OSError, ValueError):
-            pass
-        if path == root or root not in path.parents:
-            break
-        path = path.parent
-    return min(limits) if limits else None
+    return _smallest_up(path, root, _v1_quota)
 
 
 def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup",
