@@ -90,9 +90,11 @@ for s in $STAGES; do
     # Issue 37: Table 4's core rows at $LONG epochs, seed by seed, one reading per stage: run the two
     # stages as two processes (OMP_NUM_THREADS=1 each), e.g. with OUT/ablate20_spec and _mpbn apart.
     core20) stage core20 ablate "$OUT/ablate20_spec" cifar10_quick $LONG table4 "baseline,+GC+PE+SA+TSRD"
-            stage core20_lif ablate "$OUT/ablate20_spec" cifar10_quick $LONG table4 "LIF" ;;
+            stage core20_lif ablate "$OUT/ablate20_spec" cifar10_quick $LONG table4 "LIF"
+            staa-snn ablate --gather "$OUT/ablate20_spec" --grid table4 ;;  # every row's seeds in one results.json
     mpbn20) stage mpbn20 ablate "$OUT/ablate20_mpbn" cifar10_quick_mpbn $LONG table4 "baseline,+GC+PE+SA+TSRD"
-            stage mpbn20_lif ablate "$OUT/ablate20_mpbn" cifar10_quick_mpbn $LONG table4 "LIF" ;;
+            stage mpbn20_lif ablate "$OUT/ablate20_mpbn" cifar10_quick_mpbn $LONG table4 "LIF"
+            staa-snn ablate --gather "$OUT/ablate20_mpbn" --grid table4 ;;
     *) echo "unknown stage $s" >&2; exit 2 ;;
   esac
 done

@@ -5,6 +5,7 @@ import types
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from PIL import Image
 import torch.nn.functional as F
@@ -16,7 +17,7 @@ from staa_snn.analysis import ablate as ablate_mod
 from staa_snn.analysis.visualize import gradcam, neuron_slots, visualize
 from staa_snn.models import create_model
 from staa_snn.neurons import LIF
-from staa_snn.training import load_config, train
+from staa_snn.training import load_checkpoint, load_config, train
 
 
 def test_resnet20_counts_match_the_paper():
@@ -268,7 +269,12 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     assert summary["rows"][1]["delta"] == pytest.approx(summary["rows"][1]["mean"] - summary["rows"][0]["mean"])
     md = (folder / "results.md").read_text()
     assert "staa-snn ablate --grid pe_kind" in md and "| fixed |" in md
-    assert (folder / "pe_kind.png").is_file()
+    assert (folder / "pe_kind.png").is_file() and (folder / "pe_kind_curves.png").is_file()
+    for r in summary["rows"]:  # every seed's curve is its run's history, epoch by epoch
+        for seed, curve in enumerate(r["curves"]):
+            history = load_checkpoint(folder / f"{r['row']}_seed{seed}" / "last.pt")["history"]
+            assert curve == [h["test_acc"] for h in history] and curve[-1] == r["accs"][seed]
+            assert r["curves_step1"][seed] == [h["test_acc_per_step"][0] for h in history]
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
@@ -299,8 +305,16 @@ def test_ablate_names_a_held_out_split_and_reads_the_first_step():
                                                               pytest.approx(0.6))
     assert lif["std"] == pytest.approx(0.1414, abs=1e-4) and lif["mean_run_time_s"] == 90.0
     assert staa["mean_step1"] == pytest.approx(0.65) and staa["series"] == "STAA" and staa["value"] == 2
+    # Welch's t by hand: se^2 = 0.02/2 + 0.005/2 = 0.0125, t = -0.25 / sqrt(0.0125) = -sqrt(5),
+    # df = 0.0125^2 / (0.01^2 + 0.0025^2) = 25/17; p from an independent implementation
+    assert lif["welch"]["t"] == pytest.approx(-5 ** 0.5) and lif["welch"]["df"] == pytest.approx(25 / 17)
+    ref = scipy.stats.ttest_ind([0.5, 0.7], [0.8, 0.9], equal_var=False)
+    assert lif["welch"]["p"] == pytest.approx(ref.pvalue) and 0.19 < ref.pvalue < 0.21
+    assert lif["delta_step1"] == pytest.approx(-0.05) and staa["welch"] is None and staa["delta"] is None
     md = ablate_mod.to_markdown(s)
-    assert "| LIF T=1 | 60.00 ± 14.14 | -25.00 | 60.00 ± 14.14 | 50.00, 70.00 | 1.5 |" in md
+    assert (f"| LIF T=1 | 60.00 ± 14.14 | -25.00 | -2.24, {ref.pvalue:.2g} | 60.00 ± 14.14 | -5.00 | 50.00, 70.00 "
+            "| 1.5 |") in md
+    assert "| STAA T=2 | 85.00 ± 7.07 | — | — | 65.00 ± 7.07 | — |" in md
     assert md.splitlines()[2].startswith("Validation accuracy (500 images per class")
 
 

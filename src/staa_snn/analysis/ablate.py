@@ -6,12 +6,15 @@ folder. A run that finished is read back, not repeated; one that was
 interrupted resumes from its ``last.pt``. The summary (mean +- sample std over
 seeds of the final-epoch accuracy on the evaluation split, after all steps
 and after the first step alone, the difference to the grid's baseline row
-and the time per run) is written as markdown and JSON, with a plot.
+and the time per run, with Welch's t-test of each row against the baseline) is
+written as markdown and JSON (with every run's accuracy after each epoch), with
+a bar plot and the rows' accuracy-vs-epoch curves side by side.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import statistics
 import sys
@@ -115,7 +118,12 @@ def _finished(run: Path, epochs: int) -> list[dict] | None:
 
 
 def _last_record(history: list[dict]) -> dict:
-    return history[-1] | {"run_time_s": sum(h.get("epoch_time_s", 0.0) for h in history)}
+    """The run's last epoch record, with its whole time and its accuracy curve over the epochs
+    (after all steps, and after the first step where the run recorded it)."""
+    step1 = [h["test_acc_per_step"][0] for h in history if h.get("test_acc_per_step")]
+    return history[-1] | {"run_time_s": sum(h.get("epoch_time_s", 0.0) for h in history),
+                          "curve": [h["test_acc"] for h in history],
+                          "curve_step1": step1 if len(step1) == len(history) else None}
 
 
 def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path,
@@ -218,6 +226,7 @@ def _write_summary(folder: Path, grid: str, rows: list[Row], results: dict, base
     write_text_atomic(folder / "results.json", json.dumps(summary, indent=1) + "\n")
     write_text_atomic(folder / "results.md", to_markdown(summary))
     plot(summary, folder / f"{grid}.png")
+    plot_curves(summary, folder / f"{grid}_curves.png")
     return summary
 
 
@@ -240,23 +249,53 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def welch(a: list[float], b: list[float]) -> dict | None:
+    """Welch's two-sample t-test of ``mean(a) - mean(b)`` (unequal variances): ``{"t", "df", "p"}``
+    (``p`` two-sided), or ``None`` when either side has fewer than 2 values or both have no spread."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        return None
+    from scipy.stats import t as student_t
+
+    t = (statistics.fmean(a) - statistics.fmean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return {"t": t, "df": df, "p": float(2 * student_t.sf(abs(t), df))}
+
+
+def _step1(runs: list[dict]) -> list[float] | None:
+    """Each run's accuracy after its first step, or ``None`` unless every run recorded it."""
+    first = [r["test_acc_per_step"][0] for r in runs if r.get("test_acc_per_step")]
+    return first if first and len(first) == len(runs) else None
+
+
+def _row_summary(row: Row, runs: list[dict], base: list[dict] | None) -> dict:
+    """One row of the table; ``base``: the baseline row's runs (``None`` for the baseline itself)."""
+    accs, first = [r["test_acc"] for r in runs], _step1(runs)
+    base_accs, base_first = ([r["test_acc"] for r in base], _step1(base)) if base else (None, None)
+    mean, std = _mean_std(accs)
+    mean1, std1 = _mean_std(first) if first else (None, None)
+    times = [r["run_time_s"] for r in runs if r.get("run_time_s")]
+    return {"row": row.label, "overrides": list(row.overrides), "value": row.value, "series": row.series,
+            "accs": accs, "mean": mean, "std": std,
+            "delta": mean - statistics.fmean(base_accs) if base_accs else None,
+            "welch": welch(accs, base_accs) if base_accs else None,
+            "accs_step1": first, "mean_step1": mean1, "std_step1": std1,
+            "delta_step1": mean1 - statistics.fmean(base_first) if first and base_first else None,
+            "welch_step1": welch(first, base_first) if first and base_first else None,
+            "run_time_s": times, "mean_run_time_s": statistics.fmean(times) if times else None,
+            "curves": [r.get("curve") for r in runs], "curves_step1": [r.get("curve_step1") for r in runs]}
+
+
 def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, command) -> dict:
-    """``results``: per row label, the last history record of each seed's run (with ``run_time_s``)."""
-    base_mean = statistics.fmean(r["test_acc"] for r in results[baseline]) if baseline in results else None
+    """``results``: per row label, the last history record of each seed's run (with ``run_time_s``,
+    and ``curve`` / ``curve_step1``: its accuracy after every epoch). Each row's difference to the
+    baseline row comes with Welch's t-test over the seeds (``welch``: t, df, two-sided p)."""
     table = []
     for row in rows:
-        last = results[row.label]
-        accs = [r["test_acc"] for r in last]
-        mean, std = _mean_std(accs)
-        first = [r["test_acc_per_step"][0] for r in last if r.get("test_acc_per_step")]
-        step1 = _mean_std(first) if len(first) == len(last) else (None, None)
-        times = [r["run_time_s"] for r in last if r.get("run_time_s")]
-        table.append({"row": row.label, "overrides": list(row.overrides), "value": row.value, "series": row.series,
-                      "accs": accs,
-                      "mean": mean, "std": std, "delta": None if base_mean is None else mean - base_mean,
-                      "accs_step1": first if step1[0] is not None else None, "mean_step1": step1[0],
-                      "std_step1": step1[1], "run_time_s": times,
-                      "mean_run_time_s": statistics.fmean(times) if times else None})
+        base_runs = results.get(baseline) if row.label != baseline else None
+        table.append(_row_summary(row, results[row.label], base_runs))
     return {"grid": grid, "baseline": baseline, "seeds": seeds, "epochs": epochs, "command": command,
             "dataset": base.data.name, "model": base.model.name, "T": base.model.T,
             "neuron_preset": base.model.neuron_options.get("neuron_preset", "spec"), "rows": table,
@@ -275,20 +314,30 @@ def to_markdown(s: dict) -> str:
     reading = "" if preset == "spec" else f", neuron_preset={preset}"
     lines = [f"# Ablation `{s['grid']}`: {s['dataset']}, {s['model']}, T = {s['T']}{reading}", "",
              f"{s['metric'][0].upper()}{s['metric'][1:]}, mean ± sample std over {s['seeds']} seed(s), "
-             f"{s['epochs']} epochs; difference to the baseline row `{s['baseline']}`; after 1 step: the same "
-             f"nets read out after their first time step only.", ""]
+             f"{s['epochs']} epochs; difference to the baseline row `{s['baseline']}`, with Welch's t-test over "
+             f"the seeds (t, two-sided p; p above 0.05: not told apart from the seeds' "
+             f"noise); after 1 step: the same nets read out after their first time step only. The rows' "
+             f"accuracy after every epoch: `{s['grid']}_curves.png`.", ""]
     if s.get("command"):
         lines += ["Command:", "", "```bash", s["command"], "```", ""]
-    lines += ["| row | accuracy (%) | Δ vs baseline (pp) | after 1 step (%) | per seed (%) | min per run |",
-              "|---|---|---|---|---|---|"]
+    lines += ["| row | accuracy (%) | Δ vs baseline (pp) | Welch t, p | after 1 step (%) | Δ after 1 step (pp) "
+              "| per seed (%) | min per run |", "|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
         per = ", ".join(f"{a * 100:.2f}" for a in r["accs"])
-        delta = "—" if r["row"] == s["baseline"] or r.get("delta") is None else f"{r['delta'] * 100:+.2f}"
         step1 = _cell(r.get("accs_step1"), r.get("mean_step1"), r.get("std_step1"))
         minutes = "—" if not r.get("mean_run_time_s") else f"{r['mean_run_time_s'] / 60:.1f}"
         acc = _cell(r["accs"], r["mean"], r["std"])
-        lines.append(f"| {r['row']} | {acc} | {delta} | {step1} | {per} | {minutes} |")
+        lines.append(f"| {r['row']} | {acc} | {_pp(r.get('delta'))} | {_welch_cell(r.get('welch'))} | {step1} "
+                     f"| {_pp(r.get('delta_step1'))} | {per} | {minutes} |")
     return "\n".join(lines) + "\n"
+
+
+def _pp(delta: float | None) -> str:
+    return "—" if delta is None else f"{delta * 100:+.2f}"
+
+
+def _welch_cell(w: dict | None) -> str:
+    return "—" if not w else f"{w['t']:+.2f}, {w['p']:.2g}"
 
 
 def plot(s: dict, path: Path) -> None:
@@ -313,6 +362,35 @@ def plot(s: dict, path: Path) -> None:
         ax.set_ylim(max(0.0, low - 2), min(100.0, max(m + d for m, d in zip(means, stds, strict=True)) + 1))
     ax.set_ylabel(f"{s.get('accuracy', 'test accuracy')} (%)")
     ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']} ({s['seeds']} seeds)")
+    fig.tight_layout()
+    save(fig, path, dpi=120)
+
+
+def plot_curves(s: dict, path: Path) -> None:
+    """Each row's accuracy after every epoch, side by side: the mean over seeds, and the band from
+    the lowest to the highest seed; after all steps (left) and after the first step (right)."""
+    fig, axes = subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, key, title in ((axes[0], "curves", "after all steps"), (axes[1], "curves_step1", "after the first step")):
+        for i, r in enumerate(s["rows"]):
+            curves = [c for c in r.get(key) or [] if c]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            per_epoch = [[c[e] * 100 for c in curves] for e in range(n)]
+            epochs = list(range(1, n + 1))
+            mean = [statistics.fmean(v) for v in per_epoch]
+            ax.plot(epochs, mean, color=f"C{i % 10}", label=f"{r['row']} ({len(curves)} seeds)",
+                    **({"marker": "o", "markersize": 4} if n < 3 else {}))
+            if len(curves) > 1:
+                ax.fill_between(epochs, [min(v) for v in per_epoch], [max(v) for v in per_epoch],
+                                color=f"C{i % 10}", alpha=0.2, linewidth=0)
+        ax.set_title(f"{s.get('accuracy', 'test accuracy')}, {title}", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    axes[0].set_ylabel("accuracy (%): mean over seeds, band: lowest to highest seed")
+    fig.suptitle(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']}", fontsize=11)
     fig.tight_layout()
     save(fig, path, dpi=120)
 
