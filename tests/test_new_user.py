@@ -4,6 +4,7 @@ bad inputs, runs the CLI cannot reopen, library calls and process-wide state."""
 import json
 import random
 import re
+import os
 import subprocess
 import sys
 
@@ -174,6 +175,18 @@ def test_profile_json_into_a_closed_pipe_is_quiet():
     proc = subprocess.run(f"{sys.executable} -m staa_snn.cli profile --random --batch-size 1 --json - | head -c 20",
                           shell=True, capture_output=True, text=True, timeout=300)
     assert proc.stdout.startswith("{") and "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_configs_into_a_pipe_closed_before_it_writes_is_quiet():
+    """staa-snn configs | head -1: the reader may leave before the first write (here: always)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "staa_snn.cli", "configs"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, "")
 
 
 def test_onnx_carries_the_class_names(tmp_path):

@@ -5,6 +5,7 @@ outcome of a command as an exit code (bad input: one line on stderr and 2; a tra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "configs":
-        return configs.run(args)
+        with reader_may_leave():
+            return configs.run(args)
+        return 0  # the reader went away (staa-snn configs | head -1)
     from .._malloc import tune_cpu_allocator
 
     tune_cpu_allocator()  # CPU tensors reuse freed memory instead of fresh pages (glibc; see staa_snn._malloc)
@@ -74,6 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = format_warning
 
 
+@contextlib.contextmanager
+def reader_may_leave():
+    """A reader that goes away before the output ends (``| head``) is not an error of ours: the
+    BrokenPipeError is swallowed (the block's ``return`` is skipped, so the caller returns 0) and
+    stdout goes to /dev/null, so that the interpreter's final flush does not complain either."""
+    try:
+        yield
+        sys.stdout.flush()  # here, not at the interpreter's exit, where the error could not be caught
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def run(args) -> int:
     """Run the command; what went wrong becomes one line on stderr and an exit code."""
     from ..data import DataError  # the data layer's bad input (CorruptFileError among them)
@@ -83,11 +99,9 @@ def run(args) -> int:
 
     name = f"staa-snn {args.command}"
     try:
-        return BY_NAME[args.command].run(args)
-    except BrokenPipeError:  # the reader went away (staa-snn profile --json - | head): not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain either
-        return 0
+        with reader_may_leave():
+            return BY_NAME[args.command].run(args)
+        return 0  # the reader went away (staa-snn profile --json - | head)
     except (ConfigError, FileNotFoundError, FileExistsError, DataError, RunFolderError,
             NotADirectoryError, PermissionError, NIRExportError) as e:
         if args.debug:
