@@ -184,7 +184,7 @@ def test_recording_to_frames(tmp_path):
                                          r"\(the net was trained on a 304x240 sensor\)"):
         recording_to_frames(small, T=4, size=48, sensor_size=(304, 240))
     np.savez(tmp_path / "n.npz", **ev)
-    with pytest.raises(ValueError, match="states no sensor size and none was given"):
+    with pytest.raises(ValueError, match="states no sensor size, and neither the net nor the caller gives one"):
         recording_to_frames(tmp_path / "n.npz", T=4, size=48)
     np.testing.assert_array_equal(recording_to_frames(tmp_path / "n.npz", T=4, size=48, sensor_size=(304, 240)),
                                   _frames(ev, 4, (304, 240), 48))
@@ -210,10 +210,15 @@ def test_checkpoint_of_an_event_folder_carries_class_names(tmp_path):
     ckpt = load_checkpoint(tmp_path / "ev" / "last.pt")
     assert ckpt["input"]["classes"] == ["background", "cars"] and ckpt["input"]["kind"] == "events"
     assert ckpt["input"]["in_channels"] == 2
+    assert ckpt["input"]["sensor"] == [304, 240]  # the camera, for recordings whose files state none
 
 
 def test_checkpoint_of_nmnist_carries_digits(tmp_path):
-    from staa_snn.training import load_checkpoint, load_config, train
+    import json
+
+    from staa_snn.export import export_checkpoint
+    from staa_snn.models import load_pretrained
+    from staa_snn.training import load_checkpoint, load_config, load_trained, train
     from tiny_runs import DIGITS
 
     _write_nmnist(tmp_path / "data" / "Train", 2)
@@ -224,3 +229,8 @@ def test_checkpoint_of_nmnist_carries_digits(tmp_path):
     train(cfg)
     ckpt = load_checkpoint(tmp_path / "nm" / "last.pt")
     assert ckpt["input"]["classes"] == [str(d) for d in range(10)] and ckpt["input"]["size"] == 8
+    assert ckpt["input"]["sensor"] == [34, 34]
+    assert load_trained(tmp_path / "nm" / "last.pt", require_root=False)[1].pretrained_cfg["sensor"] == [34, 34]
+    export_checkpoint(tmp_path / "nm" / "last.pt", "safetensors", tmp_path / "out", profile_batches=1)
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["input"]["sensor"] == [34, 34]
+    assert load_pretrained(tmp_path / "out").pretrained_cfg["sensor"] == [34, 34]

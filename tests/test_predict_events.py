@@ -84,3 +84,34 @@ def test_a_recording_from_a_smaller_sensor_is_refused_naming_both_sizes(net, tmp
     assert "34x34 sensor, too small for the net's 48x48 input" in capsys.readouterr().err
     assert cli.main(["stream", "--weights", "any", str(path)]) == 2
     assert "34x34 sensor, too small for the net's 48x48 input" in capsys.readouterr().err
+
+
+def test_a_file_stating_no_sensor_is_taken_as_the_camera_the_net_was_trained_on(net, tmp_path, capsys):
+    ev = _events(4, 300, 34, 34)
+    npz = tmp_path / "digit.npz"
+    np.savez(npz, **ev)  # SpikingJelly's layout: no sensor size anywhere in the file
+    capsys.readouterr()
+    for command in (["predict", "--weights", "any", str(npz)], ["stream", "--weights", "any", str(npz)]):
+        assert cli.main(command) == 2  # the net records no camera and none is given: asked for, never guessed
+        err = capsys.readouterr().err
+        assert "states no sensor size" in err and "--sensor WIDTHxHEIGHT" in err and len(err.splitlines()) == 1
+    net.pretrained_cfg = {**net.pretrained_cfg, "sensor": [34, 34]}  # trained on N-MNIST's camera
+    same = write_bytes(tmp_path / "digit.bin", nmnist_bytes(**ev))  # the same events, in a file stating 34x34
+    out = tmp_path / "p.json"
+    assert cli.main(["predict", "--weights", "any", str(npz), str(same), "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert got[0]["predictions"] == got[1]["predictions"]
+    x = inference.prepare_recording(npz, net.pretrained_cfg, 3)
+    assert torch.equal(x, inference.prepare_recording(same, net.pretrained_cfg, 3)) and float(x.sum()) == 300
+    # --sensor says otherwise: binned as a 68x68 camera's (every event in the top-left quarter)
+    assert cli.main(["predict", "--weights", "any", str(npz), "--sensor", "68x68", "--json", str(out)]) == 0
+    wide = torch.from_numpy(recording_to_frames(npz, T=3, size=16, sensor_size=(68, 68)))
+    assert float(wide[..., 8:, :].sum() + wide[..., :, 8:].sum()) == 0 and float(wide.sum()) == 300
+    with torch.no_grad():
+        probs = torch.softmax(net(wide.unsqueeze(0)), -1)[0]
+    assert json.loads(out.read_text())[0]["predictions"][0][1] == pytest.approx(float(probs.max()), abs=1e-6)
+    assert cli.main(["stream", "--weights", "any", str(npz), "--sensor", "68x68"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["predict", "--weights", "any", str(npz), "--sensor", "68"])
+    assert e.value.code == 2 and "expected WIDTHxHEIGHT in pixels (e.g. 346x260), got '68'" in capsys.readouterr().err

@@ -404,7 +404,7 @@ def test_stream_a_recording_step_by_step(tmp_path, monkeypatch, capsys):
     assert (np.diff(ev["t"]) >= 0).all()
     shuffled = np.random.default_rng(2).permutation(400)
     np.savez(tmp_path / "shuffled.npz", **{k: np.asarray(v)[shuffled] for k, v in ev.items()})
-    assert [s["events"] for s in inference.stream_recording(net, tmp_path / "shuffled.npz")] == \
+    assert [s["events"] for s in inference.stream_recording(net, tmp_path / "shuffled.npz", sensor=(128, 128))] == \
         [s["events"] for s in inference.stream_recording(net, path)]  # taken in time order
     for split_by in ("number", "time"):
         steps = list(inference.stream_recording(net, path, split_by=split_by))

@@ -24,7 +24,6 @@ import torch
 from torch import Tensor, nn
 
 from .data import CorruptFileError, DataError, read_for_net, recording_to_frames
-from .data.dvs import SENSOR
 from .data.recordings import SUFFIXES
 from .data.events import events_to_frames, frame_indices
 from .data.images import read_image
@@ -32,14 +31,12 @@ from .data.transforms import FitSize
 from .measure.steps import EXITS, check_exit, evaluating, exit_curve, step_costs, step_inputs
 from .training import load_pretrained, load_trained
 
-__all__ = ["EXITS", "ExitPrediction", "exit_curve", "input_files", "load_net", "predict", "predict_files",
+__all__ = ["EXITS", "ExitPrediction", "exit_curve", "input_files", "load_net", "net_sensor", "predict", "predict_files",
            "prepare_image", "prepare_recording", "read_recording", "step_costs", "stream_recording"]
 
 # every format staa_snn.data.read_events reads (AEDAT 2.0 / 3.1 / 4.0, Prophesee .dat / .raw, N-MNIST
 # .bin, NumPy), told apart by their headers
 RECORDINGS = tuple(SUFFIXES)
-# a file that states no sensor (SpikingJelly's .npz, a .npy) is taken to be of the DVS datasets' sensor
-NO_SENSOR_STATED = (SENSOR, SENSOR)
 
 
 def load_net(source: str | os.PathLike, *, checkpoint: bool = False) -> nn.Module:
@@ -72,35 +69,50 @@ def prepare_image(path: str | os.PathLike, cfg: dict) -> torch.Tensor:
     return x
 
 
-def read_recording(path: str | os.PathLike, size: int = 1) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
+def net_sensor(cfg: dict, sensor: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """The sensor ``(width, height)`` of recordings whose files state none: ``sensor`` when given,
+    else the one the net was trained on (``pretrained_cfg["sensor"]``, stored since staa-snn
+    records it), else ``None`` (such a file is then refused, asking for it)."""
+    if sensor is not None:
+        return int(sensor[0]), int(sensor[1])
+    trained = cfg.get("sensor")
+    return (int(trained[0]), int(trained[1])) if trained else None
+
+
+def read_recording(path: str | os.PathLike, size: int = 1,
+                   sensor: tuple[int, int] | None = None) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
     """``(events {"t", "x", "y", "p"}, sensor (width, height))`` of a recording in any format
     :func:`staa_snn.data.read_events` reads, checked for a net of ``size x size`` frames
     (:func:`staa_snn.data.read_for_net`: a recording without events, or from a sensor smaller
-    than ``size``, is refused naming both sizes; a file stating no sensor is taken as 128x128)."""
-    events, sensor = read_for_net(path, size=size, sensor_size=NO_SENSOR_STATED)
-    return {k: events[k] for k in "txyp"}, sensor
+    than ``size``, is refused naming both sizes). ``sensor``: that of a file stating none (a file
+    stating none, with none given, is refused)."""
+    events, found = read_for_net(path, size=size, sensor_size=sensor)
+    return {k: events[k] for k in "txyp"}, found
 
 
-def prepare_recording(path: str | os.PathLike, cfg: dict, T: int, split_by: str = "number") -> torch.Tensor:
+def prepare_recording(path: str | os.PathLike, cfg: dict, T: int, split_by: str = "number",
+                      sensor: tuple[int, int] | None = None) -> torch.Tensor:
     """``[T, 2, size, size]`` event-count frames of a whole recording (any format of
     :data:`RECORDINGS`), integrated as the event datasets do (:func:`staa_snn.data.recording_to_frames`:
-    another sensor is binned to the net's size, a smaller one refused)."""
+    another sensor is binned to the net's size, a smaller one refused). A file that states no
+    sensor is taken to be of :func:`net_sensor`'s."""
     return torch.from_numpy(recording_to_frames(path, T=T, split_by=split_by, size=cfg["size"],
-                                                sensor_size=NO_SENSOR_STATED))
+                                                sensor_size=net_sensor(cfg, sensor)))
 
 
-def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time"):
+def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time", sensor: tuple[int, int] | None = None):
     """Feed a recording to ``net`` frame by frame, as its events arrive: for each of the net's
     ``T`` steps, ``{"step", "t_start_us", "t_end_us", "events", "label", "class", "confidence",
     "latency_ms"}`` -- the prediction of the logits averaged so far, and the time ``net.step``
     took. ``split_by="time"``: ``T`` equal windows of the recording's span, each integrated
     when it closes; ``"number"``: equal numbers of events, the frames of ``predict`` and of the
-    event datasets (which needs the recording's event count up front)."""
+    event datasets (which needs the recording's event count up front). ``sensor``: that of a file
+    that states none (default: the net's, :func:`net_sensor`)."""
     cfg = getattr(net, "pretrained_cfg", None) or {}
     if cfg.get("kind") != "events":
         raise ValueError("stream feeds event recordings to a net trained on event frames; this net was trained on "
                          f"{cfg.get('kind') or 'unknown'} inputs")
-    ev, sensor = read_recording(path, cfg["size"])
+    ev, sensor = read_recording(path, cfg["size"], net_sensor(cfg, sensor))
     if (np.diff(ev["t"]) < 0).any():  # events arrive in time order: take them so
         order = np.argsort(ev["t"], kind="stable")
         ev = {k: np.asarray(v)[order] for k, v in ev.items()}
@@ -149,12 +161,13 @@ def input_files(paths: list[str | os.PathLike], *, events: bool = False) -> list
 
 
 def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 3,
-                  errors: str = "raise") -> list[dict]:
+                  errors: str = "raise", sensor: tuple[int, int] | None = None) -> list[dict]:
     """For each file (a folder: its images, or recordings; :func:`input_files`):
     ``{"file", "predictions": [(class name, probability), ...]}``, the ``top`` most probable
     classes of the logits averaged over the steps. A file that cannot be read (missing, not an
     image, the wrong kind for the net) raises, or with ``errors="report"`` gets ``{"file",
-    "error"}`` (one line naming it) and the other files are still predicted."""
+    "error"}`` (one line naming it) and the other files are still predicted. ``sensor``: that of
+    recordings whose files state none (default: the net's, :func:`net_sensor`)."""
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
     cfg = getattr(net, "pretrained_cfg", None)
@@ -170,7 +183,7 @@ def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 
                 raise FileNotFoundError(f"no such file: {path}")
             if events and not str(path).endswith(RECORDINGS):
                 raise DataError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {path}")
-            x = prepare_recording(path, cfg, cfg["T"]) if events else prepare_image(path, cfg)
+            x = prepare_recording(path, cfg, cfg["T"], sensor=sensor) if events else prepare_image(path, cfg)
         except (FileNotFoundError, DataError) as e:
             if errors == "raise":
                 raise

@@ -52,6 +52,21 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
     add_overrides(p, "config overrides (e.g. data.root=...)")
 
 
+def add_sensor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sensor", type=sensor_size, metavar="WIDTHxHEIGHT",
+                   help="the camera of recordings whose files state no sensor size (.npz, .npy, a .dat without "
+                        "geometry); default: the one the net was trained on (nets trained before staa-snn "
+                        "stored it need this for such files)")
+
+
+def sensor_size(text: str) -> tuple[int, int]:
+    """``"346x260"`` -> ``(346, 260)``; argparse turns the ValueError into one usage line."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels (e.g. 346x260), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def add_json(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--json", metavar="PATH", help=help)
 

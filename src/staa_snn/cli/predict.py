@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_json, add_net, emit_json, one_line
+from .common import add_json, add_net, add_sensor, emit_json, one_line
 
 NAME = "predict"
 HELP = "class names and probabilities for images or event recordings"
@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                              "not sub-folders); a file that cannot be read is one "
                                                              "error line, the others are predicted (exit 2)")
     p.add_argument("--top", type=int, default=3, help="classes to show per file (default 3)")
+    add_sensor(p)
     add_json(p, "also write the predictions as JSON ('-': JSON to stdout only)")
 
 
@@ -33,7 +34,7 @@ def run(args) -> int:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
     net = load_net(args.checkpoint, checkpoint=True) if args.checkpoint else load_net(args.weights)
     try:  # a file that cannot be read is one line; the others are still predicted
-        results = predict_files(net, args.files, top=args.top, errors="report")
+        results = predict_files(net, args.files, top=args.top, errors="report", sensor=args.sensor)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if args.json != "-":

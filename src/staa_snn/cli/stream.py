@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CHECKPOINT_HELP, add_json, add_net, emit_json
+from .common import CHECKPOINT_HELP, add_json, add_net, add_sensor, emit_json
 
 NAME = "stream"
 HELP = "feed an event recording to a net frame by frame, printing each step's prediction"
@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-by", choices=("time", "number"), default="time",
                    help="time (default): T equal time windows, each integrated when it closes; number: equal "
                         "event counts, the frames of predict and of training")
+    add_sensor(p)
     add_json(p, "also write the steps as JSON ('-': JSON to stdout only)")
 
 
@@ -36,7 +37,7 @@ def run(args) -> int:
     net = load_net(args.checkpoint, checkpoint=True) if args.checkpoint else load_net(args.weights)
     steps = []
     try:
-        for s in stream_recording(net, args.recording, split_by=args.split_by):
+        for s in stream_recording(net, args.recording, split_by=args.split_by, sensor=args.sensor):
             steps.append(s)
             if args.json != "-":
                 window = "no events" if s["events"] == 0 else \

@@ -283,7 +283,8 @@ def read_for_net(path: str | os.PathLike, *, size: int, sensor_size: tuple[int, 
     events, found = read_events(path, format=format)
     sensor = found or (tuple(sensor_size) if sensor_size is not None else None)
     if sensor is None:
-        raise DataError(f"{path}: its format states no sensor size and none was given (sensor_size=(width, height))")
+        raise DataError(f"{path}: its format states no sensor size, and neither the net nor the caller gives one: "
+                        f"give the camera's (--sensor WIDTHxHEIGHT; sensor_size=(width, height) in Python)")
     if size > min(sensor):
         trained = f" (the net was trained on a {sensor_size[0]}x{sensor_size[1]} sensor)" if sensor_size else ""
         raise DataError(f"{path}: recorded on a {sensor[0]}x{sensor[1]} sensor, too small for the net's "

@@ -124,7 +124,7 @@ class PretrainedCfg(Mapping):
     """``net.pretrained_cfg`` (as in timm): what the inputs must be and what the outputs mean, typed,
     and read as a dict too (``cfg["classes"]``, ``cfg.get("size")``, ``{**cfg}``, ``cfg == {...}``).
 
-    ``size``, ``in_channels`` and ``kind`` are keys only when known (a checkpoint written before
+    ``size``, ``in_channels``, ``kind`` and ``sensor`` are keys only when known (a checkpoint written before
     they were stored has ``classes`` and ``normalization`` alone), as in the dict it replaces."""
 
     name: str | None
@@ -135,6 +135,7 @@ class PretrainedCfg(Mapping):
     size: int | None = None
     in_channels: int | None = None
     kind: str | None = None           # "static" or "events"
+    sensor: list | None = None        # event data: the camera's [width, height] the net was trained on
 
     def _keys(self) -> list[str]:
         return [f.name for f in fields(self) if f.name not in _KNOWN_ONLY or getattr(self, f.name) is not None]
@@ -154,7 +155,7 @@ class PretrainedCfg(Mapping):
         return dict(self)
 
 
-_KNOWN_ONLY = {"size", "in_channels", "kind"}
+_KNOWN_ONLY = {"size", "in_channels", "kind", "sensor"}
 
 
 def describe_inputs(name: str, T: int, dataset: str, inputs: dict | None) -> PretrainedCfg:

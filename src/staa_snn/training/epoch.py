@@ -310,7 +310,7 @@ class EpochLoop:
                    "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rngs,
                    "epoch": self.epoch, "batch": self.batch, "step": self.step, "history": self.history,
                    "config": self.cfg.to_dict(), "num_classes": num_classes_of(self.model), "staa_snn": __version__,
-                   "input": input_metadata(self.cfg, self.classes),
+                   "input": input_metadata(self.cfg, self.classes, self.sensor),
                    "partial_batch": self.keep_partial}
         if self.user_model is not None:
             payload["python_model"] = self.user_model_name

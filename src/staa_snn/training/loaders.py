@@ -23,7 +23,8 @@ from torch.utils.data import default_collate
 from ..data import CorruptFileError
 from .distributed import GlobalBatchSampler
 
-__all__ = ["EpochSampler", "SeededSamples", "collate_skipping", "dataset_classes", "sample_seed", "make_loader"]
+__all__ = ["EpochSampler", "SeededSamples", "collate_skipping", "dataset_attribute", "dataset_classes",
+           "dataset_sensor", "sample_seed", "make_loader"]
 
 
 def sample_seed(*parts: int) -> int:
@@ -58,14 +59,14 @@ class SeededSamples(Dataset):
         return getattr(self.dataset, name)
 
 
-def dataset_classes(dataset) -> list[str] | None:
-    """The class names (index -> name) a dataset exposes as ``classes``, looked for through the
-    wrappers that hide it (``Subset``, :class:`SeededSamples`: ``.dataset``; ``ConcatDataset``:
-    its first part); ``None`` where there are none."""
+def dataset_attribute(dataset, name: str):
+    """``dataset.<name>``, looked for through the wrappers that hide it (``Subset``,
+    :class:`SeededSamples`: ``.dataset``; ``ConcatDataset``: its first part); ``None`` where no
+    dataset in the chain has it."""
     for _ in range(16):  # wrappers of wrappers, not a cycle
-        classes = getattr(dataset, "classes", None)
-        if classes is not None:
-            return [str(c) for c in classes]
+        value = getattr(dataset, name, None)
+        if value is not None:
+            return value
         if isinstance(dataset, ConcatDataset) and dataset.datasets:
             dataset = dataset.datasets[0]
         elif isinstance(getattr(dataset, "dataset", None), Dataset):
@@ -73,6 +74,19 @@ def dataset_classes(dataset) -> list[str] | None:
         else:
             return None
     return None
+
+
+def dataset_classes(dataset) -> list[str] | None:
+    """The class names (index -> name) a dataset exposes as ``classes`` (through its wrappers)."""
+    classes = dataset_attribute(dataset, "classes")
+    return None if classes is None else [str(c) for c in classes]
+
+
+def dataset_sensor(dataset) -> tuple[int, int] | None:
+    """The event camera's ``(width, height)`` an event dataset exposes as ``sensor`` (through its
+    wrappers); ``None`` for image data."""
+    sensor = dataset_attribute(dataset, "sensor")
+    return None if sensor is None else (int(sensor[0]), int(sensor[1]))
 
 
 class EpochSampler(Sampler):

@@ -20,14 +20,19 @@ from .config import Config, apply_override
 __all__ = ["checkpoint_config", "input_metadata", "load_pretrained", "load_trained", "num_classes_of"]
 
 
-def input_metadata(cfg: Config, classes=None) -> dict:
+def input_metadata(cfg: Config, classes=None, sensor=None) -> dict:
     """What a deployed net needs to know of its inputs and outputs, stored with the weights:
     the class names (index -> name; ``None`` when the data has none), the normalisation
-    (``None``: not normalised), the input size and channels, and the kind of data."""
+    (``None``: not normalised), the input size and channels, the kind of data and, for event
+    data, the camera's ``sensor`` ``[width, height]`` (recordings whose files state none are
+    taken to be of it)."""
     info = dataset_info(cfg.data.name)
-    return {"classes": [str(c) for c in classes] if classes is not None else None,
+    meta = {"classes": [str(c) for c in classes] if classes is not None else None,
             "normalization": normalization(cfg.data.name, cfg.data.mean, cfg.data.std),
             "size": cfg.data.input_size, "in_channels": info.in_channels, "kind": info.kind}
+    if sensor is not None and info.kind == "events":
+        meta["sensor"] = [int(sensor[0]), int(sensor[1])]
+    return meta
 
 
 def num_classes_of(model: nn.Module) -> int | None:

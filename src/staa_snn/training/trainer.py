@@ -37,7 +37,7 @@ from .config import Config, checkpoint_interval, load_config
 from .console import say
 from .epoch import EpochLoop, EpochSums
 from .evaluate import autocast_context
-from .loaders import EpochSampler, SeededSamples, dataset_classes, make_loader
+from .loaders import EpochSampler, SeededSamples, dataset_classes, dataset_sensor, make_loader
 from .losses import LOSSES, LossFn, loss_name
 from .memory import resolve_memory
 from .preemption import StopRequest
@@ -243,6 +243,7 @@ class Trainer(EpochLoop):
             dist.barrier()
         # the class names of any dataset that has them (image folders, event data, wrapped ones)
         self.classes = dataset_classes(self.train_set) or dataset_classes(self.test_set)
+        self.sensor = dataset_sensor(self.train_set) or dataset_sensor(self.test_set)  # event data: the camera
         if model is None:  # the classes are known from the data (image folders)
             if not self.classes:
                 raise ConfigError("the training set has no classes attribute (its class names) to size the net's "
