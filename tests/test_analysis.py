@@ -275,6 +275,8 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
             history = load_checkpoint(folder / f"{r['row']}_seed{seed}" / "last.pt")["history"]
             assert curve == [h["test_acc"] for h in history] and curve[-1] == r["accs"][seed]
             assert r["curves_step1"][seed] == [h["test_acc_per_step"][0] for h in history]
+            assert r["epoch_times_s"][seed] == [h["epoch_time_s"] for h in history]
+            assert sum(r["epoch_times_s"][seed]) == pytest.approx(r["run_time_s"][seed])
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")

@@ -118,10 +118,12 @@ def _finished(run: Path, epochs: int) -> list[dict] | None:
 
 
 def _last_record(history: list[dict]) -> dict:
-    """The run's last epoch record, with its whole time and its accuracy curve over the epochs
-    (after all steps, and after the first step where the run recorded it)."""
+    """The run's last epoch record, with its whole time (and each epoch's: a run paused or sharing
+    its cores shows as a few long epochs) and its accuracy curve over the epochs (after all
+    steps, and after the first step where the run recorded it)."""
     step1 = [h["test_acc_per_step"][0] for h in history if h.get("test_acc_per_step")]
     return history[-1] | {"run_time_s": sum(h.get("epoch_time_s", 0.0) for h in history),
+                          "epoch_times_s": [h.get("epoch_time_s") for h in history],
                           "curve": [h["test_acc"] for h in history],
                           "curve_step1": step1 if len(step1) == len(history) else None}
 
@@ -285,6 +287,7 @@ def _row_summary(row: Row, runs: list[dict], base: list[dict] | None) -> dict:
             "delta_step1": mean1 - statistics.fmean(base_first) if first and base_first else None,
             "welch_step1": welch(first, base_first) if first and base_first else None,
             "run_time_s": times, "mean_run_time_s": statistics.fmean(times) if times else None,
+            "epoch_times_s": [r.get("epoch_times_s") for r in runs],
             "curves": [r.get("curve") for r in runs], "curves_step1": [r.get("curve_step1") for r in runs]}
 
 
