@@ -9,7 +9,7 @@ import re
 import numpy as np
 
 from ..errors import CorruptFileError
-from .events import pack_events
+from .events import EVENT_DTYPE, pack_events
 
 
 def prophesee_header(data: bytes) -> list[str]:
@@ -105,18 +105,18 @@ def read_dat(path: str):
     return pack_events(t, d & 0x3FFF, (d >> 14) & 0x3FFF, p), _geometry(header)
 
 
-def _rank(mask: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """For each position in ``at``: how many ``True`` of ``mask`` lie at or before it, minus one
-    (the index, among the ``True`` positions, of the last one; -1 before the first)."""
-    return np.cumsum(mask, dtype=np.int32)[at] - 1
+def _with_default(values: np.ndarray, default=0) -> np.ndarray:
+    """``values`` with ``default`` in front."""
+    out = np.empty(len(values) + 1, dtype=values.dtype)
+    out[0] = default
+    out[1:] = values
+    return out
 
 
-def _take(values: np.ndarray, rank: np.ndarray, default=0) -> np.ndarray:
-    """``values[rank]``, ``default`` where ``rank`` is -1."""
-    if not len(values):
-        return np.full(len(rank), default, dtype=np.int64)
-    out = values[np.maximum(rank, 0)]
-    return np.where(rank >= 0, out, default)
+def _fill(values: np.ndarray, first: np.ndarray, n: int, default=0) -> np.ndarray:
+    """A state over ``n`` items in order: ``values[j]`` from item ``first[j]`` on (``first``
+    sorted), ``default`` before ``first[0]``: the state each item sees, one repeat, no search."""
+    return np.repeat(_with_default(values, default), np.diff(first, prepend=0, append=n))
 
 
 def _raw_body(path: str, word: int):
@@ -134,15 +134,65 @@ def _raw_body(path: str, word: int):
 def read_evt2(path: str):
     """EVT 2.0: 32-bit words, type = bits 28-31. CD_OFF (0) / CD_ON (1): 6 low timestamp bits
     (22-27), x (11-21), y (0-10); EVT_TIME_HIGH (8): timestamp bits 6-33 (0-27). Triggers (0xA) and
-    other words are skipped; events before the first time-high word get a high part of 0."""
+    other words are skipped; events before the first time-high word get a high part of 0. Each
+    time-high word holds from the first CD event after it on: one ``np.repeat``, no search."""
     w, sensor = _raw_body(path, 4)
     typ = w >> 28
-    is_high = typ == 8
-    cd = np.flatnonzero(typ <= 1)
-    high = _take((w[is_high] & 0x0FFFFFFF).astype(np.int64), _rank(is_high, cd))
-    wc = w[cd]
-    t = (high << 6) | ((wc >> 22) & 0x3F)
-    return pack_events(t, (wc >> 11) & 0x7FF, wc & 0x7FF, typ[cd]), sensor
+    cd_pos, other = np.flatnonzero(typ <= 1), np.flatnonzero(typ > 1)
+    high_at = np.flatnonzero(typ[other] == 8)  # among the other words
+    high = (w[other[high_at]] & 0x0FFFFFFF).astype(np.int64) << 6
+    t = _fill(high, other[high_at] - high_at, len(cd_pos))  # from the first CD event after it on
+    wc = w[cd_pos]
+    t |= (wc >> 22) & 0x3F
+    return pack_events(t, (wc >> 11) & 0x7FF, wc & 0x7FF, wc >> 28), sensor
+
+
+def _evt3_times(tw: np.ndarray) -> np.ndarray:
+    """The timestamp after each TIME_LOW (6) / TIME_HIGH (8) word ``tw`` (in stream order): the
+    high part with 24-bit wraps, plus one per TIME_LOW carry since the last TIME_HIGH, then the low."""
+    is_high = tw >= 0x8000
+    v = (tw & 0xFFF).astype(np.int64)
+    hv = v[is_high]
+    if len(hv):
+        hv[1:] += np.cumsum(hv[1:] < hv[:-1]) << 12  # a high part that goes back: +2^24
+    highs = np.cumsum(is_high)  # at or before each time word, and the lows:
+    lows_seen = np.arange(1, len(tw) + 1) - highs
+    lows = v[~is_high]
+    t_high = _with_default(hv)[highs]
+    carry = np.zeros(len(lows), dtype=np.int64)
+    if len(lows) > 1:
+        same_high = highs[~is_high]
+        carry[1:] = (lows[1:] < lows[:-1]) & (same_high[1:] == same_high[:-1])
+    if carry.any():
+        carries = _with_default(np.cumsum(carry))[lows_seen]  # among the lows at or before each word
+        t_high += carries - _with_default(carries[is_high])[highs]  # since the last TIME_HIGH
+    return (t_high << 12) | _with_default(lows)[lows_seen]
+
+
+_BLOCK = 1 << 12  # event words a block in _expand
+
+
+def _expand(mask: np.ndarray, t: np.ndarray, x0: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The events of event words with 16-bit pixel masks ``mask`` (bit i: an event at x0 + i) and
+    per-word ``t, x0, y, p``, word by word, bit by bit: the masks' bits unpacked, the positions of
+    the set ones (16 * word + bit) found, and the words' values gathered, :data:`_BLOCK` words at
+    a time so that the temporaries stay in the cache (2x faster than whole arrays)."""
+    bits = np.unpackbits(mask.astype("<u2").view(np.uint8), bitorder="little").view(bool)
+    lane = np.arange(_BLOCK, dtype=np.uint16) << 4  # 16 * (word - a)
+    y = y.view(np.int16)
+    out = np.empty(np.count_nonzero(bits), dtype=EVENT_DTYPE)
+    done = 0
+    for a in range(0, len(mask), _BLOCK):
+        at = np.flatnonzero(bits[16 * a:16 * (a + _BLOCK)])  # 16 * (word - a) + bit
+        x = at.astype(np.uint16)
+        at >>= 4
+        x0_a = x0[a:a + _BLOCK]
+        x += (x0_a - lane[:len(x0_a)])[at]  # x0 + bit, 16-bit as the output's x
+        part = out[done:done + len(at)]
+        block = slice(a, a + _BLOCK)
+        part["t"], part["x"], part["y"], part["p"] = t[block][at], x, y[block][at], p[block][at]
+        done += len(at)
+    return out
 
 
 def read_evt3(path: str):
@@ -152,57 +202,42 @@ def read_evt3(path: str):
     bits i, each moving x on by 12 / 8; TIME_LOW (6) and TIME_HIGH (8) set the timestamp's low and
     high 12 bits (a high part that goes back is a 24-bit wrap: +2^24; a low part that goes back
     with no TIME_HIGH between carries one into the high part, as in files that omit TIME_HIGH
-    words, which expelliarmus writes; a camera sends a TIME_HIGH first, and nothing is added)."""
+    words, which expelliarmus writes; a camera sends a TIME_HIGH first, and nothing is added).
+    Before the first ADDR_Y, time word or VECT_BASE_X, y, t, x and polarity are 0.
+
+    Method, no sort and no pass per event word in Python: the words split into event words (ADDR_X,
+    VECT_*) and state words (the others), each in stream order. A state word holds from the first
+    event word after it (its position minus the state words before it) to the next of its kind,
+    so each state (time, y, vector base) is one ``np.repeat`` of its values over the event words.
+    A vector's x is its base's x plus the widths of the vector words since that base (one cumsum,
+    16-bit like the output's x). Each event word is then a 16-bit mask of the pixels it sets (1
+    for ADDR_X); the set bits of the unpacked masks are every event, in stream order, as
+    16 * word + bit (:func:`_expand`)."""
     w, sensor = _raw_body(path, 2)
-    typ = (w >> 12).astype(np.uint8)
-    val = w & 0xFFF
-    single, vect = typ == 2, (typ == 4) | (typ == 5)
-    words = np.flatnonzero(single | vect)  # the words that carry events
-    is_high, is_low, is_y, is_base = typ == 8, typ == 6, typ == 0, typ == 3
-    high_pos, low_pos = np.flatnonzero(is_high), np.flatnonzero(is_low)
-    hv = val[high_pos].astype(np.int64)
-    if len(hv):
-        hv[1:] += np.cumsum(hv[1:] < hv[:-1]) << 12  # 24-bit wraps
-    lows = val[low_pos].astype(np.int64)
-    # TIME_LOW carries: a low below the previous one, no TIME_HIGH between them
-    highs_seen = np.cumsum(is_high, dtype=np.int32)
-    dec = np.zeros(len(lows) + 1, dtype=np.int64)
-    if len(lows) > 1:
-        dec[2:] = (lows[1:] < lows[:-1]) & (highs_seen[low_pos[1:]] == highs_seen[low_pos[:-1]])
-    dec = np.cumsum(dec)  # dec[k]: carries among the first k lows
-    lows_seen = np.cumsum(is_low, dtype=np.int32)
-    hr, lr = highs_seen[words] - 1, lows_seen[words] - 1
-    lows_before_high = lows_seen[high_pos]  # lows before each TIME_HIGH
-    carried = dec[lr + 1] - np.where(hr >= 0, dec[lows_before_high[np.maximum(hr, 0)]], 0)
-    t = ((_take(hv, hr) + carried) << 12) | _take(lows, lr)
-    y = _take(val[is_y].astype(np.int64) & 0x7FF, _rank(is_y, words))
-    x = (val[words] & 0x7FF).astype(np.int64)
-    p = ((val[words] >> 11) & 1).astype(np.int64)
-    if not vect.any():
-        return pack_events(t, x, y, p), sensor
-    # vectors: the base x of each vector word is the last VECT_BASE_X plus the widths of the
-    # vector words between them; its polarity is that base's
-    vpos = np.flatnonzero(vect)
-    width = np.where(typ[vpos] == 4, 12, 8)
-    widths_before = np.concatenate([[0], np.cumsum(width)])  # [k]: widths of the first k vector words
-    base_pos = np.flatnonzero(is_base)
-    br = _rank(is_base, vpos)
-    vects_before_base = np.cumsum(vect, dtype=np.int32)[base_pos]  # a base word is not a vector word
-    base_val = _take(val[base_pos].astype(np.int64), br)
-    start = (base_val & 0x7FF) + widths_before[:-1] - _take(widths_before[vects_before_base], br)
-    bits = np.arange(12)
-    mask = ((val[vpos, None] >> bits) & 1).astype(bool) & (bits < width[:, None])
-    rows, cols = np.nonzero(mask)
-    is_vec_word = vect[words]
-    k = np.flatnonzero(is_vec_word)  # positions, among the event words, of the vector words
-    keep = ~is_vec_word
-    order_key = np.concatenate([words[keep].astype(np.int64) * 12, vpos[rows].astype(np.int64) * 12 + cols])
-    order = np.argsort(order_key, kind="stable")
-    t_all = np.concatenate([t[keep], t[k][rows]])[order]
-    y_all = np.concatenate([y[keep], y[k][rows]])[order]
-    x_all = np.concatenate([x[keep], start[rows] + cols])[order]
-    p_all = np.concatenate([p[keep], ((base_val >> 11) & 1)[rows]])[order]
-    return pack_events(t_all, x_all, y_all, p_all), sensor
+    typ = w >> 12
+    is_ev = (typ == 2) | (typ == 4) | (typ == 5)
+    ev_pos, st_pos = np.flatnonzero(is_ev), np.flatnonzero(~is_ev)
+    ev, st = w[ev_pos], w[st_pos]
+    st_typ, n = st >> 12, len(ev)
+    time_at, y_at = np.flatnonzero((st_typ == 6) | (st_typ == 8)), np.flatnonzero(st_typ == 0)
+    base_at = np.flatnonzero(st_typ == 3)
+    # the state word st[j] holds from event word st_pos[j] - j on
+    t = _fill(_evt3_times(st[time_at]), st_pos[time_at] - time_at, n)
+    y = _fill(st[y_at] & 0x7FF, st_pos[y_at] - y_at, n)
+    # vectors: x = the base's x + the widths of the vector words since the base (16-bit, as x)
+    ev_typ = ev >> 12
+    width = (ev_typ == 4) * np.uint16(12) + (ev_typ == 5) * np.uint16(8)  # VECT_12, VECT_8
+    widths = np.zeros(n + 1, dtype=np.uint16)
+    np.cumsum(width, out=widths[1:])
+    base, base_first = st[base_at], st_pos[base_at] - base_at
+    x0 = _fill((base & 0x7FF) - widths[base_first], base_first, n) + widths[:-1]
+    p = _fill(((base >> 11) & 1).astype(np.uint8), base_first, n)
+    single = np.flatnonzero(width == 0)  # ADDR_X: x and polarity of its own
+    x0[single] = ev[single] & 0x7FF
+    p[single] = (ev[single] >> 11) & 1
+    mask = ev & ((1 << width) - 1)  # the pixels each word sets: bit i for x0 + i
+    mask[single] = 1
+    return _expand(mask, t, x0, y, p), sensor
 
 
 __all__ = ["prophesee_header", "raw_encoding", "read_dat", "read_evt2", "read_evt3"]
