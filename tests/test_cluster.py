@@ -4,6 +4,9 @@ sbatch script without a cluster."""
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import torch
 from staa_snn import cli
 from staa_snn.analysis import ablate, launch
 from staa_snn.training import Config, ConfigError, load_checkpoint, load_config, train
+from staa_snn.training.checkpoint import save_checkpoint
 from tiny_runs import DIGITS, strip, tiny
 
 submitit = pytest.importorskip("submitit", reason='submitit is the [cluster] extra')
@@ -178,6 +182,19 @@ def test_a_grid_launched_in_parts_is_read_back_whole(tmp_path, capsys):
                                                           "fixed_seed0": "done", "fixed_seed1": "missing"}
     assert cli.main(["ablate", "--status", str(tmp_path)]) == 1
     assert "fixed_seed1: missing (epoch 0)" in capsys.readouterr().err
+    # a local run in progress holds its folder's lock: running, not missing; a dead holder's lock is no run
+    run = tmp_path / "pe_kind" / "fixed_seed1"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for pid, state in ((os.getpid(), "running"), (int(dead.stdout), "missing")):
+        (run / ".lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": "now"}))
+        assert ablate.status(tmp_path)["fixed_seed1"]["state"] == state
+    # checkpointed, not finished, not running: interrupted (the same command resumes it)
+    ckpt = load_checkpoint(tmp_path / "pe_kind" / "fixed_seed0" / "last.pt")
+    save_checkpoint(run / "last.pt", {**ckpt, "epoch": 0})
+    assert ablate.status(tmp_path)["fixed_seed1"]["state"] == "interrupted"
+    (run / "last.pt").unlink()
+    (run / ".lock").unlink()
     with pytest.raises(ConfigError, match="launched with 1 epochs a run, not 2: use that, or another --out"):
         ablate.run_grid(base, "pe_kind", seeds=1, epochs=2, out=tmp_path, progress=False)
     summary, _ = ablate.gather(tmp_path)

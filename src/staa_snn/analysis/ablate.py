@@ -162,7 +162,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
         return _write_summary(folder, grid, selected, results, base, seeds=seeds, epochs=epochs, command=command)
     names = [(cfg.run_name, epochs) for _, _, cfg in configs]
     states = launch.run_states(folder, record, names)
-    todo = [(cfg.run_name, cfg) for _, _, cfg in configs if states[cfg.run_name]["state"] in ("failed", "missing")]
+    todo = [(cfg.run_name, cfg) for _, _, cfg in configs if states[cfg.run_name]["state"] in ("failed", "interrupted", "missing")]
     ex = launch.executor(launcher, folder / ".submitit", slurm)
     gpus = slurm.gpus_per_run if slurm else 1
     jobs = launch.submit(ex, todo, gpus=gpus) if todo else {}
@@ -206,7 +206,7 @@ def gather(path: str | Path, grid: str | None = None) -> tuple[dict | None, dict
     """Read a launched grid back (``path``: its folder, or the ``--out`` above it): ``(summary or
     None, run states)``. The summary covers the rows with at least one finished run and is
     written as results.md / .json / .png; the states name the runs pending, running, failed
-    (with their log's tail) or missing."""
+    (with their log's tail), interrupted (resumed by the same command) or missing."""
     folder, record, base, configs, states = _read_back(path, grid)
     results: dict[str, list[dict]] = {}
     for row, _, cfg in configs:

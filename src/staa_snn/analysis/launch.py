@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import write_text_atomic
-from ..training import Config, ConfigError, TrainingPreempted, load_checkpoint, train
+from ..training import Config, ConfigError, RunFolder, TrainingPreempted, load_checkpoint, train
 
 __all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_states", "parse_time",
            "read_launch", "write_launch", "merge_launch"]
@@ -231,8 +231,10 @@ def _job_outcome(submitit_dir: Path, job_id: str | None) -> tuple[str | None, st
 
 
 def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
-    """Per run name: ``state`` (``done``, ``failed``, ``pending``, ``running`` or ``missing``),
-    the epochs done, and a failed run's log tail. ``runs``: ``(run name, epochs asked)``."""
+    """Per run name: ``state`` (``done``, ``failed``, ``pending``, ``running``, ``interrupted``:
+    checkpointed but not running, resumed by the same command, or ``missing``), the epochs done,
+    and a failed run's log tail. ``runs``: ``(run name, epochs asked)``. A run is ``running``
+    while its folder's lock is held (a local run too: :meth:`RunFolder.holder`)."""
     jobs = record.get("jobs", {})
     states = {}
     for name, epochs in runs:
@@ -243,10 +245,12 @@ def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[
             state = "done"
         elif outcome == "error" or (outcome == "success" and done_epochs < epochs):
             state = "failed"
+        elif RunFolder(folder / name).holder() is not None:
+            state = "running"
         elif name in jobs:
             state = "running" if last.is_file() or (folder / name).is_dir() else "pending"
         else:
-            state = "missing"
+            state = "interrupted" if done_epochs or last.is_file() else "missing"
         states[name] = {"state": state, "epochs": done_epochs, "job": jobs.get(name),
                         "log_tail": tail if state == "failed" else ""}
     return states

@@ -12,10 +12,10 @@ from .evaluate import evaluate, evaluate_checkpoint, evaluate_weights
 from .trained import checkpoint_config, input_metadata, load_pretrained, load_trained
 from .trainer import Trainer, TrainResult, train
 from .preemption import TrainingPreempted
-from .run_folder import RunFolderError, RunLocked
+from .run_folder import RunFolder, RunFolderError, RunLocked
 
 __all__ = [
-    "Config", "ConfigError", "RunFolderError", "RunLocked", "TrainResult", "Trainer", "TrainingDiverged",
+    "Config", "ConfigError", "RunFolder", "RunFolderError", "RunLocked", "TrainResult", "Trainer", "TrainingDiverged",
     "TrainingPreempted",
     "build_datasets", "build_model", "bundled_configs", "checkpoint_config", "evaluate", "evaluate_checkpoint",
     "evaluate_weights", "input_metadata",

@@ -47,6 +47,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _live(holder: dict) -> bool:
+    """Whether a lock's holder may still run: alive on this host, or on another host at all."""
+    return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+
+
 class RunFolder:
     """``<output.dir>/<run name>/`` for one run."""
 
@@ -79,7 +84,7 @@ class RunFolder:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = self._holder()
-                if holder is None or (holder.get("host") == me["host"] and not _alive(int(holder.get("pid", -1)))):
+                if holder is None or not _live(holder):
                     who = "an unreadable lock" if holder is None else f"pid {holder.get('pid')}, started {holder.get('started')}"
                     warnings.warn(f"{self.path}: taking over the lock of a run that is no longer running ({who})",
                                   stacklevel=2)
@@ -93,6 +98,15 @@ class RunFolder:
             self.locked = True
             return
         raise RunLocked(f"{self.path}: could not take the run lock")
+
+    def holder(self) -> dict | None:
+        """Who runs in this folder now: the lock's record (pid, host, started, command) when a live
+        process on this host holds it, or any process on another host (which cannot be checked);
+        ``None`` when no run holds it (no lock, an unreadable one, or a dead process's)."""
+        if not (self.path / LOCK).is_file():
+            return None
+        holder = self._holder()
+        return holder if holder is not None and _live(holder) else None
 
     def _holder(self) -> dict | None:
         try:
