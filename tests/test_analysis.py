@@ -314,9 +314,12 @@ def test_ablate_names_a_held_out_split_and_reads_the_first_step():
     assert lif["welch"]["p"] == pytest.approx(ref.pvalue) and 0.19 < ref.pvalue < 0.21
     assert lif["delta_step1"] == pytest.approx(-0.05) and staa["welch"] is None and staa["delta"] is None
     md = ablate_mod.to_markdown(s)
-    assert (f"| LIF T=1 | 60.00 ± 14.14 | -25.00 | -2.24, {ref.pvalue:.2g} | 60.00 ± 14.14 | -5.00 | 50.00, 70.00 "
-            "| 1.5 |") in md
-    assert "| STAA T=2 | 85.00 ± 7.07 | — | — | 65.00 ± 7.07 | — |" in md
+    ref1 = scipy.stats.ttest_ind([0.5, 0.7], [0.6, 0.7], equal_var=False)  # after 1 step
+    assert lif["welch_step1"]["p"] == pytest.approx(ref1.pvalue)
+    assert (f"| LIF T=1 | 2 | 60.00 ± 14.14 | -25.00 | -2.24, {ref.pvalue:.2g} | 60.00 ± 14.14 | -5.00 "
+            f"| {ref1.statistic:+.2f}, {ref1.pvalue:.2g} | 50.00, 70.00 | 1.5 |") in md
+    assert "| STAA T=2 | 2 | 85.00 ± 7.07 | — | — | 65.00 ± 7.07 | — | — |" in md
+    assert "over 2 seeds a row" in md and "Not every seed" not in md
     assert md.splitlines()[2].startswith("Validation accuracy (500 images per class")
 
 
@@ -387,3 +390,19 @@ def test_counts_are_the_methods_whatever_the_backend():
     fused, ref = reports["fused"], reports["reference"]
     assert fused.dense_macs == ref.dense_macs and fused.ac == ref.ac and fused.mac == ref.mac
     assert [(r["module"], r["op"]) for r in fused.layers] == [(r["module"], r["op"]) for r in ref.layers]
+
+
+def test_ablate_stopped_by_a_signal_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    """ablate has no --resume: the same command continues (the trainer's own hint is train's)."""
+    from staa_snn.training import TrainingPreempted
+
+    def stopped(*args, **kwargs):
+        raise TrainingPreempted("stopped by SIGTERM after epoch 1/2: checkpointed in x/last.pt", signum=15, epoch=1,
+                                step=3)
+
+    monkeypatch.setattr(ablate_mod, "run_grid", stopped)
+    capsys.readouterr()
+    assert cli.main(["ablate", "--grid", "pe_kind", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path)]) == 143
+    assert capsys.readouterr().err == ("staa-snn ablate: stopped by SIGTERM after epoch 1/2: checkpointed in "
+                                       "x/last.pt; run the same command again to continue (finished runs are read "
+                                       "back)\n")

@@ -41,8 +41,8 @@ def test_a_grid_through_submitit_gathers_the_same_table_as_local(tmp_path, capsy
     assert cli.main(["ablate", "--gather", str(tmp_path / "sub")]) == 0  # the --out above the grid works too
     assert "| fixed |" in capsys.readouterr().out
     assert cli.main(["ablate", "--status", str(tmp_path / "sub" / "pe_kind" / "grid.json")]) == 0
-    err = capsys.readouterr().err
-    assert "4/4 runs finished" in err and "fixed_seed1: done (epoch 1, job " in err  # every run, by name
+    out = capsys.readouterr().out  # the states are --status's output: stdout
+    assert "4/4 runs finished" in out and "fixed_seed1: done (epoch 1, job " in out  # every run, by name
 
 
 def _task_pid(job) -> int:
@@ -101,7 +101,7 @@ def test_a_failed_run_is_named_with_its_log(tmp_path, capsys):
     assert "1/2 runs finished" in err and "fixed_seed0: failed (epoch 0, job " in err
     assert "fixed_seed0" in err.split("failed", 1)[1]  # the log's tail: the error that stopped it
     assert cli.main(["ablate", "--status", str(tmp_path)]) == 1
-    assert "fixed_seed0: failed" in capsys.readouterr().err
+    assert "fixed_seed0: failed" in capsys.readouterr().out
     summary = json.loads((tmp_path / "pe_kind" / "results.json").read_text())
     assert [r["row"] for r in summary["rows"]] == ["learnable"]
 
@@ -181,7 +181,7 @@ def test_a_grid_launched_in_parts_is_read_back_whole(tmp_path, capsys):
     assert {k: v["state"] for k, v in states.items()} == {"learnable_seed0": "done", "learnable_seed1": "done",
                                                           "fixed_seed0": "done", "fixed_seed1": "missing"}
     assert cli.main(["ablate", "--status", str(tmp_path)]) == 1
-    assert "fixed_seed1: missing (epoch 0)" in capsys.readouterr().err
+    assert "fixed_seed1: missing (epoch 0)" in capsys.readouterr().out
     # a local run in progress holds its folder's lock: running, not missing; a dead holder's lock is no run
     run = tmp_path / "pe_kind" / "fixed_seed1"
     run.mkdir()
@@ -199,8 +199,22 @@ def test_a_grid_launched_in_parts_is_read_back_whole(tmp_path, capsys):
         ablate.run_grid(base, "pe_kind", seeds=1, epochs=2, out=tmp_path, progress=False)
     summary, _ = ablate.gather(tmp_path)
     assert [(r["row"], len(r["accs"])) for r in summary["rows"]] == [("learnable", 2), ("fixed", 1)]
-    assert "| fixed | " in ablate.to_markdown(summary) and " ± " not in ablate.to_markdown(summary).split(
-        "| fixed |")[1].split("|")[1]  # one seed: no spread shown
+    md = ablate.to_markdown(summary)
+    assert "| fixed | 1 | " in md and " ± " not in md.split("| fixed | 1 |")[1].split("|")[1]  # one seed: no spread
+    assert "**Not every seed has finished:** fixed (1 of 2);" in md
+    # a part with another config is refused, naming the keys; how a run is carried out may differ
+    with pytest.raises(ConfigError, match=r"pe_kind in this folder was launched with optim.lr=0.003, not "
+                                          r"optim.lr=0.5: every run of a grid is trained alike"):
+        ablate.run_grid(load_config(DIGITS, [*TINY, "optim.lr=0.5"]), "pe_kind", seeds=1, epochs=1, out=tmp_path,
+                        progress=False, rows=["fixed"])
+    ablate.run_grid(load_config(DIGITS, [*TINY, "train.checkpoint_every=10min", "model.backend=reference"]),
+                    "pe_kind", seeds=1, epochs=1, out=tmp_path, progress=False, rows=["fixed"])
+    # a run trained otherwise than its grid says (grid.json rewritten by hand, or by an old version) is refused
+    record = json.loads((tmp_path / "pe_kind" / "grid.json").read_text())
+    record["base"]["optim"]["lr"] = 0.5
+    (tmp_path / "pe_kind" / "grid.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match=r"learnable_seed0 was trained with optim.lr=0.003, not optim.lr=0.5"):
+        ablate.gather(tmp_path)
 
 
 def test_a_finished_grid_read_back_needs_no_base_config(tmp_path):

@@ -21,8 +21,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
 from .._io import write_text_atomic
-from ..training import Config, apply_override, load_checkpoint, train
+from ..training import Config, apply_override, checkpoint_config, load_checkpoint, train
 from ..training.config import split_name
 from . import launch
 from .figures import save, subplots
@@ -108,13 +110,17 @@ def plan(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path, r
     return folder, configs
 
 
-def _finished(run: Path, epochs: int) -> list[dict] | None:
-    """The history of a run folder that has trained ``epochs`` epochs (``None`` otherwise)."""
+def _finished(run: Path, cfg: Config) -> list[dict] | None:
+    """The history of a run folder that has trained ``cfg``'s epochs (``None`` otherwise); a run
+    trained with another config than ``cfg`` (but how it was carried out) is refused, naming it."""
     last = run / "last.pt"
     if not last.exists():
         return None
     ckpt = load_checkpoint(last)
-    return ckpt["history"] if ckpt["epoch"] >= epochs else None
+    if ckpt["epoch"] < cfg.train.epochs:
+        return None
+    launch.check_same_config(cfg, checkpoint_config(ckpt, require_root=False), f"{run} was trained with")
+    return ckpt["history"]
 
 
 def _last_record(history: list[dict]) -> dict:
@@ -152,7 +158,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
         results: dict[str, list[dict]] = {row.label: [] for row in selected}
         for i, (row, seed, cfg) in enumerate(configs, 1):
             last = folder / cfg.run_name / "last.pt"
-            history = _finished(last.parent, epochs)
+            history = _finished(last.parent, cfg)
             if progress:
                 state = "done, reading" if history else ("resuming" if last.exists() else "training")
                 print(f"[{i}/{len(configs)}] {grid}: {row.label}, seed {seed} ({state})", file=sys.stderr)
@@ -210,7 +216,7 @@ def gather(path: str | Path, grid: str | None = None) -> tuple[dict | None, dict
     folder, record, base, configs, states = _read_back(path, grid)
     results: dict[str, list[dict]] = {}
     for row, _, cfg in configs:
-        history = _finished(folder / cfg.run_name, record["epochs"])
+        history = _finished(folder / cfg.run_name, cfg)
         if history is not None:
             results.setdefault(row.label, []).append(_last_record(history))
     rows = [r for r in select_rows(record["grid"], record["rows"]) if r.label in results]
@@ -315,23 +321,30 @@ def _cell(values, mean, std) -> str:
 def to_markdown(s: dict) -> str:
     preset = s.get("neuron_preset", "spec")
     reading = "" if preset == "spec" else f", neuron_preset={preset}"
+    seeds = _seeds(s["seeds"])
     lines = [f"# Ablation `{s['grid']}`: {s['dataset']}, {s['model']}, T = {s['T']}{reading}", "",
-             f"{s['metric'][0].upper()}{s['metric'][1:]}, mean ± sample std over {s['seeds']} seed(s), "
+             f"{s['metric'][0].upper()}{s['metric'][1:]}, mean ± sample std over {seeds} a row, "
              f"{s['epochs']} epochs; difference to the baseline row `{s['baseline']}`, with Welch's t-test over "
              f"the seeds (t, two-sided p; p above 0.05: not told apart from the seeds' "
              f"noise); after 1 step: the same nets read out after their first time step only. The rows' "
              f"accuracy after every epoch: `{s['grid']}_curves.png`.", ""]
+    short = [f"{r['row']} ({len(r['accs'])} of {s['seeds']})" for r in s["rows"] if len(r["accs"]) < s["seeds"]]
+    if short:
+        lines += [f"**Not every seed has finished:** {', '.join(short)}; their means are over the seeds that have, "
+                  f"so a difference between rows of other seeds is partly a difference between seeds.", ""]
     if s.get("command"):
         lines += ["Command:", "", "```bash", s["command"], "```", ""]
-    lines += ["| row | accuracy (%) | Δ vs baseline (pp) | Welch t, p | after 1 step (%) | Δ after 1 step (pp) "
-              "| per seed (%) | min per run |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| row | seeds | accuracy (%) | Δ vs baseline (pp) | Welch t, p | after 1 step (%) "
+              "| Δ after 1 step (pp) | Welch t, p (1 step) | per seed (%) | min per run |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
         per = ", ".join(f"{a * 100:.2f}" for a in r["accs"])
         step1 = _cell(r.get("accs_step1"), r.get("mean_step1"), r.get("std_step1"))
         minutes = "—" if not r.get("mean_run_time_s") else f"{r['mean_run_time_s'] / 60:.1f}"
         acc = _cell(r["accs"], r["mean"], r["std"])
-        lines.append(f"| {r['row']} | {acc} | {_pp(r.get('delta'))} | {_welch_cell(r.get('welch'))} | {step1} "
-                     f"| {_pp(r.get('delta_step1'))} | {per} | {minutes} |")
+        lines.append(f"| {r['row']} | {len(r['accs'])} | {acc} | {_pp(r.get('delta'))} | {_welch_cell(r.get('welch'))} "
+                     f"| {step1} | {_pp(r.get('delta_step1'))} | {_welch_cell(r.get('welch_step1'))} | {per} "
+                     f"| {minutes} |")
     return "\n".join(lines) + "\n"
 
 
@@ -358,15 +371,30 @@ def plot(s: dict, path: Path) -> None:
         if len(series) > 1:
             ax.legend()
         ax.set_xlabel(s["grid"])
-    else:
-        ax.bar(range(len(rows)), means, yerr=stds, capsize=3, color="#4c72b0")
+    else:  # points, not bars: the axis is cut to the data, and a bar's length would mislead
+        for i, r in enumerate(rows):
+            ax.plot([i] * len(r["accs"]), [a * 100 for a in r["accs"]], "o", color="0.6", markersize=3,
+                    label="a seed" if i == 0 else None)
+        ax.errorbar(range(len(rows)), means, yerr=stds, fmt="s", color="#4c72b0", capsize=4,
+                    label="mean ± std")
         ax.set_xticks(range(len(rows)), [r["row"] for r in rows], rotation=20, ha="right")
-        low = min(m - d for m, d in zip(means, stds, strict=True))
-        ax.set_ylim(max(0.0, low - 2), min(100.0, max(m + d for m, d in zip(means, stds, strict=True)) + 1))
+        ax.set_xlim(-0.5, len(rows) - 0.5)
+        ax.legend(fontsize=7)
     ax.set_ylabel(f"{s.get('accuracy', 'test accuracy')} (%)")
-    ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']} ({s['seeds']} seeds)")
+    ax.set_title(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']}{_reading(s)} ({_seeds(s['seeds'])})",
+                 fontsize=10)
     fig.tight_layout()
     save(fig, path, dpi=120)
+
+
+def _reading(s: dict) -> str:
+    """``", mpbn reading"`` for a grid of another neuron preset than the spec's; ``""`` otherwise."""
+    preset = s.get("neuron_preset", "spec")
+    return "" if preset == "spec" else f", {preset} reading"
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("s" if n != 1 else "")
 
 
 def plot_curves(s: dict, path: Path) -> None:
@@ -382,18 +410,20 @@ def plot_curves(s: dict, path: Path) -> None:
             per_epoch = [[c[e] * 100 for c in curves] for e in range(n)]
             epochs = list(range(1, n + 1))
             mean = [statistics.fmean(v) for v in per_epoch]
-            ax.plot(epochs, mean, color=f"C{i % 10}", label=f"{r['row']} ({len(curves)} seeds)",
+            ax.plot(epochs, mean, color=f"C{i % 10}", label=f"{r['row']} ({_seeds(len(curves))})",
                     **({"marker": "o", "markersize": 4} if n < 3 else {}))
             if len(curves) > 1:
                 ax.fill_between(epochs, [min(v) for v in per_epoch], [max(v) for v in per_epoch],
                                 color=f"C{i % 10}", alpha=0.2, linewidth=0)
         ax.set_title(f"{s.get('accuracy', 'test accuracy')}, {title}", fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    axes[0].set_ylabel("accuracy (%): mean over seeds, band: lowest to highest seed")
-    fig.suptitle(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']}", fontsize=11)
+    axes[0].set_ylabel("accuracy (%)")
+    fig.suptitle(f"{s['grid']}: {s['dataset']}, {s['model']}, T={s['T']}{_reading(s)}, {s['epochs']} epochs a run; "
+                 f"line: mean over seeds, band: lowest to highest seed", fontsize=10)
     fig.tight_layout()
     save(fig, path, dpi=120)
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 from .._io import write_text_atomic
 from ..training import Config, ConfigError, RunFolder, TrainingPreempted, load_checkpoint, train
+from ..training.resume import config_differences
 
 __all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_states", "parse_time",
-           "read_launch", "write_launch", "merge_launch"]
+           "read_launch", "write_launch", "merge_launch", "check_same_config"]
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
 SIGNAL_DELAY_S = 180  # submitit's signal (USR2) this long before the time limit: time to checkpoint a large net
@@ -195,12 +196,28 @@ def read_launch(path: str | Path, grid: str | None = None) -> tuple[Path, dict]:
     raise ConfigError(f"{path} holds several grids ({names}): name one with --grid, or give its folder")
 
 
+def check_same_config(asked: Config, used: Config, what: str) -> None:
+    """Refuse (``ConfigError``, naming up to 4 keys) a config that computes differently from the
+    one ``used`` before: ``what`` starts the message (\"<grid> in this folder was launched with\")."""
+    differ = config_differences(asked, used)
+    if differ:
+        shown = ", ".join(f"{k}={v[1]!r}" for k, v in list(differ.items())[:4]) + (", ..." if len(differ) > 4 else "")
+        asked_for = ", ".join(f"{k}={v[0]!r}" for k, v in list(differ.items())[:4])
+        raise ConfigError(f"{what} {shown}, not {asked_for}: every run of a grid is trained alike (rows and seeds "
+                          f"aside); give the same config and overrides, or another --out")
+
+
 def merge_launch(old: dict, new: dict) -> dict:
     """The record of a grid launched in parts: the rows of every part (in the grid's order, by the
-    caller), the most seeds asked for, the jobs of all; the epochs must agree."""
+    caller), the most seeds asked for, the jobs of all; the epochs and the base config (but how
+    the runs are carried out: the data's path, threads, checkpoints, ...) must agree, so that
+    every row of one table was trained alike."""
     if old and old.get("epochs") != new["epochs"]:
         raise ConfigError(f"{new['grid']} in this folder was launched with {old.get('epochs')} epochs a run, not "
                           f"{new['epochs']}: use that, or another --out")
+    if old.get("base") and new.get("base"):
+        check_same_config(Config.from_dict(new["base"]), Config.from_dict(old["base"]),
+                          f"{new['grid']} in this folder was launched with")
     merged = dict(new)
     merged["rows"] = list(dict.fromkeys([*old.get("rows", []), *new["rows"]]))
     merged["seeds"] = max(old.get("seeds", 0), new["seeds"])

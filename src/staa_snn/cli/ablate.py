@@ -12,7 +12,10 @@ NAME = "ablate"
 HELP = "the paper's ablations as resumable training sweeps"
 DESCRIPTION = ("Train every row of an ablation grid once per seed (runs already finished are read back, interrupted "
                "ones resume), then write results.md (mean +- std over seeds, after all steps and after the first, "
-               "difference to the baseline row, minutes per run), results.json and a plot. Grids: table4 (LIF and "
+               "difference to the baseline row with Welch's t-test over the seeds, minutes per run), results.json "
+               "(the same, with every run's accuracy and time per epoch), <grid>.png (each row's seeds and mean) and "
+               "<grid>_curves.png (the rows' accuracy against epochs, side by side). Every run of a grid (launched in "
+               "parts too) must be trained alike: a different config or override is refused. Grids: table4 (LIF and "
                "GC / PE / SA / TSRD, Table 4), tsrd_p, gc_ratio, pe_position, pe_kind, T (LIF and STAA-LIF at T = "
                "1, 2, 4), block_lr (the blocks' LR scale).")
 GRIDS = ["table4", "tsrd_p", "gc_ratio", "pe_position", "pe_kind", "T", "block_lr"]
@@ -72,7 +75,8 @@ def run(args) -> int:
                        command=command_line(args.argv), rows=rows, launcher=args.launcher, slurm=slurm)
     if summary is not None:
         print(to_markdown(summary))
-        print(f"written: {Path(args.out) / args.grid}/results.md, results.json, {args.grid}.png")
+        print(f"written: {Path(args.out) / args.grid}/results.md, results.json, {args.grid}.png, "
+              f"{args.grid}_curves.png")
     if args.launcher == "submitit-local":  # it waited: 1 when a run failed (named above, with its log)
         return 0 if all(s["state"] == "done" for s in status(Path(args.out) / args.grid).values()) else 1
     return 0
@@ -86,9 +90,10 @@ def read_back(args) -> int:
         summary, states = gather(args.gather, args.grid)
         if summary is not None:
             print(to_markdown(summary))
-    else:
+        print(describe_states(states), file=sys.stderr)  # what the table leaves out
+    else:  # the states are what --status is asked for: stdout (ablate --status DIR > states.txt)
         states = status(args.status, args.grid)
-    print(describe_states(states, every=bool(args.status)), file=sys.stderr)
+        print(describe_states(states, every=True))
     return 0 if all(s["state"] == "done" for s in states.values()) else 1
 
 

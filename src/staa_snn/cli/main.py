@@ -114,7 +114,8 @@ def run(args) -> int:
         print(f"{name}: stopped: {e}", file=sys.stderr)
         return 3
     except TrainingPreempted as e:  # SIGTERM / SIGUSR1: checkpointed where it stood
-        print(f"{name}: {e}", file=sys.stderr)
+        again = {"ablate": "run the same command again to continue (finished runs are read back)"}
+        print(f"{name}: {e.what}; {again.get(args.command, e.hint)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt as e:
         hint = {"ablate": " (finished runs are kept: run the same command again to continue)"}.get(args.command, "")

@@ -176,7 +176,7 @@ class EpochLoop:
         where = f"batch {self.batch}/{self.steps_per_epoch} of epoch {self.epoch + 1}/{epochs}" if self.batch \
             else f"epoch {self.epoch}/{epochs}"
         return TrainingPreempted(f"stopped by {signal.Signals(signum).name} after {where}: checkpointed in "
-                                 f"{self.run_folder.path / 'last.pt'}; continue with --resume auto",
+                                 f"{self.run_folder.path / 'last.pt'}",
                                  signum=signum, epoch=self.epoch, step=self.step)
 
     def _watch_throughput(self, samples_per_s: float | None = None) -> None:

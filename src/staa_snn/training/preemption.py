@@ -22,8 +22,10 @@ STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGUSR1", None), getattr(signa
 class TrainingPreempted(RuntimeError):
     """A stop signal arrived; the run was checkpointed where it stood (resume with ``--resume auto``)."""
 
-    def __init__(self, message: str, *, signum: int, epoch: int, step: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, signum: int, epoch: int, step: int,
+                 hint: str = "continue with --resume auto") -> None:
+        super().__init__(f"{message}; {hint}")
+        self.what, self.hint = message, hint  # what happened; how to continue (a caller may know better)
         self.signum, self.epoch, self.step = signum, epoch, step
 
     @property
