@@ -5,6 +5,7 @@ input is refused in one line naming both sizes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,61 @@ def test_a_file_stating_no_sensor_is_taken_as_the_camera_the_net_was_trained_on(
     with pytest.raises(SystemExit) as e:
         cli.main(["predict", "--weights", "any", str(npz), "--sensor", "68"])
     assert e.value.code == 2 and "expected WIDTHxHEIGHT in pixels (e.g. 346x260), got '68'" in capsys.readouterr().err
+
+
+def _err(capsys) -> str:
+    """The one line a command wrote on stderr."""
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    return err.strip()
+
+
+# -- bad weights are bad input: one line without the exception's name, exit 2 --------------------------------------
+
+def test_weights_of_another_kind_or_a_broken_export_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.savez("rec.npz", **_events(8, 20, 34, 34))
+    Path("nm.onnx").write_bytes(b"\x08\x07")
+    expected = ("nm.onnx: an ONNX file (it runs in onnxruntime), not exported weights: expected a folder with "
+                "model.safetensors and config.json")
+    capsys.readouterr()
+    for command in (["predict", "--weights", "nm.onnx", "rec.npz"], ["stream", "--weights", "nm.onnx", "rec.npz"],
+                    ["eval", "--weights", "nm.onnx"]):
+        assert cli.main(command) == 2
+        assert _err(capsys).startswith(f"staa-snn {command[0]}: error: {expected}")
+    export = Path("export")
+    export.mkdir()
+    model = create_model("vgg_small", num_classes=3, T=2, in_channels=2)
+    import safetensors.torch
+    safetensors.torch.save_file(model.state_dict(), "export/model.safetensors")
+    spec = {"format": "staa-snn-weights-1", "model": {"name": "vgg_small", "T": 2, "num_classes": 3,
+                                                      "in_channels": 2}}
+    for config, message in [
+            ("{oops", "export/config.json: not valid JSON (Expecting property name enclosed in double quotes: line 1 "
+                      "column 2 (char 1)); expected the config.json written by staa-snn export --format safetensors"),
+            ('{"format": "timm"}', "export/config.json: not a staa-snn weights config (format 'timm', expected "
+                                   "'staa-snn-weights-1': the config.json written by staa-snn export --format "
+                                   "safetensors)"),
+            ('{"format": "staa-snn-weights-1"}', "export/config.json: no model section with the net's name (a "
+                                                 "staa-snn weights config always has one): the file is damaged"),
+            (json.dumps({**spec, "model": {**spec["model"], "name": "vgg99"}}),
+             "export/config.json: its model section builds no net here (unknown model 'vgg99'; expected one of "
+             "['resnet18', 'resnet19', 'resnet20', 'resnet34', 'vgg13', 'vgg_quick', 'vgg_small', 'vgg_tiny']); "
+             "expected one written by staa-snn export --format safetensors of this version"),
+            (json.dumps({**spec, "model": {**spec["model"], "num_classes": 5}}),
+             "the weights in export/model.safetensors do not fit this net: 2 of another shape (e.g. classifier.")]:
+        (export / "config.json").write_text(config)
+        assert cli.main(["predict", "--weights", "export", "rec.npz"]) == 2
+        assert _err(capsys).startswith(f"staa-snn predict: error: {message}")
+    (export / "config.json").write_text(json.dumps(spec))
+    assert cli.main(["eval", "--weights", "export"]) == 2  # no training config: eval cannot know its test data
+    assert _err(capsys).startswith("staa-snn eval: error: export: its config.json has no config section")
+    (export / "model.safetensors").write_bytes(b"\x00" * 4)
+    assert cli.main(["predict", "--weights", "export", "rec.npz"]) == 2
+    assert _err(capsys).startswith("staa-snn predict: error: export/model.safetensors: not a readable safetensors "
+                                   "file (")
+    assert cli.main(["predict", "--weights", "hf://net", "rec.npz"]) == 2
+    assert _err(capsys) == ("staa-snn predict: error: 'hf://net' is not a Hub model: expected hf://owner/name or "
+                            "hf://owner/name@revision")
+    with pytest.raises(ValueError):  # Python callers catching ValueError are unaffected
+        inference.load_net("nm.onnx")
