@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from staa_snn import cli, inference
-from staa_snn.data import recording_to_frames
+from staa_snn.data import CorruptFileError, DataError, eventsets, recording_to_frames, recordings
 from staa_snn.data.writers import dat_bytes, nmnist_bytes, write_bytes
 from staa_snn.models import create_model
 
@@ -174,3 +174,60 @@ def test_weights_of_another_kind_or_a_broken_export_are_one_line_and_exit_2(tmp_
                             "hf://owner/name@revision")
     with pytest.raises(ValueError):  # Python callers catching ValueError are unaffected
         inference.load_net("nm.onnx")
+
+
+# -- the sensor a recording is taken to be of: each message says where its size came from -------------------------
+
+def test_a_too_small_sensor_is_said_to_come_from_the_file_or_from_sensor(net, tmp_path, capsys):
+    net.pretrained_cfg = {**net.pretrained_cfg, "sensor": [34, 34]}  # a 16x16 net trained on a 34x34 camera
+    npz = tmp_path / "digit.npz"
+    np.savez(npz, **_events(5, 50, 12, 12))
+    capsys.readouterr()
+    for command in ("predict", "stream"):  # 12x12 is what the user said, not the camera the net was trained on
+        assert cli.main([command, "--weights", "any", "--sensor", "12x12", str(npz)]) == 2
+        assert _err(capsys) == (f"staa-snn {command}: error: {npz}: its format states no sensor size, so it was "
+                                f"taken as 12x12 (the sensor given, --sensor), too small for the net's 16x16 input: "
+                                f"frames are never up-sampled")
+    small = write_bytes(tmp_path / "small.dat", dat_bytes(**_events(5, 50, 12, 12), width=12, height=12))
+    assert cli.main(["predict", "--weights", "any", "--sensor", "34x34", str(small)]) == 2  # the header wins
+    assert _err(capsys) == (f"staa-snn predict: error: {small}: its file states a 12x12 sensor, too small for the "
+                            f"net's 16x16 input: frames are never up-sampled")
+
+
+def test_events_outside_the_sensor_taken_for_a_file_say_where_it_came_from_and_what_is_needed(net, tmp_path, capsys,
+                                                                                               monkeypatch):
+    net.pretrained_cfg = {**net.pretrained_cfg, "sensor": [34, 34]}
+    ev = _events(6, 200, 34, 34)
+    ev["x"][7], ev["y"][9] = 77, 41  # an N-CARS-like recording, fed to a net trained on N-MNIST
+    cars = write_bytes(tmp_path / "sample_ncars.dat", dat_bytes(**ev, width=None, height=None))  # no geometry line
+    capsys.readouterr()
+    for command in ("predict", "stream"):
+        assert cli.main([command, "--weights", "any", str(cars)]) == 2
+        assert _err(capsys) == (f"staa-snn {command}: error: {cars}: its format states no sensor size, so it was "
+                                f"taken as 34x34 (the camera the net was trained on), but its events reach x=77, "
+                                f"y=41: give the recording's camera with --sensor WIDTHxHEIGHT (at least 78x42; "
+                                f"sensor_size=(width, height) in Python)")
+        assert cli.main([command, "--weights", "any", "--sensor", "77x41", str(cars)]) == 2
+        assert _err(capsys) == (f"staa-snn {command}: error: {cars}: its format states no sensor size, so it was "
+                                f"taken as 77x41 (the sensor given, --sensor), but its events reach x=77, y=41: give "
+                                f"the recording's camera with --sensor WIDTHxHEIGHT (at least 78x42; "
+                                f"sensor_size=(width, height) in Python)")
+        assert cli.main([command, "--weights", "any", "--sensor", "78x42", str(cars)]) == 0  # the least that holds it
+        capsys.readouterr()
+    # the least sensor named is also at least the net's input on each side (frames are never up-sampled)
+    narrow = {k: v[:3] for k, v in _events(7, 3, 5, 5).items()}
+    narrow["x"][0] = 40
+    npz = tmp_path / "narrow.npz"
+    np.savez(npz, **narrow)
+    with pytest.raises(DataError, match=r"reach x=40, y=\d: .*\(at least 41x16; "):
+        inference.prepare_recording(npz, net.pretrained_cfg, 3)
+    # a file whose own header contradicts its events is damaged: --sensor cannot mend it (the readers of formats
+    # with a header refuse such a file themselves; read_for_net checks what any reader returns)
+    bad = write_bytes(tmp_path / "bad.dat", dat_bytes(**ev, width=34, height=34))
+    with pytest.raises(CorruptFileError, match=r"bad\.dat: .*x=77, y=5 lies outside the 34x34 sensor its header"):
+        inference.prepare_recording(bad, net.pretrained_cfg, 3, sensor=(78, 42))
+    real = recordings.read_events(cars)
+    monkeypatch.setattr(eventsets, "read_events", lambda path, **kw: recordings.Recording(real.events, (34, 34)))
+    with pytest.raises(CorruptFileError, match=r"sample_ncars\.dat: its file states a 34x34 sensor, but its events "
+                                               r"reach x=77, y=41: the file is damaged or its header wrong$"):
+        inference.prepare_recording(cars, net.pretrained_cfg, 3, sensor=(78, 42))
