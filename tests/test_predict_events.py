@@ -231,3 +231,13 @@ def test_events_outside_the_sensor_taken_for_a_file_say_where_it_came_from_and_w
     with pytest.raises(CorruptFileError, match=r"sample_ncars\.dat: its file states a 34x34 sensor, but its events "
                                                r"reach x=77, y=41: the file is damaged or its header wrong$"):
         inference.prepare_recording(cars, net.pretrained_cfg, 3, sensor=(78, 42))
+
+
+def test_stream_of_a_folder_says_it_takes_one_recording(tmp_path, capsys):
+    folder = tmp_path / "some_folder"
+    folder.mkdir()
+    np.savez(folder / "a.npz", **_events(9, 20, 34, 34))
+    capsys.readouterr()
+    assert cli.main(["stream", "--weights", "cifar10_quick", str(folder)]) == 2  # refused before the net is loaded
+    assert _err(capsys) == (f"staa-snn stream: error: {folder} is a folder: stream takes one recording (predict "
+                            f"takes folders)")
