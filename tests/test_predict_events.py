@@ -241,3 +241,12 @@ def test_stream_of_a_folder_says_it_takes_one_recording(tmp_path, capsys):
     assert cli.main(["stream", "--weights", "cifar10_quick", str(folder)]) == 2  # refused before the net is loaded
     assert _err(capsys) == (f"staa-snn stream: error: {folder} is a folder: stream takes one recording (predict "
                             f"takes folders)")
+
+
+def test_an_image_net_given_an_event_recording_says_so(tmp_path, capsys):
+    rec = tmp_path / "rec.npz"
+    np.savez(rec, **_events(10, 20, 34, 34))
+    capsys.readouterr()
+    assert cli.main(["predict", "--weights", "cifar10_quick", str(rec)]) == 2
+    assert _err(capsys) == (f"staa-snn predict: error: the net takes images, got the event recording {rec} (only a "
+                            f"net trained on event frames takes recordings)")

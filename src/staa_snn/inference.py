@@ -179,6 +179,8 @@ def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 
     image, the wrong kind for the net) raises, or with ``errors="report"`` gets ``{"file",
     "error"}`` (one line naming it) and the other files are still predicted. ``sensor``: that of
     recordings whose files state none (default: the net's, :func:`net_sensor`)."""
+    from PIL import Image
+
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
     cfg = getattr(net, "pretrained_cfg", None)
@@ -194,6 +196,10 @@ def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 
                 raise FileNotFoundError(f"no such file: {path}")
             if events and not str(path).endswith(RECORDINGS):
                 raise DataError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {path}")
+            if cfg.get("kind") == "static" and path.suffix.lower() in RECORDINGS \
+                    and path.suffix.lower() not in Image.registered_extensions():
+                raise DataError(f"the net takes images, got the event recording {path} (only a net trained on event "
+                                f"frames takes recordings)")
             x = prepare_recording(path, cfg, cfg["T"], sensor=sensor) if events else prepare_image(path, cfg)
         except (FileNotFoundError, DataError) as e:
             if errors == "raise":
