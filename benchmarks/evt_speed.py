@@ -93,10 +93,15 @@ def old_reader(rev: str, name: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--format", choices=("evt3", "evt2"), default="evt3")
-    ap.add_argument("--events", type=int, default=5_000_000)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--old", default=OLD_REV, help="git revision of the old reader")
+    ap.add_argument("--format", choices=("evt3", "evt2"), default="evt3",
+                    help="evt3: a camera-like busy scene; evt2: random events over 10 s (default: %(default)s)")
+    ap.add_argument("--events", type=int, default=5_000_000,
+                    help="about how many events the synthetic file holds (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="timed rounds, each reader once per round, interleaved (default: %(default)s)")
+    ap.add_argument("--old", default=OLD_REV,
+                    help="git revision of the old reader, read with git show (default: %(default)s, the last "
+                         "commit with the argsort-based read_evt3)")
     a = ap.parse_args()
     path = Path(tempfile.mkdtemp()) / "busy.raw"
     if a.format == "evt3":

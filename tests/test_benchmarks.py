@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,12 @@ def test_frameworks_bench_runs_every_peer_on_the_same_neuron(tmp_path):
         assert r["saved_bytes"] > 0, name            # every neuron keeps something for its backward
     assert rows["staa-snn fused"]["saved_bytes"] == 40 * 3 * 48 * 4  # ours keeps H, float32, and nothing else
     assert "| snnTorch |" in (tmp_path / "fb.md").read_text()
+
+
+def test_evt_speed_help_says_each_option_and_its_default():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "evt_speed.py"), "--help"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "COLUMNS": "400"}, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip().startswith("--")}
+    for option, default in (("--format", "evt3"), ("--events", "5000000"), ("--rounds", "5"), ("--old", "2ccec0a")):
+        assert f"(default: {default}" in lines[option], proc.stdout

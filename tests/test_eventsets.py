@@ -180,9 +180,9 @@ def test_recording_to_frames(tmp_path):
     np.testing.assert_array_equal(frames, _frames(ev, 4, (304, 240), 48, "time"))
     assert frames.dtype == np.float32 and frames.shape == (4, 2, 48, 48)
     small = write_bytes(tmp_path / "s.bin", nmnist_bytes(**_ev(rng, 20, 34, 34)))
-    with pytest.raises(ValueError, match=r"s\.bin: recorded on a 34x34 sensor, too small for the net's 48x48 input "
-                                         r"\(the net was trained on a 304x240 sensor\)"):
-        recording_to_frames(small, T=4, size=48, sensor_size=(304, 240))
+    with pytest.raises(ValueError, match=r"s\.bin: its file states a 34x34 sensor, too small for the net's 48x48 "
+                                         r"input: frames are never up-sampled$"):
+        recording_to_frames(small, T=4, size=48, sensor_size=(304, 240))  # the file's own sensor, not sensor_size
     np.savez(tmp_path / "n.npz", **ev)
     with pytest.raises(ValueError, match="states no sensor size, and neither the net nor the caller gives one"):
         recording_to_frames(tmp_path / "n.npz", T=4, size=48)

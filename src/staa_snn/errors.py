@@ -7,7 +7,9 @@
 or option, a folder's layout, a file's contents; :class:`CorruptFileError`, a file that cannot
 be parsed, is one): bad input, found before any long work starts, which ``staa-snn`` reports in
 one line with exit 2 as it does a bad config key. Both are re-exported by :mod:`staa_snn.data`.
-A ``ValueError`` of any other kind from the data layer is a defect.
+A ``ValueError`` of any other kind from the data layer is a defect. The models layer raises them
+too for the weights it is given to load (a file of another kind, a foreign or damaged
+``config.json`` or ``model.safetensors``, weights that do not fit the net).
 """
 
 from __future__ import annotations

@@ -79,14 +79,23 @@ def net_sensor(cfg: dict, sensor: tuple[int, int] | None = None) -> tuple[int, i
     return (int(trained[0]), int(trained[1])) if trained else None
 
 
-def read_recording(path: str | os.PathLike, size: int = 1,
-                   sensor: tuple[int, int] | None = None) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
+def _sensor_and_source(cfg: dict, sensor: tuple[int, int] | None) -> tuple[tuple[int, int] | None, str | None]:
+    """:func:`net_sensor`, and where it came from, in words for the messages of a file stating none."""
+    taken = net_sensor(cfg, sensor)
+    if taken is None:
+        return None, None
+    return taken, "the sensor given, --sensor" if sensor is not None else "the camera the net was trained on"
+
+
+def read_recording(path: str | os.PathLike, size: int = 1, sensor: tuple[int, int] | None = None, *,
+                   sensor_from: str | None = None) -> tuple[dict[str, np.ndarray], tuple[int, int]]:
     """``(events {"t", "x", "y", "p"}, sensor (width, height))`` of a recording in any format
     :func:`staa_snn.data.read_events` reads, checked for a net of ``size x size`` frames
     (:func:`staa_snn.data.read_for_net`: a recording without events, or from a sensor smaller
     than ``size``, is refused naming both sizes). ``sensor``: that of a file stating none (a file
-    stating none, with none given, is refused)."""
-    events, found = read_for_net(path, size=size, sensor_size=sensor)
+    stating none, with none given, is refused); ``sensor_from``: where it came from, in words for
+    the messages (e.g. "the camera the net was trained on")."""
+    events, found = read_for_net(path, size=size, sensor_size=sensor, sensor_from=sensor_from or "the sensor given")
     return {k: events[k] for k in "txyp"}, found
 
 
@@ -96,8 +105,9 @@ def prepare_recording(path: str | os.PathLike, cfg: dict, T: int, split_by: str 
     :data:`RECORDINGS`), integrated as the event datasets do (:func:`staa_snn.data.recording_to_frames`:
     another sensor is binned to the net's size, a smaller one refused). A file that states no
     sensor is taken to be of :func:`net_sensor`'s."""
+    taken, source = _sensor_and_source(cfg, sensor)
     return torch.from_numpy(recording_to_frames(path, T=T, split_by=split_by, size=cfg["size"],
-                                                sensor_size=net_sensor(cfg, sensor)))
+                                                sensor_size=taken, sensor_from=source))
 
 
 def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time", sensor: tuple[int, int] | None = None):
@@ -112,7 +122,8 @@ def stream_recording(net, path: str | os.PathLike, *, split_by: str = "time", se
     if cfg.get("kind") != "events":
         raise ValueError("stream feeds event recordings to a net trained on event frames; this net was trained on "
                          f"{cfg.get('kind') or 'unknown'} inputs")
-    ev, sensor = read_recording(path, cfg["size"], net_sensor(cfg, sensor))
+    taken, source = _sensor_and_source(cfg, sensor)
+    ev, sensor = read_recording(path, cfg["size"], taken, sensor_from=source)
     if (np.diff(ev["t"]) < 0).any():  # events arrive in time order: take them so
         order = np.argsort(ev["t"], kind="stable")
         ev = {k: np.asarray(v)[order] for k, v in ev.items()}
@@ -168,6 +179,8 @@ def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 
     image, the wrong kind for the net) raises, or with ``errors="report"`` gets ``{"file",
     "error"}`` (one line naming it) and the other files are still predicted. ``sensor``: that of
     recordings whose files state none (default: the net's, :func:`net_sensor`)."""
+    from PIL import Image
+
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', got {errors!r}")
     cfg = getattr(net, "pretrained_cfg", None)
@@ -183,6 +196,10 @@ def predict_files(net: nn.Module, paths: list[str | os.PathLike], *, top: int = 
                 raise FileNotFoundError(f"no such file: {path}")
             if events and not str(path).endswith(RECORDINGS):
                 raise DataError(f"the net takes event recordings ({', '.join(RECORDINGS)}), got {path}")
+            if cfg.get("kind") == "static" and path.suffix.lower() in RECORDINGS \
+                    and path.suffix.lower() not in Image.registered_extensions():
+                raise DataError(f"the net takes images, got the event recording {path} (only a net trained on event "
+                                f"frames takes recordings)")
             x = prepare_recording(path, cfg, cfg["T"], sensor=sensor) if events else prepare_image(path, cfg)
         except (FileNotFoundError, DataError) as e:
             if errors == "raise":

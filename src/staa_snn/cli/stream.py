@@ -30,6 +30,8 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..inference import RECORDINGS, load_net, stream_recording
 
+    if Path(args.recording).is_dir():
+        raise ConfigError(f"{args.recording} is a folder: stream takes one recording (predict takes folders)")
     if not Path(args.recording).is_file():
         raise FileNotFoundError(f"no such file: {args.recording}")
     if not str(args.recording).endswith(RECORDINGS):

@@ -275,40 +275,52 @@ def _no_download(root: Path, name: str):
 # -- inference -------------------------------------------------------------------------------------------
 
 def read_for_net(path: str | os.PathLike, *, size: int, sensor_size: tuple[int, int] | None = None,
-                 format: str = "auto") -> tuple[np.ndarray, tuple[int, int]]:
+                 sensor_from: str | None = None, format: str = "auto") -> tuple[np.ndarray, tuple[int, int]]:
     """``(events, sensor)`` of one recording to be fed to a net whose frames are ``size x size``,
-    checked: the sensor from the file's header, else ``sensor_size`` (the net's); a sensor whose
-    shorter side is below ``size`` (frames are never up-sampled), events outside the sensor and
-    a recording without events are refused in one line naming the file and both sizes."""
+    checked: the sensor from the file's header, else ``sensor_size``, for a file that states none
+    (``sensor_from``: where that size came from, in words for the messages, e.g. "the camera the
+    net was trained on"). A sensor whose shorter side is below ``size`` (frames are never
+    up-sampled), events outside the sensor and a recording without events are refused in one
+    line naming the file, both sizes and where the sensor's came from (the file, or the size
+    taken for a file stating none, with the least sensor its events need)."""
     events, found = read_events(path, format=format)
-    sensor = found or (tuple(sensor_size) if sensor_size is not None else None)
-    if sensor is None:
+    if found is None and sensor_size is None:
         raise DataError(f"{path}: its format states no sensor size, and neither the net nor the caller gives one: "
                         f"give the camera's (--sensor WIDTHxHEIGHT; sensor_size=(width, height) in Python)")
+    sensor = tuple(found) if found is not None else (int(sensor_size[0]), int(sensor_size[1]))
+    if found is not None:
+        said = f"its file states a {sensor[0]}x{sensor[1]} sensor"
+    else:
+        said = (f"its format states no sensor size, so it was taken as {sensor[0]}x{sensor[1]} "
+                f"({sensor_from or 'the sensor_size given'})")
     if size > min(sensor):
-        trained = f" (the net was trained on a {sensor_size[0]}x{sensor_size[1]} sensor)" if sensor_size else ""
-        raise DataError(f"{path}: recorded on a {sensor[0]}x{sensor[1]} sensor, too small for the net's "
-                        f"{size}x{size} input{trained}: frames are never up-sampled")
+        raise DataError(f"{path}: {said}, too small for the net's {size}x{size} input: frames are never up-sampled")
     if not len(events):
         raise CorruptFileError(f"{path}: the recording holds no events")
-    if events["x"].max() >= sensor[0] or events["y"].max() >= sensor[1]:
-        raise CorruptFileError(f"{path}: events up to x={events['x'].max()}, y={events['y'].max()} lie outside "
-                               f"the {sensor[0]}x{sensor[1]} sensor")
+    x, y = int(events["x"].max()), int(events["y"].max())
+    if x >= sensor[0] or y >= sensor[1]:
+        if found is not None:  # the file contradicts itself
+            raise CorruptFileError(f"{path}: {said}, but its events reach x={x}, y={y}: the file is damaged or its "
+                                   f"header wrong")
+        raise DataError(f"{path}: {said}, but its events reach x={x}, y={y}: give the recording's camera with "
+                        f"--sensor WIDTHxHEIGHT (at least {max(x + 1, size)}x{max(y + 1, size)}; "
+                        f"sensor_size=(width, height) in Python)")
     return events, sensor
 
 
 def recording_to_frames(path: str | os.PathLike, *, T: int, split_by: str = "number", size: int,
-                        sensor_size: tuple[int, int] | None = None, format: str = "auto") -> np.ndarray:
+                        sensor_size: tuple[int, int] | None = None, sensor_from: str | None = None,
+                        format: str = "auto") -> np.ndarray:
     """One recording as a net's input, ``[T, 2, size, size]`` float32 event counts, integrated as
     the event datasets integrate their training samples (no augmentation).
 
-    ``sensor_size``: the sensor the net was trained on, when known. A recording from another
-    sensor is binned to ``size`` the same way (the datasets bin any sensor to ``size x size``), as
-    long as its shorter side is at least ``size``; otherwise it is refused naming both sizes. A
-    recording whose file states no sensor (NumPy) is taken to be of ``sensor_size``
-    (:func:`read_for_net` checks it).
+    A recording from any sensor is binned to ``size`` the same way (the datasets bin any sensor to
+    ``size x size``), as long as its shorter side is at least ``size``; otherwise it is refused
+    naming both sizes. A recording whose file states no sensor (NumPy, a .dat without geometry)
+    is taken to be of ``sensor_size`` (e.g. the camera the net was trained on; ``sensor_from``
+    says where it came from, for the messages: :func:`read_for_net` checks it).
     """
-    events, sensor = read_for_net(path, size=size, sensor_size=sensor_size, format=format)
+    events, sensor = read_for_net(path, size=size, sensor_size=sensor_size, sensor_from=sensor_from, format=format)
     frames = events_to_frames(events["t"], events["x"], events["y"], events["p"], T, split_by=split_by,
                               sensor=sensor, size=size)
     return frames.astype(np.float32)

@@ -18,6 +18,8 @@ from pathlib import Path
 import safetensors.torch
 from torch import nn
 
+from ..errors import CorruptFileError, DataError
+
 __all__ = ["FILES", "FORMAT", "HUB_PREFIX", "PRETRAINED_DIR", "PretrainedCfg", "describe_inputs", "hub_repo",
            "huggingface_hub", "list_pretrained", "load_weights", "pretrained_spec", "resolve_path", "weight_files"]
 
@@ -36,13 +38,14 @@ def list_pretrained() -> list[str]:
 
 
 def hub_repo(ref: str, *, revision: bool = True) -> tuple[str, str | None]:
-    """``[hf://]owner/name[@revision]`` -> (``owner/name``, revision or None); a ValueError otherwise
-    (also for an ``@revision`` when ``revision`` is False: a repository to upload to)."""
+    """``[hf://]owner/name[@revision]`` -> (``owner/name``, revision or None); a
+    :class:`~staa_snn.errors.DataError` (a ValueError) otherwise (also for an ``@revision`` when
+    ``revision`` is False: a repository to upload to)."""
     repo, at, rev = ref.removeprefix(HUB_PREFIX).partition("@")
     owner, _, name = repo.partition("/")
     if not owner or not name or "/" in name or any(c.isspace() for c in repo) or (at and not revision):
         expected = f"{HUB_PREFIX}owner/name or {HUB_PREFIX}owner/name@revision" if revision else "owner/name"
-        raise ValueError(f"{ref!r} is not a Hub model: expected {expected}")
+        raise DataError(f"{ref!r} is not a Hub model: expected {expected}")
     return repo, rev or None
 
 
@@ -74,7 +77,8 @@ _OTHER_FILES = {".onnx": "an ONNX file (it runs in onnxruntime)", ".nir": "a NIR
 def weight_files(path: str | os.PathLike) -> tuple[Path, Path]:
     """``(model.safetensors, config.json)`` of exported weights (a shipped name, a folder, its
     ``model.safetensors`` or ``hf://...``); a FileNotFoundError naming what is missing, a
-    ValueError naming a file of another kind (``.onnx``, ``.pt``, ...)."""
+    :class:`~staa_snn.errors.DataError` (a ValueError: bad input, exit 2 in the CLI) naming a file
+    of another kind (``.onnx``, ``.pt``, ...)."""
     path = resolve_path(path)
     shipped = list_pretrained()
     names = f"; or the name of shipped weights: {', '.join(shipped)}" if shipped else ""
@@ -82,7 +86,7 @@ def weight_files(path: str | os.PathLike) -> tuple[Path, Path]:
                f"safetensors{names}"
     if path.is_file() and path.suffix != ".safetensors":
         what = _OTHER_FILES.get(path.suffix.lower(), f"a {path.suffix or 'suffix-less'} file")
-        raise ValueError(f"{path}: {what}, not exported weights: {expected} (or its model.safetensors, a .pt "
+        raise DataError(f"{path}: {what}, not exported weights: {expected} (or its model.safetensors, a .pt "
                          f"checkpoint of staa-snn train, hf://owner/name)")
     if not path.exists():
         if path.suffix == ".pt":
@@ -99,9 +103,14 @@ def weight_files(path: str | os.PathLike) -> tuple[Path, Path]:
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load ``model.safetensors`` (a folder, the file or ``hf://owner/name[@revision]``) into
-    ``model``, strictly: every key, every shape; a mismatch is a ``ValueError`` saying which."""
+    ``model``, strictly: every key, every shape; a mismatch is a :class:`~staa_snn.errors.DataError`
+    (a ValueError) saying which, a file safetensors cannot read a
+    :class:`~staa_snn.errors.CorruptFileError` naming it."""
     weights, _ = weight_files(path)
-    state = safetensors.torch.load_file(str(weights))
+    try:
+        state = safetensors.torch.load_file(str(weights))
+    except Exception as e:  # safetensors' own error kinds (SafetensorError, OSError) vary by version
+        raise CorruptFileError(f"{weights}: not a readable safetensors file ({' '.join(str(e).split())})") from None
     missing, unexpected = [], []
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -112,7 +121,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
                  f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
                  f"{len(shapes)} of another shape (e.g. {shapes[0]}: {tuple(state[shapes[0]].shape)} vs "
                  f"{tuple(own[shapes[0]].shape)})" if shapes else ""]
-        raise ValueError(f"the weights in {weights} do not fit this net: "
+        raise DataError(f"the weights in {weights} do not fit this net: "
                          + "; ".join(p for p in parts if p) + " -- build it with the config.json beside them "
                          "(staa_snn.models.load_pretrained)")
     model.load_state_dict(state)
@@ -165,9 +174,20 @@ def describe_inputs(name: str, T: int, dataset: str, inputs: dict | None) -> Pre
 
 
 def pretrained_spec(path: str | os.PathLike) -> dict:
-    """The ``config.json`` of exported weights (a shipped name, a folder or ``hf://...``), checked."""
+    """The ``config.json`` of exported weights (a shipped name, a folder or ``hf://...``), checked:
+    JSON, of this format, with the net's ``model`` section; a file that is not is a
+    :class:`~staa_snn.errors.DataError` (a ValueError) naming it."""
     _, config = weight_files(path)
-    spec = json.loads(config.read_text())
-    if spec.get("format") != FORMAT:
-        raise ValueError(f"{config}: not a staa-snn weights config (format {spec.get('format')!r})")
+    try:
+        spec = json.loads(config.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptFileError(f"{config}: not valid JSON ({e}); expected the config.json written by staa-snn export "
+                               f"--format safetensors") from None
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        found = spec.get("format") if isinstance(spec, dict) else None
+        raise DataError(f"{config}: not a staa-snn weights config (format {found!r}, expected {FORMAT!r}: the "
+                        f"config.json written by staa-snn export --format safetensors)")
+    if not isinstance(spec.get("model"), dict) or not isinstance(spec["model"].get("name"), str):
+        raise CorruptFileError(f"{config}: no model section with the net's name (a staa-snn weights config "
+                               f"always has one): the file is damaged")
     return spec

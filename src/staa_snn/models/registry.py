@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from .base import SpikingNet
 from .init import init_weights
-from .pretrained import describe_inputs, load_weights, pretrained_spec, resolve_path
+from ..errors import DataError
+from .pretrained import describe_inputs, load_weights, pretrained_spec, resolve_path, weight_files
 from .neuron_factory import NEURON_KINDS, check_neuron_options, make_neuron, needs_spatial_shape
 from .resnet import resnet18, resnet19, resnet20, resnet34
 from .vgg import vgg13, vgg_quick, vgg_small, vgg_tiny
@@ -151,11 +152,17 @@ def load_pretrained(path: str | os.PathLike, **overrides) -> nn.Module:
     """
     path = resolve_path(path)  # one download for both files
     if path.is_file() and path.suffix == ".pt":  # a checkpoint: the training layer builds its net
-        raise ValueError(f"{path} is a checkpoint written by staa-snn train: load it with "
-                         f"staa_snn.load_pretrained(path) or staa_snn.training.load_trained(path)")
+        raise DataError(f"{path} is a checkpoint written by staa-snn train: load it with "
+                        f"staa_snn.load_pretrained(path) or staa_snn.training.load_trained(path)")
     spec = pretrained_spec(path)
     args = {**spec["model"], **overrides}
     name = args.pop("name")
-    model = load_weights(create_model(name, **args), path).eval()
+    try:
+        model = create_model(name, **args)
+    except (TypeError, ValueError) as e:  # a config.json from another staa-snn version, or a bad override
+        given = f" with the overrides {overrides}" if overrides else ""
+        raise DataError(f"{weight_files(path)[1]}: its model section{given} builds no net here ({e}); expected "
+                        f"one written by staa-snn export --format safetensors of this version") from None
+    model = load_weights(model, path).eval()
     model.pretrained_cfg = describe_inputs(name, args.get("T"), spec.get("dataset"), spec.get("input"))
     return model

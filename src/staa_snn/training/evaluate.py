@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..measure import exit_curve
 from ..models import SpikingNet
 from ..models import load_pretrained as load_exported
@@ -126,6 +126,10 @@ def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = 
     -- on the test split of the data they were trained on, with the config they were trained with
     (``config.json``), then ``overrides`` (``data.root=DIR``: a folder with ``test/`` or ``val/``)."""
     spec = pretrained_spec(weights)
+    if not isinstance(spec.get("config"), dict):
+        raise DataError(f"{weights}: its config.json has no config section (the training config, which names the "
+                        f"test data): re-export it with staa-snn export --format safetensors, or run it with "
+                        f"staa-snn predict")
     cfg = Config.from_dict(spec["config"])
     for text in [*overrides, *([f"data.test_batch_size={batch_size}"] if batch_size is not None else [])]:
         apply_override(cfg, text)
