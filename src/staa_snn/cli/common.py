@@ -55,8 +55,8 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
 def add_sensor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sensor", type=sensor_size, metavar="WIDTHxHEIGHT",
                    help="the camera of recordings whose files state no sensor size (.npz, .npy, a .dat without "
-                        "geometry); default: the one the net was trained on (nets trained before staa-snn "
-                        "stored it need this for such files)")
+                        "geometry); a file that states its sensor keeps it; default: the one the net was trained on (nets "
+                        "trained before staa-snn stored it need this for such files)")
 
 
 def sensor_size(text: str) -> tuple[int, int]:
