@@ -167,6 +167,15 @@ def test_aedat4_truncated_and_no_events(tmp_path):
 
 # -- Prophesee -----------------------------------------------------------------------------------------
 
+def _written_by_expelliarmus(expelliarmus, encoding: str, path, ev: dict):
+    """``(path, events)``: ``ev`` as expelliarmus' structured array, written by its own writer."""
+    arr = np.zeros(len(ev["t"]), dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
+    for k, v in ev.items():
+        arr[k] = v
+    expelliarmus.Wizard(encoding=encoding).save(str(path), arr)
+    return path, arr
+
+
 def test_dat_against_expelliarmus(tmp_path):
     rng = np.random.default_rng(6)
     ev = _events(rng, 400, 304, 240)
@@ -178,11 +187,7 @@ def test_dat_against_expelliarmus(tmp_path):
     expelliarmus = pytest.importorskip("expelliarmus")
     _same(got, expelliarmus.Wizard(encoding="dat").read(str(path)))
     # and a file the field's writer wrote
-    arr = np.zeros(50, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
-    for k, v in _events(rng, 50, 120, 100).items():
-        arr[k] = v
-    other = tmp_path / "exp.dat"
-    expelliarmus.Wizard(encoding="dat").save(str(other), arr)
+    other, arr = _written_by_expelliarmus(expelliarmus, "dat", tmp_path / "exp.dat", _events(rng, 50, 120, 100))
     got, sensor = read_events(other)
     assert sensor is None  # expelliarmus writes no geometry
     _same(got, arr)
@@ -198,11 +203,8 @@ def test_evt2_against_expelliarmus(tmp_path):
     _same(got, ev)
     expelliarmus = pytest.importorskip("expelliarmus")
     _same(got, expelliarmus.Wizard(encoding="evt2").read(str(path)))
-    arr = np.zeros(80, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
-    for k, v in _events(rng, 80, 640, 480, duration=10**7).items():
-        arr[k] = v
-    other = tmp_path / "exp.raw"
-    expelliarmus.Wizard(encoding="evt2").save(str(other), arr)
+    other, arr = _written_by_expelliarmus(expelliarmus, "evt2", tmp_path / "exp.raw",
+                                          _events(rng, 80, 640, 480, duration=10**7))
     _same(read_events(other).events, arr)
 
 
@@ -241,11 +243,8 @@ def test_evt3_against_expelliarmus(tmp_path):
     _same(read_events(path).events, expelliarmus.Wizard(encoding="evt3").read(str(path)))
     # expelliarmus' own files (no TIME_HIGH after the first: the low part's wraps carry; its writer
     # loses whole 4096 us periods between sparse events, so its reader, not the input, is the reference)
-    arr = np.zeros(300, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1")])
-    for k, v in _events(rng, 300, 1280, 720, duration=10**7).items():
-        arr[k] = v
-    other = tmp_path / "exp.raw"
-    expelliarmus.Wizard(encoding="evt3").save(str(other), arr)
+    other, _ = _written_by_expelliarmus(expelliarmus, "evt3", tmp_path / "exp.raw",
+                                        _events(rng, 300, 1280, 720, duration=10**7))
     _same(read_events(other).events, expelliarmus.Wizard(encoding="evt3").read(str(other)))
 
 
