@@ -2,6 +2,7 @@
 safetensors with a model card (load_pretrained gives the same net back); training curves."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
 
 
 
-def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, capsys):
+def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, capsys, monkeypatch):
     """export --card-note @FILE: the note stands under the card's first sentence and in
     config.json's provenance with the epochs and hours; exporting the same checkpoint again with
     the same note and command writes the same card and config.json, byte for byte, so a shipped
@@ -125,10 +126,11 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
     note.write_text("Trained on **one thread** of a 2-core CPU, seed 0.\n", encoding="utf-8")
     ckpt = load_checkpoint(runs["lif"] / "best.pt")
     written = []
-    for k in range(2):
-        out = tmp_path / f"w{k}"
+    out = tmp_path / "w"
+    for _ in range(2):  # the second export overwrites the first, from the same checkpoint, note and command
         args = ["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
                 "--out", str(out), "--card-note", f"@{note}"]
+        monkeypatch.setattr(sys, "argv", ["/home/me/.venv/bin/staa-snn", *args])  # as the console script runs
         assert cli.main(args) == 0
         written.append(((out / "README.md").read_text(), (out / "config.json").read_text()))
     assert written[0] == written[1]
@@ -137,9 +139,14 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
     first = next(i for i, line in enumerate(lines) if line.startswith("Spiking network trained with staa-snn"))
     assert lines[first + 1:first + 4] == ["", "Trained on **one thread** of a 2-core CPU, seed 0.", ""]
     provenance = json.loads(config)["provenance"]
-    hours = sum(h["epoch_time_s"] for h in ckpt["history"] if h["epoch"] <= ckpt["epoch"]) / 3600
-    assert provenance == {"data": "digits", "epochs": ckpt["epoch"], "training_hours": round(hours, 3),
+    times = sorted(h["epoch_time_s"] for h in ckpt["history"] if h["epoch"] <= ckpt["epoch"])
+    median = (times[(len(times) - 1) // 2] + times[len(times) // 2]) / 2
+    assert provenance == {"data": "digits", "epochs": ckpt["epoch"], "training_hours": round(sum(times) / 3600, 3),
+                          "median_epoch_s": round(median, 1),
                           "note": "Trained on **one thread** of a 2-core CPU, seed 0."}
+    assert f"| training time | {sum(times) / 3600:.2f} h wall-clock, the sum of the epochs' times; " in card
+    assert "mJ per sample (2 batches of the test images) |" in card  # the digits run has no hold-out
+    assert "\nstaa-snn export --checkpoint " in card and "/home/me" not in card  # the program by name, no venv path
     for bad, message in ((["--format", "onnx", "--out", str(tmp_path / "x.onnx"), "--card-note", "hi"],
                           "--card-note goes into the model card of safetensors weights"),
                          (["--format", "safetensors", "--out", str(tmp_path / "x"), "--card-note",
@@ -150,17 +157,38 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
         assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x").exists()
 
 
+def test_training_time_of_a_paused_run_is_told_at_its_usual_pace_too():
+    """A run suspended for an hour in its 2nd epoch: the sum of the epochs' times (1.2 h) says
+    the wall clock, the median epoch times the epochs (3 x 120 s = 0.10 h) the usual pace; epochs
+    after the checkpoint's and untimed ones do not count."""
+    from staa_snn.export.weights import run_provenance, training_hours, training_time_text
+
+    ckpt = {"epoch": 3, "history": [{"epoch": 1, "epoch_time_s": 120.0}, {"epoch": 2, "epoch_time_s": 3720.0},
+                                    {"epoch": 3, "epoch_time_s": 120.0}, {"epoch": 4, "epoch_time_s": 9.0}]}
+    assert training_hours(ckpt) == pytest.approx(3960 / 3600)
+    assert training_time_text(ckpt) == ("1.10 h wall-clock, the sum of the epochs' times; the median epoch, 120 s, "
+                                        "times 3 epochs is 0.10 h (a paused run's sum is longer)")
+    assert run_provenance(ckpt) == {"epochs": 3, "training_hours": 1.1, "median_epoch_s": 120.0}
+    untimed = {"epoch": 1, "history": [{"epoch": 1}]}
+    assert training_time_text(untimed) == "not recorded" and run_provenance(untimed) == {"epochs": 1, "training_hours": 0.0}
+
+
 def test_shared_config_leaves_the_data_path_and_hold_out_to_provenance():
-    """The config that travels with weights has no data path of the training machine and no
-    hold-out options (eval --weights then takes a folder's own test/); both are provenance."""
+    """The config that travels with weights has no path of the training machine (the data
+    folder; the run folder is the default's again) and no hold-out options (eval --weights then
+    takes a folder's own test/); the hold-out is provenance."""
     from staa_snn.export.weights import shareable_config
 
-    cfg = load_config("cifar10_quick", ["data.root=/home/me/cifar10", "data.options.val_per_class=500"])
+    cfg = load_config("cifar10_quick", ["data.root=/home/me/cifar10", "data.options.val_per_class=500",
+                                        "output.dir=/home/me/study/table4", "output.name=gc_seed0"])
     config, provenance = shareable_config(cfg)
     assert config["data"]["root"] is None and config["data"]["options"] == {}
+    assert config["output"]["dir"] == "runs" and config["output"]["name"] is None
     assert provenance == {"data": "imagefolder", "held_out": {"val_per_class": 500}}
     assert cfg.data.root == "/home/me/cifar10" and cfg.data.options == {"val_per_class": 500}  # not changed
+    assert cfg.output.dir == "/home/me/study/table4" and cfg.output.name == "gc_seed0"
     config["data"]["root"], config["data"]["options"] = cfg.data.root, cfg.data.options
+    config["output"]["dir"], config["output"]["name"] = cfg.output.dir, cfg.output.name
     assert config == cfg.to_dict()  # nothing else differs
 
 def test_class_names_and_normalisation_travel_with_the_weights(runs, tmp_path, monkeypatch, capsys):

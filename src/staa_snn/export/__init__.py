@@ -22,6 +22,7 @@ from ..data import dataset_info
 from ..measure import profile_model
 from ..models import fold_mpbn
 from ..training import input_metadata, load_trained
+from ..training.config import eval_split
 from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
 from .onnx_export import to_onnx, to_onnx_step
@@ -38,6 +39,12 @@ def _input_shape(cfg) -> tuple[int, ...]:
     return (info.in_channels, size, size)
 
 
+def _command_line() -> list[str]:
+    """This process's command for the card, the program by its name (``staa-snn``), not by the
+    exporting machine's path to it."""
+    return [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else list(sys.argv)
+
+
 def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.PathLike, *, profile_batches: int = 2,
                       batch_size: int = 16, command: list[str] | None = None, step: bool = False,
                       card_note: str | None = None) -> Path:
@@ -47,7 +54,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
       step with the neurons' state as inputs and outputs (:func:`to_onnx_step`);
     * ``nir``: one ``.nir`` file (LIF / adaptive-LIF nets; STAA-LIF is refused, naming its layers);
     * ``safetensors``: a folder with ``model.safetensors``, ``config.json`` and ``README.md`` (a model
-      card with the accuracy and, from ``staa-snn profile`` on ``profile_batches`` test batches -- or a
+      card with the accuracy and, from ``staa-snn profile`` on ``profile_batches`` batches of the run's
+      evaluation split (test or validation) -- or a
       random input when the data are not at hand -- the operation counts and energy), and
       ``card_note`` (markdown: how the run was made) under the card's first sentence and in
       ``config.json``'s ``provenance``. ``config.json`` and the card carry the training config
@@ -79,8 +87,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         meta = {**(ckpt.get("input") or input_metadata(cfg)), "T": cfg.model.T, "model": cfg.model.name,
                 "neuron": cfg.model.neuron, "staa_snn": ckpt.get("staa_snn")}
         return (to_onnx_step if step else to_onnx)(model, example, out, metadata=meta)
-    try:  # the model card's energy: test data when at hand, else a random input (exact counts only)
-        inputs, what = loading.dataset_batches(cfg, profile_batches, batch_size)[0], f"{profile_batches} test batches"
+    try:  # the model card's energy: the run's evaluation data when at hand, else a random input (exact counts only)
+        inputs = loading.dataset_batches(cfg, profile_batches, batch_size)[0]
+        what = f"{profile_batches} batches of the {eval_split(cfg.data.options)} images"
     except (FileNotFoundError, ValueError, OSError) as e:
         warnings.warn(f"the model card's firing rates, #AC and energy are measured on a random input: the test data "
                       f"could not be read ({e})")
@@ -89,5 +98,5 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
     spec = model_spec(cfg, ckpt["num_classes"], shape[0], model, ckpt.get("input"))
     spec["provenance"].update(run_provenance(ckpt, card_note))
     card = model_card(cfg=cfg, ckpt=ckpt, spec=spec, profile=report, profile_input=what,
-                      command=command if command is not None else sys.argv, note=card_note)
+                      command=command if command is not None else _command_line(), note=card_note)
     return save_weights(model, out, spec, card=card)

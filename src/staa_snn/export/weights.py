@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -22,9 +23,10 @@ from .._io import atomic_path, write_text_atomic
 from ..data import dataset_info
 from ..models.pretrained import FORMAT
 from ..training import input_metadata
-from ..training.config import split_name
+from ..training.config import OutputConfig, split_name
 
-__all__ = ["save_weights", "model_card", "model_spec", "run_provenance", "shareable_config", "training_hours"]
+__all__ = ["save_weights", "model_card", "model_spec", "run_provenance", "shareable_config", "training_hours",
+           "training_time_text"]
 
 # Data options that say which part of the user's folder was held out: where the weights came from,
 # not how to use them (``eval --weights NAME data.root=DIR`` evaluates on DIR's own test/ or val/).
@@ -33,12 +35,14 @@ HOLD_OUT_OPTIONS = ("val_per_class", "val_seed")
 
 def shareable_config(cfg) -> tuple[dict, dict]:
     """``(config, provenance)`` of a run for weights to share: the training config without the
-    training machine's data path and hold-out options, and those options as provenance."""
+    training machine's paths (the data folder; the run folder goes back to the default) and
+    hold-out options, and those options as provenance."""
     config = cfg.to_dict()
     data = config["data"]
     options = dict(data.get("options") or {})
     held = {k: options.pop(k) for k in HOLD_OUT_OPTIONS if k in options}
     data["root"], data["options"] = None, options
+    config["output"].update(dir=OutputConfig.dir, name=OutputConfig.name)
     return config, {"data": cfg.data.name, **({"held_out": held} if held else {})}
 
 
@@ -92,10 +96,9 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
                  else "| normalisation | none (the dataset's raw values) |")
     if record:
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
-        hours = training_hours(ckpt)
         lines += [f"| {split_name(cfg)[1]} | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
                   f"| accuracy read out after 1..T steps | {steps} |",
-                  f"| training time | {hours:.2f} h wall-clock, the sum of the epochs' times |"]
+                  f"| training time | {training_time_text(ckpt)} |"]
     if profile is not None:
         lines += [f"| dense MACs (T steps) | {profile['dense_macs'] / 1e9:.4f} G |",
                   f"| #AC / #MAC | {profile['ac'] / 1e9:.4f} G / {profile['mac'] / 1e9:.4f} G |",
@@ -112,13 +115,35 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
 
 def training_hours(ckpt: dict) -> float:
     """Wall-clock hours of a checkpoint's training: the sum of its epochs' times."""
-    return sum(h.get("epoch_time_s", 0.0) for h in ckpt.get("history") or [] if h["epoch"] <= ckpt["epoch"]) / 3600
+    return sum(epoch_times(ckpt)) / 3600
+
+
+def epoch_times(ckpt: dict) -> list[float]:
+    """The wall-clock seconds of each epoch a checkpoint trained (those its history timed)."""
+    return [h["epoch_time_s"] for h in ckpt.get("history") or []
+            if h["epoch"] <= ckpt["epoch"] and h.get("epoch_time_s") is not None]
+
+
+def training_time_text(ckpt: dict) -> str:
+    """The card's training time: the sum of the epochs' times and, because a run paused (a
+    suspended process, a shared machine) has a few long epochs in that sum, the median epoch
+    times the epochs, the time at the run's usual pace."""
+    times = epoch_times(ckpt)
+    if not times:
+        return "not recorded"
+    median = statistics.median(times)
+    return (f"{sum(times) / 3600:.2f} h wall-clock, the sum of the epochs' times; the median epoch, "
+            f"{median:.0f} s, times {len(times)} epochs is {median * len(times) / 3600:.2f} h "
+            f"(a paused run's sum is longer)")
 
 
 def run_provenance(ckpt: dict, note: str | None = None) -> dict:
     """What ``config.json`` records of the run beside :func:`shareable_config`'s data: the epochs
-    trained, the wall-clock hours and the exporter's note."""
+    trained, the wall-clock hours (the sum of the epochs' times), the median epoch's seconds and
+    the exporter's note."""
+    times = epoch_times(ckpt)
     return {"epochs": ckpt["epoch"], "training_hours": round(training_hours(ckpt), 3),
+            **({"median_epoch_s": round(statistics.median(times), 1)} if times else {}),
             **({"note": note.strip()} if note and note.strip() else {})}
 
 
