@@ -116,7 +116,7 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
 def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, capsys, monkeypatch):
     """export --card-note @FILE: the note stands under the card's first sentence and in
     config.json's provenance with the epochs and hours; exporting the same checkpoint again with
-    the same note and command writes the same card and config.json, byte for byte, so a shipped
+    the same note and command writes the same folder, byte for byte, so a shipped
     folder is regenerated from its run, not edited by hand. A note for ONNX, or an unreadable
     @FILE, is bad input (exit 2) before anything is written."""
     pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
@@ -132,9 +132,10 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
                 "--out", str(out), "--card-note", f"@{note}"]
         monkeypatch.setattr(sys, "argv", ["/home/me/.venv/bin/staa-snn", *args])  # as the console script runs
         assert cli.main(args) == 0
-        written.append(((out / "README.md").read_text(), (out / "config.json").read_text()))
+        written.append(((out / "README.md").read_text(), (out / "config.json").read_text(),
+                        (out / "model.safetensors").read_bytes()))
     assert written[0] == written[1]
-    card, config = written[0]
+    card, config, _ = written[0]
     lines = card.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("Spiking network trained with staa-snn"))
     assert lines[first + 1:first + 4] == ["", "Trained on **one thread** of a 2-core CPU, seed 0.", ""]
@@ -155,6 +156,18 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
         assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), *bad]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x").exists()
+
+
+def test_same_weights_make_the_same_file(tmp_path):
+    """save_weights writes the same bytes for the same net every time (safetensors writes metadata
+    keys in a random order, so with two keys 8 saves would differ with probability 1 - 2**-7)."""
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from staa_snn.export import save_weights
+
+    net = create_model("vgg_small", num_classes=10, T=2, in_channels=1, neuron="lif")
+    files = {save_weights(net, tmp_path / f"w{k}", {"model": {}}).joinpath("model.safetensors").read_bytes()
+             for k in range(8)}
+    assert len(files) == 1
 
 
 def test_training_time_of_a_paused_run_is_told_at_its_usual_pace_too():

@@ -53,7 +53,9 @@ def save_weights(model: nn.Module, folder: str | os.PathLike, spec: dict, *, car
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / "model.safetensors") as tmp:
-        safetensors.torch.save_file(state, str(tmp), metadata={"format": FORMAT, "staa_snn": __version__})
+        # One metadata key: safetensors writes its metadata in a random order (safetensors#584), so
+        # two keys would make the same weights two different files. The version is in config.json.
+        safetensors.torch.save_file(state, str(tmp), metadata={"format": FORMAT})
     write_text_atomic(folder / "config.json", json.dumps({"format": FORMAT, **spec}, indent=1) + "\n")
     if card is not None:
         write_text_atomic(folder / "README.md", card)
