@@ -1,6 +1,7 @@
 """Analysis: operation counting, energy, Grad-CAM and figures, ablation sweeps."""
 
 import json
+import statistics
 import types
 
 import numpy as np
@@ -277,6 +278,8 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
             assert r["curves_step1"][seed] == [h["test_acc_per_step"][0] for h in history]
             assert r["epoch_times_s"][seed] == [h["epoch_time_s"] for h in history]
             assert sum(r["epoch_times_s"][seed]) == pytest.approx(r["run_time_s"][seed])
+            times = sorted(r["epoch_times_s"][seed])  # 2 epochs: the median is their mean
+            assert r["usual_run_time_s"][seed] == pytest.approx(len(times) * statistics.median(times))
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
@@ -318,6 +321,12 @@ def test_ablate_names_a_held_out_split_and_reads_the_first_step():
     assert lif["welch_step1"]["p"] == pytest.approx(ref1.pvalue)
     assert (f"| LIF T=1 | 2 | 60.00 ± 14.14 | -25.00 | -2.24, {ref.pvalue:.2g} | 60.00 ± 14.14 | -5.00 "
             f"| {ref1.statistic:+.2f}, {ref1.pvalue:.2g} | 50.00, 70.00 | 1.5 |") in md
+    # a row whose runs were paused: the sum of the epochs' times, and the usual pace beside it
+    paused = {**lif, "mean_run_time_s": 600.0, "mean_usual_run_time_s": 300.0}
+    assert ablate_mod.to_markdown({**s, "rows": [paused]}).splitlines()[-1].endswith(
+        "| 10.0 (5.0 at the median epoch) |")
+    quiet = {**lif, "mean_run_time_s": 600.0, "mean_usual_run_time_s": 570.0}
+    assert ablate_mod.to_markdown({**s, "rows": [quiet]}).splitlines()[-1].endswith("| 50.00, 70.00 | 10.0 |")
     assert "| STAA T=2 | 2 | 85.00 ± 7.07 | — | — | 65.00 ± 7.07 | — | — |" in md
     assert "over 2 seeds a row" in md and "Not every seed" not in md
     assert md.splitlines()[2].startswith("Validation accuracy (500 images per class")

@@ -175,9 +175,14 @@ def test_training_time_of_a_paused_run_is_told_at_its_usual_pace_too():
     the wall clock, the median epoch times the epochs (3 x 120 s = 0.10 h) the usual pace; epochs
     after the checkpoint's and untimed ones do not count."""
     from staa_snn.export.weights import run_provenance, training_hours, training_time_text
+    from staa_snn.training import run_time
 
     ckpt = {"epoch": 3, "history": [{"epoch": 1, "epoch_time_s": 120.0}, {"epoch": 2, "epoch_time_s": 3720.0},
                                     {"epoch": 3, "epoch_time_s": 120.0}, {"epoch": 4, "epoch_time_s": 9.0}]}
+    assert run_time(ckpt["history"]) == run_time(ckpt["history"], 4) != run_time(ckpt["history"], 3)
+    t = run_time(ckpt["history"], 3)
+    assert (t.total_s, t.median_epoch_s, t.epochs, t.usual_s) == (3960.0, 120.0, 3, 360.0)
+    assert run_time([{"epoch": 1}]).usual_s is None and run_time([{"epoch": 1}]).epochs == 0
     assert training_hours(ckpt) == pytest.approx(3960 / 3600)
     assert training_time_text(ckpt) == ("1.10 h wall-clock, the sum of the epochs' times; the median epoch, 120 s, "
                                         "times 3 epochs is 0.10 h (a paused run's sum is longer)")

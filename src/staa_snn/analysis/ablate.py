@@ -24,7 +24,7 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from .._io import write_text_atomic
-from ..training import Config, apply_override, checkpoint_config, load_checkpoint, train
+from ..training import Config, apply_override, checkpoint_config, load_checkpoint, run_time, train
 from ..training.config import split_name
 from . import launch
 from .figures import save, subplots
@@ -128,7 +128,8 @@ def _last_record(history: list[dict]) -> dict:
     its cores shows as a few long epochs) and its accuracy curve over the epochs (after all
     steps, and after the first step where the run recorded it)."""
     step1 = [h["test_acc_per_step"][0] for h in history if h.get("test_acc_per_step")]
-    return history[-1] | {"run_time_s": sum(h.get("epoch_time_s", 0.0) for h in history),
+    time = run_time(history)
+    return history[-1] | {"run_time_s": time.total_s, "usual_run_time_s": time.usual_s,
                           "epoch_times_s": [h.get("epoch_time_s") for h in history],
                           "curve": [h["test_acc"] for h in history],
                           "curve_step1": step1 if len(step1) == len(history) else None}
@@ -285,6 +286,7 @@ def _row_summary(row: Row, runs: list[dict], base: list[dict] | None) -> dict:
     mean, std = _mean_std(accs)
     mean1, std1 = _mean_std(first) if first else (None, None)
     times = [r["run_time_s"] for r in runs if r.get("run_time_s")]
+    usual = [r["usual_run_time_s"] for r in runs if r.get("usual_run_time_s")]
     return {"row": row.label, "overrides": list(row.overrides), "value": row.value, "series": row.series,
             "accs": accs, "mean": mean, "std": std,
             "delta": mean - statistics.fmean(base_accs) if base_accs else None,
@@ -293,6 +295,7 @@ def _row_summary(row: Row, runs: list[dict], base: list[dict] | None) -> dict:
             "delta_step1": mean1 - statistics.fmean(base_first) if first and base_first else None,
             "welch_step1": welch(first, base_first) if first and base_first else None,
             "run_time_s": times, "mean_run_time_s": statistics.fmean(times) if times else None,
+            "usual_run_time_s": usual, "mean_usual_run_time_s": statistics.fmean(usual) if usual else None,
             "epoch_times_s": [r.get("epoch_times_s") for r in runs],
             "curves": [r.get("curve") for r in runs], "curves_step1": [r.get("curve_step1") for r in runs]}
 
@@ -326,7 +329,9 @@ def to_markdown(s: dict) -> str:
              f"{s['metric'][0].upper()}{s['metric'][1:]}, mean ± sample std over {seeds} a row, "
              f"{s['epochs']} epochs; difference to the baseline row `{s['baseline']}`, with Welch's t-test over "
              f"the seeds (t, two-sided p; p above 0.05: not told apart from the seeds' "
-             f"noise); after 1 step: the same nets read out after their first time step only. The rows' "
+             f"noise); after 1 step: the same nets read out after their first time step only; minutes per run: "
+             f"the sum of the epochs' times, and the median epoch times the epochs beside it where a run was "
+             f"paused or shared its cores. The rows' "
              f"accuracy after every epoch: `{s['grid']}_curves.png`.", ""]
     short = [f"{r['row']} ({len(r['accs'])} of {s['seeds']})" for r in s["rows"] if len(r["accs"]) < s["seeds"]]
     if short:
@@ -340,12 +345,22 @@ def to_markdown(s: dict) -> str:
     for r in s["rows"]:
         per = ", ".join(f"{a * 100:.2f}" for a in r["accs"])
         step1 = _cell(r.get("accs_step1"), r.get("mean_step1"), r.get("std_step1"))
-        minutes = "—" if not r.get("mean_run_time_s") else f"{r['mean_run_time_s'] / 60:.1f}"
+        minutes = _minutes(r)
         acc = _cell(r["accs"], r["mean"], r["std"])
         lines.append(f"| {r['row']} | {len(r['accs'])} | {acc} | {_pp(r.get('delta'))} | {_welch_cell(r.get('welch'))} "
                      f"| {step1} | {_pp(r.get('delta_step1'))} | {_welch_cell(r.get('welch_step1'))} | {per} "
                      f"| {minutes} |")
     return "\n".join(lines) + "\n"
+
+
+def _minutes(r: dict) -> str:
+    """A row's minutes per run: the sum of the epochs' times, mean over seeds, and beside it, when
+    that is over 10% longer than the median epoch times the epochs (runs paused or sharing their
+    cores), the latter: the runs' time at their usual pace."""
+    total, usual = r.get("mean_run_time_s"), r.get("mean_usual_run_time_s")
+    if not total:
+        return "—"
+    return f"{total / 60:.1f}" + (f" ({usual / 60:.1f} at the median epoch)" if usual and total > 1.1 * usual else "")
 
 
 def _pp(delta: float | None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from .. import __version__
 from .._io import atomic_path, write_text_atomic
 from ..data import dataset_info
 from ..models.pretrained import FORMAT
-from ..training import input_metadata
+from ..training import input_metadata, run_time
 from ..training.config import OutputConfig, split_name
 
 __all__ = ["save_weights", "model_card", "model_spec", "run_provenance", "shareable_config", "training_hours",
@@ -117,25 +116,17 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
 
 def training_hours(ckpt: dict) -> float:
     """Wall-clock hours of a checkpoint's training: the sum of its epochs' times."""
-    return sum(epoch_times(ckpt)) / 3600
-
-
-def epoch_times(ckpt: dict) -> list[float]:
-    """The wall-clock seconds of each epoch a checkpoint trained (those its history timed)."""
-    return [h["epoch_time_s"] for h in ckpt.get("history") or []
-            if h["epoch"] <= ckpt["epoch"] and h.get("epoch_time_s") is not None]
+    return run_time(ckpt.get("history"), ckpt["epoch"]).total_s / 3600
 
 
 def training_time_text(ckpt: dict) -> str:
-    """The card's training time: the sum of the epochs' times and, because a run paused (a
-    suspended process, a shared machine) has a few long epochs in that sum, the median epoch
-    times the epochs, the time at the run's usual pace."""
-    times = epoch_times(ckpt)
-    if not times:
+    """The card's training time: the sum of the epochs' times and, because a run that was paused
+    has a few long epochs in that sum, the median epoch times the epochs (its usual pace)."""
+    t = run_time(ckpt.get("history"), ckpt["epoch"])
+    if not t.epochs:
         return "not recorded"
-    median = statistics.median(times)
-    return (f"{sum(times) / 3600:.2f} h wall-clock, the sum of the epochs' times; the median epoch, "
-            f"{median:.0f} s, times {len(times)} epochs is {median * len(times) / 3600:.2f} h "
+    return (f"{t.total_s / 3600:.2f} h wall-clock, the sum of the epochs' times; the median epoch, "
+            f"{t.median_epoch_s:.0f} s, times {t.epochs} epochs is {t.usual_s / 3600:.2f} h "
             f"(a paused run's sum is longer)")
 
 
@@ -143,9 +134,9 @@ def run_provenance(ckpt: dict, note: str | None = None) -> dict:
     """What ``config.json`` records of the run beside :func:`shareable_config`'s data: the epochs
     trained, the wall-clock hours (the sum of the epochs' times), the median epoch's seconds and
     the exporter's note."""
-    times = epoch_times(ckpt)
-    return {"epochs": ckpt["epoch"], "training_hours": round(training_hours(ckpt), 3),
-            **({"median_epoch_s": round(statistics.median(times), 1)} if times else {}),
+    t = run_time(ckpt.get("history"), ckpt["epoch"])
+    return {"epochs": ckpt["epoch"], "training_hours": round(t.total_s / 3600, 3),
+            **({"median_epoch_s": round(t.median_epoch_s, 1)} if t.epochs else {}),
             **({"note": note.strip()} if note and note.strip() else {})}
 
 

@@ -5,6 +5,8 @@ checkpoint or an export stores."""
 from __future__ import annotations
 
 import os
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -17,7 +19,32 @@ from .builders import build_model
 from .checkpoint import load_checkpoint
 from .config import Config, apply_override
 
-__all__ = ["checkpoint_config", "input_metadata", "load_pretrained", "load_trained", "num_classes_of"]
+__all__ = ["RunTime", "checkpoint_config", "input_metadata", "load_pretrained", "load_trained", "num_classes_of",
+           "run_time"]
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """How long a run's epochs took: ``total_s`` (the sum of their wall-clock times) and
+    ``median_epoch_s`` over ``epochs`` timed epochs. A run that was paused (a suspended process,
+    a preempted job waiting) or shared its cores has a few long epochs in the sum; the median
+    epoch times the epochs, :attr:`usual_s`, is its time at its usual pace."""
+
+    total_s: float
+    median_epoch_s: float | None
+    epochs: int
+
+    @property
+    def usual_s(self) -> float | None:
+        return None if self.median_epoch_s is None else self.median_epoch_s * self.epochs
+
+
+def run_time(history: list[dict], up_to_epoch: int | None = None) -> RunTime:
+    """The :class:`RunTime` of a run's history records (``metrics.jsonl``, a checkpoint's
+    ``history``), those up to ``up_to_epoch`` when given; epochs without a time do not count."""
+    times = [h["epoch_time_s"] for h in history or []
+             if h.get("epoch_time_s") is not None and (up_to_epoch is None or h["epoch"] <= up_to_epoch)]
+    return RunTime(sum(times), statistics.median(times) if times else None, len(times))
 
 
 def input_metadata(cfg: Config, classes=None, sensor=None) -> dict:
