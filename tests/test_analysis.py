@@ -320,13 +320,14 @@ def test_ablate_names_a_held_out_split_and_reads_the_first_step():
     ref1 = scipy.stats.ttest_ind([0.5, 0.7], [0.6, 0.7], equal_var=False)  # after 1 step
     assert lif["welch_step1"]["p"] == pytest.approx(ref1.pvalue)
     assert (f"| LIF T=1 | 2 | 60.00 ± 14.14 | -25.00 | -2.24, {ref.pvalue:.2g} | 60.00 ± 14.14 | -5.00 "
-            f"| {ref1.statistic:+.2f}, {ref1.pvalue:.2g} | 50.00, 70.00 | 1.5 |") in md
+            f"| {ref1.statistic:+.2f}, {ref1.pvalue:.2g} | 50.00, 70.00 | 1.5 min |") in md
     # a row whose runs were paused: the sum of the epochs' times, and the usual pace beside it
     paused = {**lif, "mean_run_time_s": 600.0, "mean_usual_run_time_s": 300.0}
     assert ablate_mod.to_markdown({**s, "rows": [paused]}).splitlines()[-1].endswith(
-        "| 10.0 (5.0 at the median epoch) |")
+        "| 10.0 min (5.0 min at the median epoch) |")
     quiet = {**lif, "mean_run_time_s": 600.0, "mean_usual_run_time_s": 570.0}
-    assert ablate_mod.to_markdown({**s, "rows": [quiet]}).splitlines()[-1].endswith("| 50.00, 70.00 | 10.0 |")
+    assert ablate_mod.to_markdown({**s, "rows": [quiet]}).splitlines()[-1].endswith("| 50.00, 70.00 | 10.0 min |")
+    assert "after the last epoch, mean ± sample std over 2 seeds a row, 1 epoch; difference" in md
     assert "| STAA T=2 | 2 | 85.00 ± 7.07 | — | — | 65.00 ± 7.07 | — | — |" in md
     assert "over 2 seeds a row" in md and "Not every seed" not in md
     assert md.splitlines()[2].startswith("Validation accuracy (500 images per class")

@@ -2,7 +2,7 @@
 safetensors with a model card (load_pretrained gives the same net back); training curves."""
 
 import json
-import sys
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -113,13 +113,15 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
 
 
 
-def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, capsys, monkeypatch):
+def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, capsys):
     """export --card-note @FILE: the note stands under the card's first sentence and in
     config.json's provenance with the epochs and hours; exporting the same checkpoint again with
-    the same note and command writes the same folder, byte for byte, so a shipped
-    folder is regenerated from its run, not edited by hand. A note for ONNX, or an unreadable
-    @FILE, is bad input (exit 2) before anything is written."""
+    the same note and command writes the same folder, byte for byte, so a shipped folder is
+    regenerated from its run, not edited by hand. The card's command is the one run, quoted for a
+    shell. A note for ONNX, an unreadable @FILE or an empty note, and an --out that cannot be
+    written, are bad input (exit 2) before anything is written."""
     pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from staa_snn.export.weights import training_time_text
     from staa_snn.training import load_checkpoint
 
     note = tmp_path / "note.md"
@@ -127,10 +129,9 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
     ckpt = load_checkpoint(runs["lif"] / "best.pt")
     written = []
     out = tmp_path / "w"
+    args = ["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
+            "--out", str(out), "--card-note", f"@{note}"]
     for _ in range(2):  # the second export overwrites the first, from the same checkpoint, note and command
-        args = ["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
-                "--out", str(out), "--card-note", f"@{note}"]
-        monkeypatch.setattr(sys, "argv", ["/home/me/.venv/bin/staa-snn", *args])  # as the console script runs
         assert cli.main(args) == 0
         written.append(((out / "README.md").read_text(), (out / "config.json").read_text(),
                         (out / "model.safetensors").read_bytes()))
@@ -145,17 +146,35 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
     assert provenance == {"data": "digits", "epochs": ckpt["epoch"], "training_hours": round(sum(times) / 3600, 3),
                           "median_epoch_s": round(median, 1),
                           "note": "Trained on **one thread** of a 2-core CPU, seed 0."}
-    assert f"| training time | {sum(times) / 3600:.2f} h wall-clock, the sum of the epochs' times; " in card
-    assert "mJ per sample (2 batches of the test images) |" in card  # the digits run has no hold-out
-    assert "\nstaa-snn export --checkpoint " in card and "/home/me" not in card  # the program by name, no venv path
+    assert f"| training time | {training_time_text(ckpt)} |" in card
+    assert "mJ per sample (32 of the test images) |" in card  # 2 batches of 16; the digits run has no hold-out
+    # a note of quotes, backticks and a semicolon: the card's command line gives back the arguments
+    literal = ["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
+               "--out", str(tmp_path / "lit"), "--card-note", "it's a `smoke` test; *2* epochs"]
+    assert cli.main(literal) == 0
+    card = (tmp_path / "lit" / "README.md").read_text().splitlines()
+    command = card[card.index("## Exported with") + 3]
+    assert command.startswith("staa-snn export ") and shlex.split(command) == ["staa-snn", *literal]
+    (tmp_path / "afile").write_text("keep me")
+    (tmp_path / "empty.md").write_text(" \n")
     for bad, message in ((["--format", "onnx", "--out", str(tmp_path / "x.onnx"), "--card-note", "hi"],
                           "--card-note goes into the model card of safetensors weights"),
                          (["--format", "safetensors", "--out", str(tmp_path / "x"), "--card-note",
-                           f"@{tmp_path / 'missing.md'}"], "cannot read")):
+                           f"@{tmp_path / 'missing.md'}"], "cannot read"),
+                         (["--format", "safetensors", "--out", str(tmp_path / "x"), "--card-note",
+                           f"@{tmp_path / 'empty.md'}"], "the note is empty"),
+                         (["--format", "safetensors", "--out", str(tmp_path / "afile")],
+                          "is a file; safetensors weights are written as a folder"),
+                         (["--format", "safetensors", "--out", str(tmp_path / "afile" / "x")],
+                          "afile is a file, not a folder"),
+                         (["--format", "onnx", "--out", str(tmp_path / "w")], "is a folder; onnx writes one file")):
         capsys.readouterr()
         assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), *bad]) == 2
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x").exists()
+    assert (tmp_path / "afile").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == [
+        "README.md", "config.json", "model.safetensors"]
 
 
 def test_same_weights_make_the_same_file(tmp_path):
@@ -175,7 +194,7 @@ def test_training_time_of_a_paused_run_is_told_at_its_usual_pace_too():
     the wall clock, the median epoch times the epochs (3 x 120 s = 0.10 h) the usual pace; epochs
     after the checkpoint's and untimed ones do not count."""
     from staa_snn.export.weights import run_provenance, training_hours, training_time_text
-    from staa_snn.training import run_time
+    from staa_snn.training import format_duration, run_time
 
     ckpt = {"epoch": 3, "history": [{"epoch": 1, "epoch_time_s": 120.0}, {"epoch": 2, "epoch_time_s": 3720.0},
                                     {"epoch": 3, "epoch_time_s": 120.0}, {"epoch": 4, "epoch_time_s": 9.0}]}
@@ -184,8 +203,11 @@ def test_training_time_of_a_paused_run_is_told_at_its_usual_pace_too():
     assert (t.total_s, t.median_epoch_s, t.epochs, t.usual_s) == (3960.0, 120.0, 3, 360.0)
     assert run_time([{"epoch": 1}]).usual_s is None and run_time([{"epoch": 1}]).epochs == 0
     assert training_hours(ckpt) == pytest.approx(3960 / 3600)
-    assert training_time_text(ckpt) == ("1.10 h wall-clock, the sum of the epochs' times; the median epoch, 120 s, "
-                                        "times 3 epochs is 0.10 h (a paused run's sum is longer)")
+    assert training_time_text(ckpt) == ("66.0 min, the sum of the 3 epochs' wall-clock times; the run was paused or "
+                                        "shared its cores: at its median epoch (2.0 min) the 3 epochs take 6.0 min")
+    assert [format_duration(x) for x in (42, 89.4, 750, 5399, 7092)] == ["42 s", "89 s", "12.5 min", "90.0 min", "1.97 h"]
+    quiet = {"epoch": 2, "history": [{"epoch": 1, "epoch_time_s": 100.0}, {"epoch": 2, "epoch_time_s": 110.0}]}
+    assert training_time_text(quiet) == "3.5 min, the sum of the 2 epochs' wall-clock times"
     assert run_provenance(ckpt) == {"epochs": 3, "training_hours": 1.1, "median_epoch_s": 120.0}
     untimed = {"epoch": 1, "history": [{"epoch": 1}]}
     assert training_time_text(untimed) == "not recorded" and run_provenance(untimed) == {"epochs": 1, "training_hours": 0.0}

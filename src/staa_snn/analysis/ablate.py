@@ -24,7 +24,7 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from .._io import write_text_atomic
-from ..training import Config, apply_override, checkpoint_config, load_checkpoint, run_time, train
+from ..training import Config, apply_override, checkpoint_config, format_duration, load_checkpoint, run_time, train
 from ..training.config import split_name
 from . import launch
 from .figures import save, subplots
@@ -327,11 +327,12 @@ def to_markdown(s: dict) -> str:
     seeds = _seeds(s["seeds"])
     lines = [f"# Ablation `{s['grid']}`: {s['dataset']}, {s['model']}, T = {s['T']}{reading}", "",
              f"{s['metric'][0].upper()}{s['metric'][1:]}, mean ± sample std over {seeds} a row, "
-             f"{s['epochs']} epochs; difference to the baseline row `{s['baseline']}`, with Welch's t-test over "
+             f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}; difference to the baseline row "
+             f"`{s['baseline']}`, with Welch's t-test over "
              f"the seeds (t, two-sided p; p above 0.05: not told apart from the seeds' "
-             f"noise); after 1 step: the same nets read out after their first time step only; minutes per run: "
-             f"the sum of the epochs' times, and the median epoch times the epochs beside it where a run was "
-             f"paused or shared its cores. The rows' "
+             f"noise); after 1 step: the same nets read out after their first time step only; time per run: "
+             f"the sum of its epochs' times, mean over the row's seeds, and, where that is over 10% longer, "
+             f"the median epoch times the epochs beside it (runs paused or sharing their cores). The rows' "
              f"accuracy after every epoch: `{s['grid']}_curves.png`.", ""]
     short = [f"{r['row']} ({len(r['accs'])} of {s['seeds']})" for r in s["rows"] if len(r["accs"]) < s["seeds"]]
     if short:
@@ -340,7 +341,7 @@ def to_markdown(s: dict) -> str:
     if s.get("command"):
         lines += ["Command:", "", "```bash", s["command"], "```", ""]
     lines += ["| row | seeds | accuracy (%) | Δ vs baseline (pp) | Welch t, p | after 1 step (%) "
-              "| Δ after 1 step (pp) | Welch t, p (1 step) | per seed (%) | min per run |",
+              "| Δ after 1 step (pp) | Welch t, p (1 step) | per seed (%) | time per run |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
         per = ", ".join(f"{a * 100:.2f}" for a in r["accs"])
@@ -354,13 +355,14 @@ def to_markdown(s: dict) -> str:
 
 
 def _minutes(r: dict) -> str:
-    """A row's minutes per run: the sum of the epochs' times, mean over seeds, and beside it, when
+    """A row's time per run: the sum of the epochs' times, mean over seeds, and beside it, when
     that is over 10% longer than the median epoch times the epochs (runs paused or sharing their
     cores), the latter: the runs' time at their usual pace."""
     total, usual = r.get("mean_run_time_s"), r.get("mean_usual_run_time_s")
     if not total:
         return "—"
-    return f"{total / 60:.1f}" + (f" ({usual / 60:.1f} at the median epoch)" if usual and total > 1.1 * usual else "")
+    paused = usual and total > 1.1 * usual
+    return format_duration(total) + (f" ({format_duration(usual)} at the median epoch)" if paused else "")
 
 
 def _pp(delta: float | None) -> str:

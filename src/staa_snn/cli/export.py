@@ -48,7 +48,8 @@ def run(args) -> int:
             raise ConfigError(f"--card-note goes into the model card of safetensors weights: use --format "
                               f"safetensors (not {args.format})")
         written = export_checkpoint(args.checkpoint, args.format, args.out, profile_batches=args.profile_batches,
-                                    step=args.step, card_note=card_note(args.card_note))
+                                    step=args.step, card_note=card_note(args.card_note),
+                                    command=["staa-snn", *args.argv])
     except ImportError as e:
         raise ConfigError(str(e)) from None
     print(written)
@@ -67,13 +68,20 @@ def card_note(text: str | None) -> str | None:
     """``--card-note``: the text, or a file's with ``@FILE``."""
     from ..errors import ConfigError
 
-    if text is None or not text.startswith("@"):
-        return text
-    try:
-        return Path(text[1:]).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"--card-note {text}: cannot read {text[1:]} ({type(e).__name__}: {e}); expected a "
-                          f"UTF-8 markdown file, or the note itself without '@'") from None
+    if text is None:
+        return None
+    if not text.startswith("@"):
+        note = text
+    else:
+        try:
+            note = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--card-note {text}: cannot read {text[1:]} ({type(e).__name__}: {e}); expected a "
+                              f"UTF-8 markdown file, or the note itself without '@'") from None
+    if not note.strip():
+        raise ConfigError(f"--card-note {text!r}: the note is empty; expected markdown for the model card"
+                          + (f" in {text[1:]}" if text.startswith("@") else ""))
+    return note
 
 
 def check_hub(args) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_path
+from ..errors import ConfigError
 from ..analysis import loading
 from ..data import dataset_info
 from ..measure import profile_model
@@ -37,6 +38,20 @@ def _input_shape(cfg) -> tuple[int, ...]:
     info = dataset_info(cfg.data.name)
     size = cfg.data.input_size
     return (info.in_channels, size, size)
+
+
+def _check_out(out: Path, fmt: str) -> None:
+    """Refuse, before any work, an ``out`` that cannot be written: safetensors weights are a
+    folder, so not an existing file; ONNX and NIR are a file, so not an existing folder; and no
+    folder above it may be a file."""
+    above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if above is not None:
+        raise ConfigError(f"--out {out}: {above} is a file, not a folder; expected a path in a folder")
+    if fmt == "safetensors" and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; safetensors weights are written as a folder (model.safetensors, "
+                          f"config.json, README.md): give a new or existing folder")
+    if fmt != "safetensors" and out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; {fmt} writes one file: give a file path such as {out / f'net.{fmt}'}")
 
 
 def _command_line() -> list[str]:
@@ -69,8 +84,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if step and fmt != "onnx":
         raise ValueError(f"a step graph is exported as ONNX (--format onnx --step), not {fmt}")
-    cfg, model, ckpt = load_trained(checkpoint, require_root=False)
     out = Path(out)
+    _check_out(out, fmt)
+    cfg, model, ckpt = load_trained(checkpoint, require_root=False)
     if out.parent != Path(""):
         out.parent.mkdir(parents=True, exist_ok=True)
     shape = _input_shape(cfg)
@@ -89,7 +105,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         return (to_onnx_step if step else to_onnx)(model, example, out, metadata=meta)
     try:  # the model card's energy: the run's evaluation data when at hand, else a random input (exact counts only)
         inputs = loading.dataset_batches(cfg, profile_batches, batch_size)[0]
-        what = f"{profile_batches} batches of the {eval_split(cfg.data.options)} images"
+        what = f"{sum(len(x) for x in inputs)} of the {eval_split(cfg.data.options)} images"
     except (FileNotFoundError, ValueError, OSError) as e:
         warnings.warn(f"the model card's firing rates, #AC and energy are measured on a random input: the test data "
                       f"could not be read ({e})")

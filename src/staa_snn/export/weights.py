@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .. import __version__
 from .._io import atomic_path, write_text_atomic
 from ..data import dataset_info
 from ..models.pretrained import FORMAT
-from ..training import input_metadata, run_time
+from ..training import format_duration, input_metadata, run_time
 from ..training.config import OutputConfig, split_name
 
 __all__ = ["save_weights", "model_card", "model_spec", "run_provenance", "shareable_config", "training_hours",
@@ -94,7 +95,7 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
         lines.append(f"| classes (index order) | {', '.join(meta['classes'])} |")
     norm = meta.get("normalization")
     lines.append(f"| normalisation | mean {norm['mean']}, std {norm['std']} (of values in [0, 1]) |" if norm
-                 else "| normalisation | none (the dataset's raw values) |")
+                 else f"| normalisation | none (the inputs as staa-snn's `{cfg.data.name}` loader gives them) |")
     if record:
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
         lines += [f"| {split_name(cfg)[1]} | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
@@ -110,7 +111,7 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
               "## Training config", "",
               *_held_out_line(spec.get("provenance", {})),
               "```yaml", yaml.safe_dump(spec.get("config") or cfg.to_dict(), sort_keys=False).rstrip(), "```", "",
-              "## Exported with", "", "```bash", " ".join(command) if command else " ".join(sys.argv), "```", ""]
+              "## Exported with", "", "```bash", shlex.join(command if command else sys.argv), "```", ""]
     return "\n".join(lines)
 
 
@@ -120,14 +121,16 @@ def training_hours(ckpt: dict) -> float:
 
 
 def training_time_text(ckpt: dict) -> str:
-    """The card's training time: the sum of the epochs' times and, because a run that was paused
-    has a few long epochs in that sum, the median epoch times the epochs (its usual pace)."""
+    """The card's training time: the sum of the epochs' wall-clock times and, where a run was
+    paused (a few long epochs in that sum), the median epoch times the epochs (its usual pace)."""
     t = run_time(ckpt.get("history"), ckpt["epoch"])
     if not t.epochs:
         return "not recorded"
-    return (f"{t.total_s / 3600:.2f} h wall-clock, the sum of the epochs' times; the median epoch, "
-            f"{t.median_epoch_s:.0f} s, times {t.epochs} epochs is {t.usual_s / 3600:.2f} h "
-            f"(a paused run's sum is longer)")
+    text = f"{format_duration(t.total_s)}, the sum of the {t.epochs} epochs' wall-clock times"
+    if t.paused:
+        text += (f"; the run was paused or shared its cores: at its median epoch ({format_duration(t.median_epoch_s)})"
+                 f" the {t.epochs} epochs take {format_duration(t.usual_s)}")
+    return text
 
 
 def run_provenance(ckpt: dict, note: str | None = None) -> dict:

@@ -19,8 +19,8 @@ from .builders import build_model
 from .checkpoint import load_checkpoint
 from .config import Config, apply_override
 
-__all__ = ["RunTime", "checkpoint_config", "input_metadata", "load_pretrained", "load_trained", "num_classes_of",
-           "run_time"]
+__all__ = ["RunTime", "checkpoint_config", "format_duration", "input_metadata", "load_pretrained", "load_trained",
+           "num_classes_of", "run_time"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,21 @@ class RunTime:
     @property
     def usual_s(self) -> float | None:
         return None if self.median_epoch_s is None else self.median_epoch_s * self.epochs
+
+    @property
+    def paused(self) -> bool:
+        """Whether the sum is over 10% longer than the usual pace: some epochs were paused or
+        shared their cores."""
+        return self.usual_s is not None and self.total_s > 1.1 * self.usual_s
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as people read them: ``"42 s"``, ``"12.5 min"``, ``"1.97 h"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
 
 
 def run_time(history: list[dict], up_to_epoch: int | None = None) -> RunTime:
