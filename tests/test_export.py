@@ -596,3 +596,10 @@ def test_eval_shipped_weights_on_a_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "on 10 samples" in out and "read out after t steps" in out
     assert len(json.loads((tmp_path / "e.json").read_text())["acc_per_step"]) == 2
+    # no data, or a folder without test/ or val/: what evaluation needs, not what training needs
+    (tmp_path / "empty").mkdir()
+    for extra, message in (([], "cifar10_quick is evaluated on imagefolder data: give data.root=DIR"),
+                           ([f"data.root={tmp_path / 'empty'}"],
+                            f"expected {tmp_path / 'empty'}/test/<class>/<image> (or val/) class folders to evaluate on")):
+        assert cli.main(["eval", "--weights", "cifar10_quick", *extra]) == 2
+        assert message in capsys.readouterr().err

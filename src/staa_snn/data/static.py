@@ -300,6 +300,9 @@ def image_folder_splits(root, *, what: str = "an image folder", val_per_class: i
     hint = f" ({IMAGENET_URL}; sort the validation images into class folders first)" if what == "ImageNet" else ""
     if not train.is_dir() and split == "test" and evaluation is not None and val_per_class is None:
         return {"train": None, "test": evaluation}
+    if not train.is_dir() and split == "test" and val_per_class is None:  # evaluation only: test/ or val/ will do
+        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/test/<class>/<{item}> (or val/) class "
+                                f"folders to evaluate on{hint}")
     if not train.is_dir():
         raise FileNotFoundError(f"{what} not found at {root}: expected {root}/train/<class>/<{item}> class folders"
                                 f"{hint}")

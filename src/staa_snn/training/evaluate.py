@@ -13,6 +13,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import dataset_info
 from ..errors import ConfigError, DataError
 from ..measure import exit_curve
 from ..models import SpikingNet
@@ -133,6 +134,10 @@ def evaluate_weights(weights: str | os.PathLike, overrides=(), *, device: str = 
     cfg = Config.from_dict(spec["config"])
     for text in [*overrides, *([f"data.test_batch_size={batch_size}"] if batch_size is not None else [])]:
         apply_override(cfg, text)
+    info = dataset_info(cfg.data.name)
+    if info.needs_root and not cfg.data.root:
+        raise ConfigError(f"{weights} is evaluated on {cfg.data.name} data: give data.root=DIR, the folder holding "
+                          f"{info.layout}; to evaluate, its test (or validation) part alone will do")
     cfg.validate()
     model = load_exported(weights)
     result = _evaluate_on_test(cfg, model, device, progress, exit_thresholds)
