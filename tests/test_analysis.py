@@ -296,6 +296,33 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     assert "--rows: grid pe_kind has no row 'banana'; its rows: learnable, fixed" in capsys.readouterr().err
 
 
+def test_ablate_says_after_which_epochs_a_row_leads_its_baseline():
+    """Mean curves over seeds, compared epoch by epoch: a row below its baseline after epochs 1-2
+    and above it from epoch 3 on (after all steps), and above it only after epoch 2 after one step;
+    a seed with a shorter curve limits the mean to the epochs every seed has."""
+    base = load_config(cli.resolve_config("cifar10_quick"), ["data.root=/data", "data.options.val_per_class=500"])
+    rows = ablate_mod.select_rows("T", ["LIF T=1", "STAA T=2"])
+
+    def run(curve, step1):
+        return {"test_acc": curve[-1], "test_acc_per_step": [step1[-1]], "curve": curve, "curve_step1": step1}
+
+    results = {"LIF T=1": [run([0.30, 0.50, 0.62, 0.70], [0.2, 0.5, 0.4, 0.5]),
+                           run([0.34, 0.46, 0.60, 0.72], [0.2, 0.5, 0.4, 0.5])],   # mean 0.32, 0.48, 0.61, 0.71
+               "STAA T=2": [run([0.40, 0.50, 0.60, 0.70], [0.3, 0.4, 0.5, 0.6]),
+                            run([0.40, 0.50, 0.60, 0.70], [0.3, 0.4, 0.5, 0.6])]}
+    s = ablate_mod.summarise("T", rows, "STAA T=2", results, base, seeds=2, epochs=4, command=None)
+    lif, staa = s["rows"]
+    assert lif["epochs_above_baseline"] == [3, 4] and lif["epochs_above_baseline_step1"] == [2]
+    assert staa["epochs_above_baseline"] is None
+    md = ablate_mod.to_markdown(s)
+    assert "- LIF T=1: above the baseline after epochs 3-4; after 1 step, after epochs 2 (of 4)" in md
+    results["LIF T=1"][1] = run([0.34, 0.46], [0.2, 0.5])  # a seed with 2 epochs: the mean has 2
+    s = ablate_mod.summarise("T", rows, "STAA T=2", results, base, seeds=2, epochs=4, command=None)
+    assert s["rows"][0]["epochs_above_baseline"] == [] and "after epochs none; after 1 step, after epochs 2 (of 2)" in \
+        ablate_mod.to_markdown(s)
+    assert ablate_mod._epochs([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8" and ablate_mod._epochs([4]) == "4"
+
+
 def test_ablate_names_a_held_out_split_and_reads_the_first_step():
     base = load_config(cli.resolve_config("cifar10_quick"), ["data.root=/data", "data.options.val_per_class=500"])
     rows = ablate_mod.select_rows("T", ["LIF T=1", "STAA T=2"])

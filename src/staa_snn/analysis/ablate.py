@@ -279,6 +279,23 @@ def _step1(runs: list[dict]) -> list[float] | None:
     return first if first and len(first) == len(runs) else None
 
 
+def mean_curve(curves: list[list[float] | None] | None) -> list[float] | None:
+    """The mean over seeds of the accuracy after each epoch, over the epochs every seed has;
+    ``None`` without a curve."""
+    curves = [c for c in curves or [] if c]
+    if not curves:
+        return None
+    return [statistics.fmean(c[e] for c in curves) for e in range(min(len(c) for c in curves))]
+
+
+def epochs_above(curve: list[float] | None, base: list[float] | None) -> list[int] | None:
+    """The epochs (from 1) after which ``curve`` is above ``base``: where two rows' mean curves
+    cross shows as where this list starts or stops; ``None`` without both curves."""
+    if not curve or not base:
+        return None
+    return [e for e, (a, b) in enumerate(zip(curve, base), start=1) if a > b]
+
+
 def _row_summary(row: Row, runs: list[dict], base: list[dict] | None) -> dict:
     """One row of the table; ``base``: the baseline row's runs (``None`` for the baseline itself)."""
     accs, first = [r["test_acc"] for r in runs], _step1(runs)
@@ -297,7 +314,12 @@ def _row_summary(row: Row, runs: list[dict], base: list[dict] | None) -> dict:
             "run_time_s": times, "mean_run_time_s": statistics.fmean(times) if times else None,
             "usual_run_time_s": usual, "mean_usual_run_time_s": statistics.fmean(usual) if usual else None,
             "epoch_times_s": [r.get("epoch_times_s") for r in runs],
-            "curves": [r.get("curve") for r in runs], "curves_step1": [r.get("curve_step1") for r in runs]}
+            "curves": [r.get("curve") for r in runs], "curves_step1": [r.get("curve_step1") for r in runs],
+            "epochs_above_baseline": epochs_above(mean_curve([r.get("curve") for r in runs]),
+                                                  mean_curve([r.get("curve") for r in base])) if base else None,
+            "epochs_above_baseline_step1": epochs_above(
+                mean_curve([r.get("curve_step1") for r in runs]),
+                mean_curve([r.get("curve_step1") for r in base])) if base else None}
 
 
 def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, command) -> dict:
@@ -351,7 +373,27 @@ def to_markdown(s: dict) -> str:
         lines.append(f"| {r['row']} | {len(r['accs'])} | {acc} | {_pp(r.get('delta'))} | {_welch_cell(r.get('welch'))} "
                      f"| {step1} | {_pp(r.get('delta_step1'))} | {_welch_cell(r.get('welch_step1'))} | {per} "
                      f"| {minutes} |")
+    crossing = [r for r in s["rows"] if r.get("epochs_above_baseline") is not None]
+    if crossing:
+        lines += ["", f"Epoch by epoch, the mean over seeds against the baseline's (`{s['grid']}_curves.png`):", ""]
+        for r in crossing:
+            step1 = r.get("epochs_above_baseline_step1")
+            lines.append(f"- {r['row']}: above the baseline after epochs {_epochs(r['epochs_above_baseline'])}"
+                         + (f"; after 1 step, after epochs {_epochs(step1)}" if step1 is not None else "")
+                         + f" (of {len(mean_curve(r['curves']))})")
     return "\n".join(lines) + "\n"
+
+
+def _epochs(epochs: list[int]) -> str:
+    """``[1, 2, 3, 5, 7, 8]`` as ``"1-3, 5, 7-8"``; ``"none"`` for none."""
+    if not epochs:
+        return "none"
+    runs, start = [], epochs[0]
+    for prev, e in zip(epochs, [*epochs[1:], None]):
+        if e != prev + 1:
+            runs.append(f"{start}-{prev}" if prev > start else f"{start}")
+            start = e
+    return ", ".join(runs)
 
 
 def _minutes(r: dict) -> str:
@@ -420,13 +462,12 @@ def plot_curves(s: dict, path: Path) -> None:
     fig, axes = subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, title in ((axes[0], "curves", "after all steps"), (axes[1], "curves_step1", "after the first step")):
         for i, r in enumerate(s["rows"]):
-            curves = [c for c in r.get(key) or [] if c]
+            curves, mean = [c for c in r.get(key) or [] if c], mean_curve(r.get(key))
             if not curves:
                 continue
-            n = min(len(c) for c in curves)
+            n = len(mean)
             per_epoch = [[c[e] * 100 for c in curves] for e in range(n)]
-            epochs = list(range(1, n + 1))
-            mean = [statistics.fmean(v) for v in per_epoch]
+            epochs, mean = list(range(1, n + 1)), [m * 100 for m in mean]
             ax.plot(epochs, mean, color=f"C{i % 10}", label=f"{r['row']} ({_seeds(len(curves))})",
                     **({"marker": "o", "markersize": 4} if n < 3 else {}))
             if len(curves) > 1:
