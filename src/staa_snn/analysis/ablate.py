@@ -24,7 +24,8 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from .._io import write_text_atomic
-from ..training import Config, apply_override, checkpoint_config, format_duration, load_checkpoint, run_time, train
+from ..training import (Config, apply_override, checkpoint_config, format_duration, load_checkpoint, run_time, train,
+                        was_paused)
 from ..training.config import split_name
 from . import launch
 from .figures import save, subplots
@@ -403,8 +404,7 @@ def _minutes(r: dict) -> str:
     total, usual = r.get("mean_run_time_s"), r.get("mean_usual_run_time_s")
     if not total:
         return "—"
-    paused = usual and total > 1.1 * usual
-    return format_duration(total) + (f" ({format_duration(usual)} at the median epoch)" if paused else "")
+    return format_duration(total) + (f" ({format_duration(usual)} at the median epoch)" if was_paused(total, usual) else "")
 
 
 def _pp(delta: float | None) -> str:

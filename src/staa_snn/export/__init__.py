@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from .._io import atomic_path
-from ..errors import ConfigError
 from ..analysis import loading
 from ..data import dataset_info
+from ..errors import ConfigError
 from ..measure import profile_model
 from ..models import fold_mpbn
 from ..training import input_metadata, load_trained

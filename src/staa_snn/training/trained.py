@@ -20,7 +20,7 @@ from .checkpoint import load_checkpoint
 from .config import Config, apply_override
 
 __all__ = ["RunTime", "checkpoint_config", "format_duration", "input_metadata", "load_pretrained", "load_trained",
-           "num_classes_of", "run_time"]
+           "num_classes_of", "run_time", "was_paused"]
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,14 @@ class RunTime:
 
     @property
     def paused(self) -> bool:
-        """Whether the sum is over 10% longer than the usual pace: some epochs were paused or
-        shared their cores."""
-        return self.usual_s is not None and self.total_s > 1.1 * self.usual_s
+        """Whether some epochs were paused or shared their cores (:func:`was_paused`)."""
+        return was_paused(self.total_s, self.usual_s)
+
+
+def was_paused(total_s: float | None, usual_s: float | None) -> bool:
+    """Whether a time summed over epochs is over 10% longer than at the usual pace (the median
+    epoch times the epochs): some epochs were paused or shared their cores."""
+    return bool(total_s and usual_s and total_s > 1.1 * usual_s)
 
 
 def format_duration(seconds: float) -> str:
