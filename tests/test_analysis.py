@@ -295,6 +295,23 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     assert cli.main([*args, "--rows", "learnable,banana"]) == 2
     assert "--rows: grid pe_kind has no row 'banana'; its rows: learnable, fixed" in capsys.readouterr().err
 
+    # checkpoints deleted to save disk: the same table from each run's metrics.jsonl and config.yaml
+    for pt in folder.glob("*/*.pt"):
+        pt.unlink()
+    assert cli.main(["ablate", "--gather", str(folder)]) == 0
+    assert json.loads((folder / "results.json").read_text())["rows"] == summary["rows"]
+    assert cli.main(["ablate", "--status", str(folder)]) == 0 and "4/4 runs finished" in capsys.readouterr().out
+    assert cli.main(args) == 0  # and the grid's command reads them back too, training nothing
+    assert json.loads((folder / "results.json").read_text())["rows"] == summary["rows"]
+    metrics = folder / "fixed_seed1" / "metrics.jsonl"  # a history that is not a whole run's is refused, by name
+    metrics.write_text(metrics.read_text().replace('"epoch": 1,', '"epoch": 2,'))
+    capsys.readouterr()
+    assert cli.main(["ablate", "--gather", str(folder)]) == 2
+    assert ("fixed_seed1 has no last.pt and its metrics.jsonl does not hold epochs 1 to 1 in order"
+            in capsys.readouterr().err)
+    metrics.unlink()  # neither checkpoint nor metrics: missing, and the others still summarised
+    assert cli.main(["ablate", "--status", str(folder)]) == 1 and "fixed_seed1: missing (epoch 0)" in capsys.readouterr().out
+
 
 def test_ablate_says_after_which_epochs_a_row_leads_its_baseline():
     """Mean curves over seeds, compared epoch by epoch: a row below its baseline after epochs 1-2

@@ -24,7 +24,7 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from .._io import write_text_atomic
-from ..training import (Config, apply_override, checkpoint_config, format_duration, load_checkpoint, run_time, train,
+from ..training import (Config, apply_override, checkpoint_config, format_duration, run_time, train,
                         was_paused)
 from ..training.config import split_name
 from . import launch
@@ -112,16 +112,15 @@ def plan(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Path, r
 
 
 def _finished(run: Path, cfg: Config) -> list[dict] | None:
-    """The history of a run folder that has trained ``cfg``'s epochs (``None`` otherwise); a run
-    trained with another config than ``cfg`` (but how it was carried out) is refused, naming it."""
-    last = run / "last.pt"
-    if not last.exists():
+    """The history of a run folder that has trained ``cfg``'s epochs (``None`` otherwise), from its
+    checkpoint or, where that was deleted, its metrics (:func:`launch.read_run`); a run trained
+    with another config than ``cfg`` (but how it was carried out) is refused, naming it."""
+    record = launch.read_run(run)
+    if record is None or record[0] < cfg.train.epochs:
         return None
-    ckpt = load_checkpoint(last)
-    if ckpt["epoch"] < cfg.train.epochs:
-        return None
-    launch.check_same_config(cfg, checkpoint_config(ckpt, require_root=False), f"{run} was trained with")
-    return ckpt["history"]
+    _, history, tree = record
+    launch.check_same_config(cfg, checkpoint_config({"config": tree}, require_root=False), f"{run} was trained with")
+    return history
 
 
 def _last_record(history: list[dict]) -> dict:

@@ -23,11 +23,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from .._io import write_text_atomic
 from ..training import Config, ConfigError, RunFolder, TrainingPreempted, load_checkpoint, train
 from ..training.resume import config_differences
 
-__all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_states", "parse_time",
+__all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_states", "read_run", "parse_time",
            "read_launch", "write_launch", "merge_launch", "check_same_config"]
 
 LAUNCHERS = ("local", "submitit-local", "slurm")
@@ -247,6 +249,33 @@ def _job_outcome(submitit_dir: Path, job_id: str | None) -> tuple[str | None, st
     return outcome, tail
 
 
+def read_run(run: Path) -> tuple[int, list[dict], dict] | None:
+    """``(epochs trained, history, config tree)`` of a run folder, from its ``last.pt``; or, where
+    its checkpoints were deleted (to save disk once a sweep has finished), from the
+    ``metrics.jsonl`` and ``config.yaml`` it wrote beside them, which hold the same history and
+    config. ``None`` for a folder with neither."""
+    last = run / "last.pt"
+    if last.is_file():
+        ckpt = load_checkpoint(last)
+        return ckpt["epoch"], ckpt["history"], ckpt["config"]
+    metrics, config = run / "metrics.jsonl", run / "config.yaml"
+    if not (metrics.is_file() and config.is_file()):
+        return None
+    try:
+        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        tree = yaml.safe_load(config.read_text())
+    except (ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{run} has no last.pt and its metrics.jsonl or config.yaml cannot be read "
+                          f"({type(e).__name__}: {e})") from None
+    if not isinstance(tree, dict) or any(not isinstance(h, dict) or "epoch" not in h for h in history):
+        raise ConfigError(f"{run} has no last.pt and its metrics.jsonl or config.yaml is not a run's "
+                          "(one JSON record per epoch with its 'epoch', and the run's config)")
+    if [h["epoch"] for h in history] != list(range(1, len(history) + 1)):
+        raise ConfigError(f"{run} has no last.pt and its metrics.jsonl does not hold epochs 1 to "
+                          f"{len(history)} in order: not a whole run's history")
+    return len(history), history, tree
+
+
 def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
     """Per run name: ``state`` (``done``, ``failed``, ``pending``, ``running``, ``interrupted``:
     checkpointed but not running, resumed by the same command, or ``missing``), the epochs done,
@@ -256,7 +285,8 @@ def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[
     states = {}
     for name, epochs in runs:
         last = folder / name / "last.pt"
-        done_epochs = load_checkpoint(last)["epoch"] if last.is_file() else 0
+        run = read_run(folder / name)
+        done_epochs = run[0] if run else 0
         outcome, tail = _job_outcome(folder / ".submitit", jobs.get(name))
         if done_epochs >= epochs:
             state = "done"
@@ -267,7 +297,7 @@ def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[
         elif name in jobs:
             state = "running" if last.is_file() or (folder / name).is_dir() else "pending"
         else:
-            state = "interrupted" if done_epochs or last.is_file() else "missing"
+            state = "interrupted" if last.is_file() else "missing"  # no checkpoint: the run starts again
         states[name] = {"state": state, "epochs": done_epochs, "job": jobs.get(name),
                         "log_tail": tail if state == "failed" else ""}
     return states
