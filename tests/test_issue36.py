@@ -250,10 +250,15 @@ def test_documented_commands_write_no_tracked_file():
     for doc in docs:
         for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
             outputs += [(doc.name, m) for m in re.findall(r"--(?:out|json)\s+(\S+)", block)]
-    assert ("README.md", "digits_curves.png") in outputs  # the parser sees the README's plot command
+    assert ("README.md", "runs/digits_curves.png") in outputs  # the parser sees the README's plot command
     clobbered = [(doc, out) for doc, out in outputs
                  if (out in tracked if tracked is not None else (root / out).exists())]
     assert not clobbered
+    if tracked is not None:  # and a fresh clone's `git status` stays clean: outputs go where git ignores them
+        local = sorted({out for _, out in outputs if not out.startswith(("/", "$", "~"))})
+        ignored = subprocess.run(["git", "check-ignore", "--no-index", *local], cwd=root, capture_output=True,
+                                 text=True).stdout.split()
+        assert [out for out in local if out not in ignored] == []
 
 
 # -- 21: the compiled backend on a CPU-only machine says nothing about a missing CUDA runtime ---------------

@@ -147,10 +147,24 @@ def test_load_pretrained_takes_a_checkpoint(tmp_path):
         assert torch.equal(net(x), load_trained(result.run_dir / "best.pt", require_root=False)[1](x))
 
 
-def test_plot_into_a_missing_folder_names_it(tmp_path, capsys):
+def test_outputs_into_a_missing_folder_make_it_and_a_file_in_the_way_is_named(tmp_path, capsys):
+    """Every output makes its folder (--out runs/x.png on a fresh clone); a file where a folder is
+    needed, or a folder where a file is, is one line, before the work (nothing printed for --json)."""
     result = train(tiny(tmp_path, "train.epochs=1"))
-    assert cli.main(["plot", str(result.run_dir), "--out", str(tmp_path / "missing" / "x.png")]) == 2
-    assert f"the folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
+    assert cli.main(["plot", str(result.run_dir), "--out", str(tmp_path / "new" / "sub" / "x.png")]) == 0
+    assert (tmp_path / "new" / "sub" / "x.png").read_bytes()[:4] == b"\x89PNG"
+    profile = ["profile", "--config", str(DIGITS), "--random", "model.T=2", "--no-layers"]
+    assert cli.main([*profile, "--json", str(tmp_path / "more" / "p.json")]) == 0
+    assert json.loads((tmp_path / "more" / "p.json").read_text())["input"] == "random"
+    capsys.readouterr()
+    (tmp_path / "afile").write_text("x")
+    for out, message in ((tmp_path / "afile" / "p.json", f"{tmp_path / 'afile'} is a file, not a folder"),
+                         (tmp_path / "more", f"cannot write {tmp_path / 'more'}: it is a folder")):
+        assert cli.main([*profile, "--json", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and message in captured.err and len(captured.err.splitlines()) == 1
+        assert cli.main(["plot", str(result.run_dir), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_visualize_names_the_valid_layers(tmp_path, capsys):

@@ -13,7 +13,7 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
     """Yield a temporary path beside ``path`` (same folder and suffix, hidden);
     when the block succeeds it is renamed over ``path`` (``fsync``: flushed to
     disk first), otherwise removed. Readers see the old file or the new one."""
-    path = Path(path)
+    path = make_parent(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
     try:
         yield tmp
@@ -25,6 +25,23 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def make_parent(path: str | os.PathLike) -> Path:
+    """Make ``path``'s folder (and those above it) where missing, as every output of staa-snn is
+    written: ``--out runs/x.png`` on a fresh clone makes ``runs/``. A file where a folder is
+    needed, or a ``path`` that is a folder, is a one-line error naming it. Returns ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder (expected a file path in it, "
+                                f"e.g. {path / ('out' + (path.suffix or '.json'))})")
+    for above in (path.parent, *path.parent.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise NotADirectoryError(f"cannot write {path}: {above} is a file, not a folder")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def first_line(error: BaseException) -> str:

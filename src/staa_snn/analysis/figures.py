@@ -21,8 +21,6 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = Tr
 def save(fig, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (PNG by its suffix) atomically; returns the path."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:  # its folder is made where missing
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return path

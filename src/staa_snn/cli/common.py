@@ -75,6 +75,15 @@ def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
 
 
+def check_json(path: str | os.PathLike | None) -> None:
+    """``--json PATH`` checked before any work: its folder is made where missing; a PATH that is a
+    folder, or under a file, is refused in one line (not after a long evaluation)."""
+    from .._io import make_parent
+
+    if path is not None and str(path) != "-":
+        make_parent(path)
+
+
 def write_json(path: str, payload) -> None:
     """``payload`` as indented JSON, written atomically."""
     from .._io import write_text_atomic

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from ..energy import E_AC_PJ, E_MAC_PJ
-from .common import add_device, add_json, add_net, add_overrides, write_json
+from .common import add_device, add_json, add_net, add_overrides, check_json, write_json
 
 NAME = "eval"
 HELP = "evaluate a checkpoint or exported weights on the test set"
@@ -90,6 +90,7 @@ def run(args) -> int:
                           f"(cuda only where CUDA is available)") from None
     overrides = [*args.overrides, *([f"data.root={json.dumps(args.data_root)}"] if args.data_root else [])]
     levels = sorted({*(args.exit_sweep or ()), *([args.exit] if args.exit is not None else [])})
+    check_json(args.json)  # (the default, beside the checkpoint, is in a folder that exists)
     apply_threads(choose_threads(args.threads))  # for this process, which ends with the evaluation
     if args.weights is not None:
         result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size,

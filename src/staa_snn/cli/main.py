@@ -103,7 +103,7 @@ def run(args) -> int:
             return BY_NAME[args.command].run(args)
         return 0  # the reader went away (staa-snn profile --json - | head)
     except (ConfigError, FileNotFoundError, FileExistsError, DataError, RunFolderError,
-            NotADirectoryError, PermissionError, NIRExportError) as e:
+            NotADirectoryError, IsADirectoryError, PermissionError, NIRExportError) as e:
         if args.debug:
             raise
         print(f"{name}: error: {one_line(e)}", file=sys.stderr)

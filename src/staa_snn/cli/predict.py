@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_json, add_net, add_sensor, emit_json, one_line
+from .common import add_json, add_net, add_sensor, check_json, emit_json, one_line
 
 NAME = "predict"
 HELP = "class names and probabilities for images or event recordings"
@@ -32,6 +32,7 @@ def run(args) -> int:
 
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
+    check_json(args.json)
     net = load_net(args.checkpoint, checkpoint=True) if args.checkpoint else load_net(args.weights)
     try:  # a file that cannot be read is one line; the others are still predicted
         results = predict_files(net, args.files, top=args.top, errors="report", sensor=args.sensor)

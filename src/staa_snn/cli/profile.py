@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..energy import E_AC_PJ, E_MAC_PJ
-from .common import add_json, add_model_source, emit_json, resolve_config
+from .common import add_json, add_model_source, check_json, emit_json, resolve_config
 
 NAME = "profile"
 HELP = "parameters, dense MACs, #AC / #MAC, energy and firing rates"
@@ -39,6 +39,7 @@ def run(args) -> int:
 
     if args.config is not None and args.checkpoint is not None:
         raise ConfigError("give --config or --checkpoint, not both")
+    check_json(args.json)
     config = resolve_config(args.config) if args.checkpoint is None else None
     cfg, model, _ = model_from(config, args.overrides, args.checkpoint, require_root=not args.random)
     fold_mpbn(model)  # count the net as it would be deployed: MPBN's BN_mp as per-channel thresholds

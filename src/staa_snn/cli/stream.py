@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import CHECKPOINT_HELP, add_json, add_net, add_sensor, emit_json
+from .common import CHECKPOINT_HELP, add_json, add_net, add_sensor, check_json, emit_json
 
 NAME = "stream"
 HELP = "feed an event recording to a net frame by frame, printing each step's prediction"
@@ -36,6 +36,7 @@ def run(args) -> int:
         raise FileNotFoundError(f"no such file: {args.recording}")
     if not str(args.recording).endswith(RECORDINGS):
         raise ConfigError(f"{args.recording}: expected an event recording ({', '.join(RECORDINGS)})")
+    check_json(args.json)
     net = load_net(args.checkpoint, checkpoint=True) if args.checkpoint else load_net(args.weights)
     steps = []
     try:
