@@ -15,6 +15,7 @@ from torch import nn
 from staa_snn import cli
 from staa_snn.analysis import profile_model
 from staa_snn.analysis import ablate as ablate_mod
+from staa_snn.analysis import ablate_table
 from staa_snn.analysis.visualize import gradcam, neuron_slots, visualize
 from staa_snn.models import create_model
 from staa_snn.neurons import LIF
@@ -303,12 +304,36 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     assert cli.main(["ablate", "--status", str(folder)]) == 0 and "4/4 runs finished" in capsys.readouterr().out
     assert cli.main(args) == 0  # and the grid's command reads them back too, training nothing
     assert json.loads((folder / "results.json").read_text())["rows"] == summary["rows"]
-    metrics = folder / "fixed_seed1" / "metrics.jsonl"  # a history that is not a whole run's is refused, by name
-    metrics.write_text(metrics.read_text().replace('"epoch": 1,', '"epoch": 2,'))
-    capsys.readouterr()
+    # a damaged record is one line naming its file (and line), exit 2: never a traceback or a wrong table
+    run = folder / "fixed_seed1"
+    metrics, config, grid_json = run / "metrics.jsonl", run / "config.yaml", folder / "grid.json"
+    good = {f: f.read_text() for f in (metrics, config, grid_json)}
+    record = json.loads(good[metrics])
+    damaged = [
+        (metrics, json.dumps({**record, "epoch": 2}), "metrics.jsonl: line 1: epoch 2 where 1 was expected"),
+        (metrics, json.dumps({**record, "test_acc": 1.5}), "line 1: test_acc 1.5 is not an accuracy in [0, 1]"),
+        (metrics, json.dumps({**record, "test_acc": float("nan")}), "line 1: test_acc nan is not an accuracy"),
+        (metrics, json.dumps({k: v for k, v in record.items() if k != "test_acc"}), "test_acc None is not"),
+        (metrics, json.dumps({**record, "test_acc_per_step": [0.5]}), "is not 2 accuracies in [0, 1]"),
+        (metrics, good[metrics][:40], "metrics.jsonl: line 1 is not JSON"),
+        (config, "model: [", "config.yaml is not YAML"),
+        (config, good[config].replace("model:\n", "model:\n  bogus: 1\n"),
+         "config.yaml: its config is not one this version reads (unknown key(s) ['model.bogus']"),
+        (grid_json, "garbage", "grid.json is not JSON"),
+        (grid_json, "[1]", "grid.json is not a grid's record"),
+        (grid_json, good[grid_json].replace('"seeds": 2', '"seeds": "two"'), "grid.json: seeds missing or not"),
+        (grid_json, good[grid_json].replace('"fixed"', '"banana"'), "grid.json: grid pe_kind has no row 'banana'"),
+    ]
+    for path, text, message in damaged:
+        path.write_text(text)
+        capsys.readouterr()
+        assert cli.main(["ablate", "--gather", str(folder)]) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and str(path.parent) in err and len(err.strip().splitlines()) == 1, (message, err)
+        path.write_text(good[path])
+    config.unlink()  # metrics without their config: named, not taken for a run never trained
     assert cli.main(["ablate", "--gather", str(folder)]) == 2
-    assert ("fixed_seed1 has no last.pt and its metrics.jsonl does not hold epochs 1 to 1 in order"
-            in capsys.readouterr().err)
+    assert f"{run} has a metrics.jsonl but neither last.pt nor config.yaml" in capsys.readouterr().err
     metrics.unlink()  # neither checkpoint nor metrics: missing, and the others still summarised
     assert cli.main(["ablate", "--status", str(folder)]) == 1 and "fixed_seed1: missing (epoch 0)" in capsys.readouterr().out
 
@@ -332,12 +357,13 @@ def test_ablate_says_after_which_epochs_a_row_leads_its_baseline():
     assert lif["epochs_above_baseline"] == [3, 4] and lif["epochs_above_baseline_step1"] == [2]
     assert staa["epochs_above_baseline"] is None
     md = ablate_mod.to_markdown(s)
-    assert "- LIF T=1: above the baseline after epochs 3-4; after 1 step, after epochs 2 (of 4)" in md
+    assert "- LIF T=1: above the baseline after epochs 3-4; after 1 step, above the baseline after epoch 2 (of 4 epochs)" \
+        in md
     results["LIF T=1"][1] = run([0.34, 0.46], [0.2, 0.5])  # a seed with 2 epochs: the mean has 2
     s = ablate_mod.summarise("T", rows, "STAA T=2", results, base, seeds=2, epochs=4, command=None)
-    assert s["rows"][0]["epochs_above_baseline"] == [] and "after epochs none; after 1 step, after epochs 2 (of 2)" in \
+    assert s["rows"][0]["epochs_above_baseline"] == [] and "never above the baseline; after 1 step, above the baseline after epoch 2 (of 2 epochs)" in \
         ablate_mod.to_markdown(s)
-    assert ablate_mod._epochs([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8" and ablate_mod._epochs([4]) == "4"
+    assert ablate_table._epochs([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8" and ablate_table._epochs([4]) == "4"
 
 
 def test_ablate_names_a_held_out_split_and_reads_the_first_step():

@@ -1,5 +1,5 @@
 """Analysis, the experiments on top of training: Grad-CAM and figures (:mod:`.visualize`),
-ablation sweeps (:mod:`.ablate`, :mod:`.launch`), training curves (:func:`plot_runs`), and a model
+ablation sweeps (:mod:`.ablate`, :mod:`.ablate_table`, :mod:`.launch`), training curves (:func:`plot_runs`), and a model
 and inputs from a config or a checkpoint (:mod:`.loading`).
 
 The measurements they use live one floor down, in :mod:`staa_snn.measure`, and are re-exported

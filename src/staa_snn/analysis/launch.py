@@ -16,6 +16,7 @@ rows, seeds, epochs, and the job of each run), so that ``staa-snn ablate --gathe
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 import signal
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from .._io import write_text_atomic
+from .._io import first_line, write_text_atomic
 from ..training import Config, ConfigError, RunFolder, TrainingPreempted, load_checkpoint, train
 from ..training.resume import config_differences
 
@@ -181,14 +182,14 @@ def read_launch(path: str | Path, grid: str | None = None) -> tuple[Path, dict]:
         raise FileNotFoundError(f"{path} does not exist (give the --out folder of a launched grid, or its grid's "
                                 f"folder)")
     if (path / "grid.json").is_file():
-        record = json.loads((path / "grid.json").read_text())
+        record = _grid_record(path / "grid.json")
         if grid is not None and record.get("grid") != grid:
             raise ConfigError(f"{path} holds the grid {record.get('grid')!r}, not {grid!r}")
         return path, record
     every = sorted(p.parent for p in path.glob("*/grid.json")) if path.is_dir() else []
     found = [p for p in every if grid is None or p.name == grid]
     if len(found) == 1:
-        return found[0], json.loads((found[0] / "grid.json").read_text())
+        return found[0], _grid_record(found[0] / "grid.json")
     if every and not found:
         raise ConfigError(f"{path} holds the grid(s) {', '.join(p.name for p in every)}, not {grid!r}")
     if not found:
@@ -196,6 +197,32 @@ def read_launch(path: str | Path, grid: str | None = None) -> tuple[Path, dict]:
                                 f"staa-snn ablate ... --out {path})")
     names = ", ".join(p.name for p in found)
     raise ConfigError(f"{path} holds several grids ({names}): name one with --grid, or give its folder")
+
+
+def _grid_record(where: Path) -> dict:
+    """A grid.json, read and checked for the fields a launch writes (a damaged one is one line
+    naming it, not a failure further down)."""
+    try:
+        record = json.loads(where.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{where} is not JSON ({first_line(e)}); {_REWRITE}") from None
+    checks = {"grid": lambda v: isinstance(v, str), "rows": lambda v: isinstance(v, list) and v != []
+              and all(isinstance(r, str) for r in v), "seeds": lambda v: isinstance(v, int) and v >= 1,
+              "epochs": lambda v: isinstance(v, int) and v >= 1, "base": lambda v: isinstance(v, dict),
+              "jobs": lambda v: isinstance(v, dict)}
+    if not isinstance(record, dict):
+        raise ConfigError(f"{where} is not a grid's record (expected an object with {', '.join(checks)}); "
+                          f"{_REWRITE}")
+    bad = [k for k, ok in checks.items() if not ok(record.get(k, {} if k == "jobs" else None))]
+    if bad:
+        raise ConfigError(f"{where}: {', '.join(bad)} missing or not what a launch writes (grid: a name, rows: "
+                          f"labels, seeds and epochs: whole numbers >= 1, base: the config, jobs: run -> job); "
+                          f"{_REWRITE}")
+    return record
+
+
+_REWRITE = ("a launch writes it: delete it and launch the grid again with its command (finished runs are read "
+            "back, not trained again)")
 
 
 def check_same_config(asked: Config, used: Config, what: str) -> None:
@@ -253,27 +280,56 @@ def read_run(run: Path) -> tuple[int, list[dict], dict] | None:
     """``(epochs trained, history, config tree)`` of a run folder, from its ``last.pt``; or, where
     its checkpoints were deleted (to save disk once a sweep has finished), from the
     ``metrics.jsonl`` and ``config.yaml`` it wrote beside them, which hold the same history and
-    config. ``None`` for a folder with neither."""
+    config: checked record by record, so that a damaged file is one line naming it and its line,
+    never a wrong table. ``None`` for a folder with neither."""
     last = run / "last.pt"
     if last.is_file():
         ckpt = load_checkpoint(last)
         return ckpt["epoch"], ckpt["history"], ckpt["config"]
     metrics, config = run / "metrics.jsonl", run / "config.yaml"
-    if not (metrics.is_file() and config.is_file()):
+    if not metrics.is_file():
         return None
+    if not config.is_file():
+        raise ConfigError(f"{run} has a metrics.jsonl but neither last.pt nor config.yaml, which reading the run "
+                          f"back needs: restore its config.yaml, or delete the folder to train the run again")
     try:
-        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         tree = yaml.safe_load(config.read_text())
-    except (ValueError, yaml.YAMLError) as e:
-        raise ConfigError(f"{run} has no last.pt and its metrics.jsonl or config.yaml cannot be read "
-                          f"({type(e).__name__}: {e})") from None
-    if not isinstance(tree, dict) or any(not isinstance(h, dict) or "epoch" not in h for h in history):
-        raise ConfigError(f"{run} has no last.pt and its metrics.jsonl or config.yaml is not a run's "
-                          "(one JSON record per epoch with its 'epoch', and the run's config)")
-    if [h["epoch"] for h in history] != list(range(1, len(history) + 1)):
-        raise ConfigError(f"{run} has no last.pt and its metrics.jsonl does not hold epochs 1 to "
-                          f"{len(history)} in order: not a whole run's history")
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{config} is not YAML ({first_line(e)})") from None
+    if not isinstance(tree, dict) or not isinstance(tree.get("model"), dict):
+        raise ConfigError(f"{config} is not a run's config (expected the YAML staa-snn train writes)")
+    history = []
+    for i, line in enumerate(metrics.read_text(errors="replace").splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise ConfigError(f"{metrics}: line {i} is not JSON ({first_line(e)})") from None
+        problem = _record_problem(record, len(history) + 1, tree["model"].get("T"))
+        if problem:
+            raise ConfigError(f"{metrics}: line {i}: {problem} (not the history staa-snn train writes)")
+        history.append(record)
     return len(history), history, tree
+
+
+def _record_problem(record, epoch: int, T) -> str | None:
+    """What is wrong with one epoch's record of ``metrics.jsonl`` (``None``: nothing)."""
+    def fraction(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1  # NaN fails too
+
+    if not isinstance(record, dict):
+        return "not an epoch's record (a JSON object)"
+    if record.get("epoch") != epoch:
+        return f"epoch {record.get('epoch')!r} where {epoch} was expected (epochs 1, 2, ... in order)"
+    if not fraction(record.get("test_acc")):
+        return f"test_acc {record.get('test_acc')!r} is not an accuracy in [0, 1]"
+    steps = record.get("test_acc_per_step")
+    if steps is not None and not (isinstance(steps, list) and (not isinstance(T, int) or len(steps) == T)
+                                  and all(map(fraction, steps))):
+        return f"test_acc_per_step {steps!r} is not {T} accuracies in [0, 1] (one after each step)"
+    time = record.get("epoch_time_s")
+    if time is not None and not (isinstance(time, (int, float)) and math.isfinite(time) and time >= 0):
+        return f"epoch_time_s {time!r} is not a time in seconds"
+    return None
 
 
 def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
