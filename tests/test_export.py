@@ -98,6 +98,12 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
     record = next(h for h in load_history(runs["staa"]) if h["test_acc"] == max(r["test_acc"] for r in
                                                                                  load_history(runs["staa"])))
     assert f"| test accuracy | {record['test_acc']:.2%}" in card and "| energy (45 nm) |" in card
+    last = load_history(runs["staa"])[-1]  # best.pt was chosen by this accuracy on this split: the card says so
+    assert (f"; best.pt, the best of the run's 2 epochs by this accuracy, so chosen on this split and an optimistic "
+            f"figure; after its last epoch: {last['test_acc']:.2%}) |") in card
+    assert cli.main(["export", "--checkpoint", str(runs["staa"] / "last.pt"), "--format", "safetensors",
+                     "--out", str(tmp_path / "last")]) == 0
+    assert "chosen on this split" not in (tmp_path / "last" / "README.md").read_text()
     assert "vgg_small" in card and "load_pretrained" in card and "staa-snn" in card
     spec = json.loads((out / "config.json").read_text())
     assert spec["model"]["neuron"] == "staa" and spec["model"]["T"] == 4 and spec["model"]["num_classes"] == 10
@@ -167,7 +173,10 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
                           "is a file; safetensors weights are written as a folder"),
                          (["--format", "safetensors", "--out", str(tmp_path / "afile" / "x")],
                           "afile is a file, not a folder"),
-                         (["--format", "onnx", "--out", str(tmp_path / "w")], "is a folder; onnx writes one file")):
+                         (["--format", "onnx", "--out", str(tmp_path / "w")], "is a folder; onnx writes one file"),
+                         (["--format", "onnx", "--out", f"{tmp_path / 'x'}/"], "x/ names a folder; onnx writes one"),
+                         (["--format", "safetensors", "--out", str(runs["lif"])],  # a run folder, not an export's
+                          "holds other files (best.pt, config.yaml, last.pt, ...): safetensors weights go into")):
         capsys.readouterr()
         assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), *bad]) == 2
         err = capsys.readouterr().err

@@ -163,8 +163,16 @@ def test_outputs_into_a_missing_folder_make_it_and_a_file_in_the_way_is_named(tm
         assert cli.main([*profile, "--json", str(out)]) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and message in captured.err and len(captured.err.splitlines()) == 1
+    assert cli.main(["plot", str(result.run_dir), "--out", str(tmp_path / "afile" / "x.png")]) == 2
+    assert f"cannot write {tmp_path / 'afile' / 'x.png'}: {tmp_path / 'afile'} is a file" in capsys.readouterr().err
+    for out, message in ((f"{tmp_path / 'new2'}/", "new2/: it names a folder (expected a file's path)"),):
+        assert cli.main([*profile, "--json", out]) == 2 and message in capsys.readouterr().err
+    for out, got in ((tmp_path / "new3" / "curves", "no suffix"), (tmp_path / "new3" / "x.pngg", "its suffix .pngg")):
         assert cli.main(["plot", str(result.run_dir), "--out", str(out)]) == 2
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert f"cannot write {out}: expected an image file name ending in .png, .pdf or .svg (or " in err
+        assert err.strip().endswith(f"got {got}") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new2").exists() and not (tmp_path / "new3").exists()  # refused before any folder is made
 
 
 def test_visualize_names_the_valid_layers(tmp_path, capsys):

@@ -31,10 +31,11 @@ def make_parent(path: str | os.PathLike) -> Path:
     """Make ``path``'s folder (and those above it) where missing, as every output of staa-snn is
     written: ``--out runs/x.png`` on a fresh clone makes ``runs/``. A file where a folder is
     needed, or a ``path`` that is a folder, is a one-line error naming it. Returns ``path``."""
+    if isinstance(path, str) and path.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise IsADirectoryError(f"cannot write {path}: it names a folder (expected a file's path)")
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"cannot write {path}: it is a folder (expected a file path in it, "
-                                f"e.g. {path / ('out' + (path.suffix or '.json'))})")
+        raise IsADirectoryError(f"cannot write {path}: it is a folder (expected a file's path)")
     for above in (path.parent, *path.parent.parents):
         if above.exists():
             if not above.is_dir():

@@ -19,10 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..analysis.figures import check_image_path
     from ..analysis.plot import plot_runs
 
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1
                                            else Path("curves.png"))
+    check_image_path(args.out or out)  # before the runs are read; its folder is made when it is written
     plot_runs(args.runs, out)
     print(out)
     return 0

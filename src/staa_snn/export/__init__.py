@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_path, is_temporary
 from ..analysis import loading
 from ..data import dataset_info
 from ..errors import ConfigError
 from ..measure import profile_model
 from ..models import fold_mpbn
-from ..training import input_metadata, load_trained
+from ..training import input_metadata, load_checkpoint, load_trained
 from ..training.config import eval_split
 from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
@@ -40,18 +40,44 @@ def _input_shape(cfg) -> tuple[int, ...]:
     return (info.in_channels, size, size)
 
 
-def _check_out(out: Path, fmt: str) -> None:
+EXPORT_FILES = ("model.safetensors", "config.json", "README.md")  # what save_weights writes
+
+
+def _check_out(out: str | os.PathLike, fmt: str) -> None:
     """Refuse, before any work, an ``out`` that cannot be written: safetensors weights are a
     folder, so not an existing file; ONNX and NIR are a file, so not an existing folder; and no
     folder above it may be a file."""
+    if fmt != "safetensors" and str(out).endswith(("/", os.sep)):  # Path() would drop the slash
+        raise ConfigError(f"--out {out} names a folder; {fmt} writes one file: give a file path such as "
+                          f"{Path(out) / f'net.{fmt}'}")
+    out = Path(out)
     above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
     if above is not None:
         raise ConfigError(f"--out {out}: {above} is a file, not a folder; expected a path in a folder")
     if fmt == "safetensors" and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; safetensors weights are written as a folder (model.safetensors, "
                           f"config.json, README.md): give a new or existing folder")
+    if fmt == "safetensors" and out.is_dir():  # a new folder, or an earlier export written over
+        other = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES and not is_temporary(p))
+        if other:
+            raise ConfigError(f"--out {out} holds other files ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}"
+                              f"): safetensors weights go into a new or empty folder, or over an earlier export "
+                              f"({', '.join(EXPORT_FILES)} alone)")
     if fmt != "safetensors" and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; {fmt} writes one file: give a file path such as {out / f'net.{fmt}'}")
+
+
+def _chosen(checkpoint: Path, ckpt: dict) -> dict | None:
+    """For a ``best.pt`` (the epoch of the highest accuracy on the evaluation split, so chosen on
+    it): the run's epochs and its accuracy after the last one, from ``last.pt`` beside it where
+    that is there (``None`` values otherwise); ``None`` for any other checkpoint."""
+    if checkpoint.name != "best.pt":
+        return None
+    last = checkpoint.with_name("last.pt")
+    history = load_checkpoint(last).get("history") if last.is_file() else None
+    if not history or history[-1]["epoch"] < ckpt["epoch"]:
+        return {"epochs": None, "last_acc": None}
+    return {"epochs": history[-1]["epoch"], "last_acc": history[-1]["test_acc"]}
 
 
 def _command_line() -> list[str]:
@@ -84,8 +110,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if step and fmt != "onnx":
         raise ValueError(f"a step graph is exported as ONNX (--format onnx --step), not {fmt}")
-    out = Path(out)
     _check_out(out, fmt)
+    out = Path(out)
     cfg, model, ckpt = load_trained(checkpoint, require_root=False)
     if out.parent != Path(""):
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -114,5 +140,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
     spec = model_spec(cfg, ckpt["num_classes"], shape[0], model, ckpt.get("input"))
     spec["provenance"].update(run_provenance(ckpt, card_note))
     card = model_card(cfg=cfg, ckpt=ckpt, spec=spec, profile=report, profile_input=what,
-                      command=command if command is not None else _command_line(), note=card_note)
+                      command=command if command is not None else _command_line(), note=card_note,
+                      chosen=_chosen(Path(checkpoint), ckpt))
     return save_weights(model, out, spec, card=card)

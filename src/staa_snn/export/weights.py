@@ -63,10 +63,12 @@ def save_weights(model: nn.Module, folder: str | os.PathLike, spec: dict, *, car
 
 
 def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_input: str, command: list[str],
-               note: str | None = None) -> str:
+               note: str | None = None, chosen: dict | None = None) -> str:
     """A model card in markdown: what the net is, how well it did, what it costs, how to load it;
     ``note`` (markdown: how the run was made, on what machine...) follows the first sentence, so a
-    card never needs editing by hand after export."""
+    card never needs editing by hand after export. ``chosen`` (a ``best.pt``: ``{"epochs",
+    "last_acc"}`` of its run, either ``None`` where unknown) says that the accuracy was the
+    selection's criterion on the same split, and what the last epoch reached."""
     import yaml
 
     history = ckpt.get("history") or []
@@ -98,7 +100,13 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
                  else f"| normalisation | none (the inputs as staa-snn's `{cfg.data.name}` loader gives them) |")
     if record:
         steps = ", ".join(f"{a:.2%}" for a in record.get("test_acc_per_step", []))
-        lines += [f"| {split_name(cfg)[1]} | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}) |",
+        picked = ""
+        if chosen is not None:
+            of = f"the run's {chosen['epochs']} epochs" if chosen["epochs"] else "the run's epochs"
+            last = f"; after its last epoch: {chosen['last_acc']:.2%}" if chosen["last_acc"] is not None else ""
+            picked = (f"; best.pt, the best of {of} by this accuracy, so chosen on this split and an optimistic "
+                      f"figure{last}")
+        lines += [f"| {split_name(cfg)[1]} | {record['test_acc']:.2%} (loss {record['test_loss']:.4f}{picked}) |",
                   f"| accuracy read out after 1..T steps | {steps} |",
                   f"| training time | {training_time_text(ckpt)} |"]
     if profile is not None:
