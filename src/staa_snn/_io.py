@@ -36,13 +36,17 @@ def make_parent(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder (expected a file's path)")
-    for above in (path.parent, *path.parent.parents):
-        if above.exists():
-            if not above.is_dir():
-                raise NotADirectoryError(f"cannot write {path}: {above} is a file, not a folder")
-            break
+    above = file_in_the_way(path)
+    if above is not None:
+        raise NotADirectoryError(f"cannot write {path}: {above} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The nearest existing folder above ``path`` when it is a file instead (``None``: none is)."""
+    above = next((p for p in Path(path).parents if p.exists()), None)
+    return above if above is not None and not above.is_dir() else None
 
 
 def first_line(error: BaseException) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_path, is_temporary
+from .._io import atomic_path, file_in_the_way, is_temporary
 from ..analysis import loading
 from ..data import dataset_info
 from ..errors import ConfigError
@@ -51,7 +51,7 @@ def _check_out(out: str | os.PathLike, fmt: str) -> None:
         raise ConfigError(f"--out {out} names a folder; {fmt} writes one file: give a file path such as "
                           f"{Path(out) / f'net.{fmt}'}")
     out = Path(out)
-    above = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    above = file_in_the_way(out)
     if above is not None:
         raise ConfigError(f"--out {out}: {above} is a file, not a folder; expected a path in a folder")
     if fmt == "safetensors" and out.exists() and not out.is_dir():
