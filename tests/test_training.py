@@ -222,6 +222,26 @@ def test_a_stop_signal_checkpoints_where_it_lands_and_the_resume_is_exact(tmp_pa
         assert resumed.history[0]["epoch_time_s"] > ckpt["sums"][0]["elapsed"]
 
 
+def test_a_progress_line_after_a_resume_counts_only_the_batches_this_process_trained(capsys):
+    """Resumed at batch 1300 of an epoch, 100 batches of 32 in 40 s are 80 img/s (not the 1,400
+    restored batches over 40 s), and the epoch's time includes the 300 s before the stop."""
+    from types import SimpleNamespace
+
+    from staa_snn.training.epoch import EpochLoop, EpochSums
+
+    sums = EpochSums.zeros(torch.device("cpu"))
+    sums.seen += 1400 * 32
+    sums.elapsed = 300.0
+    loop = SimpleNamespace(batch=1400, timed_from=1300, steps_per_epoch=1406, epoch=11,
+                           tic=time.perf_counter() - 40.0, ctx=SimpleNamespace(world_size=1),
+                           cfg=SimpleNamespace(data=SimpleNamespace(batch_size=32), train=SimpleNamespace(epochs=20)))
+    loop._progress = lambda s: EpochLoop._progress(loop, s)
+    assert float(EpochLoop._progress(loop, sums)["img_s"]) == pytest.approx(80, abs=1)
+    EpochLoop._log_line(loop, sums)
+    line = capsys.readouterr().err
+    assert line.startswith("epoch 12/20 step 1400/1406:") and "| 80 img/s | epoch 340 s, about 2 s left" in line
+
+
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     a = train(tiny(tmp_path, "train.epochs=1", name="a"))
     b = train(tiny(tmp_path, "train.epochs=1", name="b"))

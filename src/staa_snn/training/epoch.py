@@ -194,17 +194,22 @@ class EpochLoop:
             say(self.ctx, hint)
 
     def _progress(self, sums: EpochSums) -> dict:
+        """The running loss and accuracy of the epoch (a resumed one's restored totals included),
+        and the images per second (all ranks) since this process took the epoch up: a resume in
+        the middle of an epoch counts only the batches it trained itself."""
         seen = max(float(sums.seen), 1.0)
+        timed = (self.batch - self.timed_from) * self.cfg.data.batch_size
         return {"loss": f"{float(sums.loss) / seen:.3f}", "acc": f"{float(sums.correct) / seen:.3f}",
-                "img_s": f"{seen * self.ctx.world_size / (time.perf_counter() - self.tic):.0f}"}
+                "img_s": f"{timed / max(time.perf_counter() - self.tic, 1e-9):.0f}"}
 
     def _log_line(self, sums: EpochSums) -> None:
         """One progress line on stderr (what the bar shows, for logs)."""
         p, t = self._progress(sums), self.cfg.train
         elapsed = time.perf_counter() - self.tic
         left = elapsed / max(self.batch - self.timed_from, 1) * (self.steps_per_epoch - self.batch)
+        so_far = elapsed + sums.elapsed  # (the time before a resume included)
         print(f"epoch {self.epoch + 1}/{t.epochs} step {self.batch}/{self.steps_per_epoch}: train loss {p['loss']} "
-              f"acc {float(p['acc']):.2%} | {p['img_s']} img/s | epoch {elapsed:.0f} s, about {left:.0f} s left",
+              f"acc {float(p['acc']):.2%} | {p['img_s']} img/s | epoch {so_far:.0f} s, about {left:.0f} s left",
               file=sys.stderr, flush=True)
         self.logged = time.monotonic()
 
