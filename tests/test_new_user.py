@@ -7,6 +7,7 @@ import re
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,6 +174,24 @@ def test_outputs_into_a_missing_folder_make_it_and_a_file_in_the_way_is_named(tm
         assert f"cannot write {out}: expected an image file name ending in .png, .pdf or .svg (or " in err
         assert err.strip().endswith(f"got {got}") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new2").exists() and not (tmp_path / "new3").exists()  # refused before any folder is made
+
+
+def test_an_output_into_a_folder_this_user_cannot_write_is_refused_before_the_work(tmp_path, monkeypatch, capsys):
+    """--json into a read-only folder: one line naming the folder, exit 2, before the profile runs
+    (root writes anywhere, so the test also plays a user whom the folder refuses)."""
+    import staa_snn._io as io
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    real = os.access
+    monkeypatch.setattr(io.os, "access", lambda p, mode: Path(p) != locked and real(p, mode))
+    profile = ["profile", "--config", str(DIGITS), "--random", "model.T=2", "--no-layers"]
+    assert cli.main([*profile, "--json", str(locked / "p.json")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert f"cannot write {locked / 'p.json'}: its folder {locked} is not writable by this user" in captured.err
+    assert list(locked.iterdir()) == []
 
 
 def test_visualize_names_the_valid_layers(tmp_path, capsys):

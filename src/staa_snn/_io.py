@@ -30,7 +30,8 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
 def make_parent(path: str | os.PathLike) -> Path:
     """Make ``path``'s folder (and those above it) where missing, as every output of staa-snn is
     written: ``--out runs/x.png`` on a fresh clone makes ``runs/``. A file where a folder is
-    needed, or a ``path`` that is a folder, is a one-line error naming it. Returns ``path``."""
+    needed, a ``path`` that is a folder, or a folder this user cannot write, is a one-line error
+    naming it. Returns ``path``."""
     if isinstance(path, str) and path.endswith(("/", os.sep)):  # Path() would drop the slash
         raise IsADirectoryError(f"cannot write {path}: it names a folder (expected a file's path)")
     path = Path(path)
@@ -40,6 +41,8 @@ def make_parent(path: str | os.PathLike) -> Path:
     if above is not None:
         raise NotADirectoryError(f"cannot write {path}: {above} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # (a file is written beside, then renamed)
+        raise PermissionError(f"cannot write {path}: its folder {path.parent} is not writable by this user")
     return path
 
 
