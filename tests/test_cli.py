@@ -122,9 +122,12 @@ def test_overrides_after_options_and_exponent_floats(capsys):
     tree = yaml.safe_load(capsys.readouterr().out)
     assert tree["optim"]["lr"] == 0.001 and tree["optim"]["weight_decay"] == 0.0005  # floats, not strings
     assert tree["data"]["options"] == {"skip_bad_files": True}
-    with pytest.raises(SystemExit):
-        main(["train", "--print-config", "--no-such-flag"])
-    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+    for command in (["train", "--print-config"], ["plot", "runs/x"], ["eval", "--checkpoint", "x.pt"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--no-such-flag"])
+        err = capsys.readouterr().err  # the command's usage, not the top level's
+        assert err.startswith(f"usage: staa-snn {command[0]} ")
+        assert err.strip().endswith(f"staa-snn {command[0]}: error: unrecognized arguments: --no-such-flag")
 
 
 def test_warnings_print_as_one_line(monkeypatch):

@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         # --debug after the command too (SUPPRESS: it keeps the one before)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the full traceback of an error")
+        p.set_defaults(command_parser=p)  # an error in its arguments prints its usage, not the top level's
     return parser
 
 
@@ -50,7 +51,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
         elif hasattr(args, "files") and not any(e.startswith("-") for e in extra):  # predict a.png --top 2 b.png
             args.files = [*args.files, *extra]
         else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = sys.argv[1:] if argv is None else list(argv)  # the command line, as ablate records it
     return args
 
