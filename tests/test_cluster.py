@@ -213,8 +213,9 @@ def test_a_grid_launched_in_parts_is_read_back_whole(tmp_path, capsys):
     record = json.loads((tmp_path / "pe_kind" / "grid.json").read_text())
     record["base"]["optim"]["lr"] = 0.5
     (tmp_path / "pe_kind" / "grid.json").write_text(json.dumps(record))
-    with pytest.raises(ConfigError, match=r"learnable_seed0 was trained with optim.lr=0.003, not optim.lr=0.5"):
-        ablate.gather(tmp_path)
+    for read_back in (ablate.gather, ablate.status):  # --status does not call such a run done
+        with pytest.raises(ConfigError, match=r"learnable_seed0 was trained with optim.lr=0.003, not optim.lr=0.5"):
+            read_back(tmp_path)
 
 
 def test_a_finished_grid_read_back_needs_no_base_config(tmp_path):

@@ -199,8 +199,14 @@ def _read_back(path: str | Path, grid: str | None):
 
 
 def status(path: str | Path, grid: str | None = None) -> dict[str, dict]:
-    """The state of each run of a launched grid (see :func:`gather`); nothing is written."""
-    return _read_back(path, grid)[4]
+    """The state of each run of a launched grid (see :func:`gather`); nothing is written. A finished
+    run trained with another config than the grid's is refused as :func:`gather` refuses it (not
+    called done)."""
+    folder, _, _, configs, states = _read_back(path, grid)
+    for _, _, cfg in configs:
+        if states[cfg.run_name]["state"] == "done":
+            _finished(folder / cfg.run_name, cfg)
+    return states
 
 
 def gather(path: str | Path, grid: str | None = None) -> tuple[dict | None, dict[str, dict]]:
