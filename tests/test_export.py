@@ -119,6 +119,27 @@ def test_safetensors_with_a_model_card_load_back(runs, tmp_path):
 
 
 
+def test_a_card_notes_heading_is_the_cards_title(runs, tmp_path):
+    """A --card-note whose first line is '# TITLE' names the card (the loader's name, imagefolder,
+    says less than CIFAR-10); without one the title is the net's, and a '#' alone is no title."""
+    pytest.importorskip("safetensors", reason="safetensors export is the [export] extra")
+    from staa_snn.export.weights import card_title
+
+    assert card_title("# CIFAR-10, STAA-LIF\n\nTrained on *one* thread.\n", "d") == ("CIFAR-10, STAA-LIF",
+                                                                                   "Trained on *one* thread.")
+    assert card_title("## A section\ntext", "d") == ("d", "## A section\ntext")
+    assert card_title("#\ntext", "d") == ("d", "#\ntext") and card_title(None, "d") == ("d", "")
+    cards = {}
+    for name, note in (("titled", "# Digits, LIF, seed 0\nOne thread."), ("plain", "One thread.")):
+        assert cli.main(["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors",
+                         "--out", str(tmp_path / name), "--card-note", note]) == 0
+        cards[name] = (tmp_path / name / "README.md").read_text().splitlines()
+    titles = {name: next(line for line in card if line.startswith("# ")) for name, card in cards.items()}
+    assert titles["titled"] == "# Digits, LIF, seed 0" and titles["plain"] == "# vgg_small, lif neurons, T = 4 (digits)"
+    first = next(i for i, line in enumerate(cards["titled"]) if line.startswith("Spiking network trained with"))
+    assert cards["titled"][first + 1:first + 4] == ["", "One thread.", ""]
+
+
 def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, capsys):
     """export --card-note @FILE: the note stands under the card's first sentence and in
     config.json's provenance with the epochs and hours; exporting the same checkpoint again with

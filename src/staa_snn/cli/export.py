@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="the file (onnx, nir) or folder (safetensors) to write")
     p.add_argument("--card-note", metavar="TEXT|@FILE",
                    help="safetensors: markdown for the model card, under its first sentence, and config.json's "
-                        "provenance (how the run was made, the machine...); @FILE reads it from a file")
+                        "provenance (how the run was made, the machine...); a first line '# TITLE' is the card's title; "
+                        "@FILE reads it from a file")
     p.add_argument("--step", action="store_true",
                    help="onnx: export one step (net.step) with each neuron layer's membrane potential as an input "
                         "and an output, for frames fed as they arrive (the metadata names the state tensors)")

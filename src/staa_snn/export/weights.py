@@ -66,7 +66,8 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
                note: str | None = None, chosen: dict | None = None) -> str:
     """A model card in markdown: what the net is, how well it did, what it costs, how to load it;
     ``note`` (markdown: how the run was made, on what machine...) follows the first sentence, so a
-    card never needs editing by hand after export. ``chosen`` (a ``best.pt``: ``{"epochs",
+    card never needs editing by hand after export; a ``# `` heading as its first line is the card's
+    title (:func:`card_title`). ``chosen`` (a ``best.pt``: ``{"epochs",
     "last_acc"}`` of its run, either ``None`` where unknown) says that the accuracy was the
     selection's criterion on the same split, and what the last epoch reached."""
     import yaml
@@ -80,10 +81,11 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
     size = "x".join(map(str, size)) if isinstance(size, (list, tuple)) else f"{size}x{size}"
     front = ["---", "library_name: staa-snn", "tags:", "- spiking-neural-network", f"- {m['neuron']}-neurons",
              f"- {cfg.data.name}", "---", ""]  # the Hub's model-card metadata
-    lines = [*front, f"# {m['name']}, {m['neuron']} neurons, T = {m['T']} ({cfg.data.name})", "",
+    title, note = card_title(note, f"{m['name']}, {m['neuron']} neurons, T = {m['T']} ({cfg.data.name})")
+    lines = [*front, f"# {title}", "",
              f"Spiking network trained with staa-snn {ckpt.get('staa_snn', __version__)}: "
              f"`{m['name']}` with `{m['neuron']}` neurons over T = {m['T']} steps, {m['num_classes']} classes.", "",
-             *([note.strip(), ""] if note and note.strip() else []),
+             *([note, ""] if note else []),
              "| | |", "|---|---|",
              f"| net | `{m['name']}` ({spec['parameters']:,} parameters) |",
              f"| neuron | `{m['neuron']}`, " + (", ".join(f"`{k}={v!r}`" for k, v in options.items()) or "defaults")
@@ -121,6 +123,17 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
               "```yaml", yaml.safe_dump(spec.get("config") or cfg.to_dict(), sort_keys=False).rstrip(), "```", "",
               "## Exported with", "", "```bash", shlex.join(command if command else sys.argv), "```", ""]
     return "\n".join(lines)
+
+
+def card_title(note: str | None, default: str) -> tuple[str, str]:
+    """``(title, note)`` of a model card: a note whose first line is a ``# `` heading gives the
+    title (``# CIFAR-10, STAA-LIF`` where the loader's name, ``imagefolder``, says less), the
+    rest is the note; otherwise ``default`` and the whole note (stripped, ``""`` for none)."""
+    note = (note or "").strip()
+    first, _, rest = note.partition("\n")
+    if first.startswith("# ") and first[2:].strip():
+        return first[2:].strip(), rest.strip()
+    return default, note
 
 
 def training_hours(ckpt: dict) -> float:
