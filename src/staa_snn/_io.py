@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +44,21 @@ def make_parent(path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(path.parent, os.W_OK | os.X_OK):  # (a file is written beside, then renamed)
         raise PermissionError(f"cannot write {path}: its folder {path.parent} is not writable by this user")
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """:func:`make_parent`, then a file made and removed in ``path``'s folder: an output that would
+    fail only after the work (a read-only file system, ``/proc``, a folder root may not write)
+    fails here, before it, in one line naming the folder. Returns ``path``."""
+    path = make_parent(path)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".staa-snn-probe-", dir=path.parent)
+    except OSError as e:
+        raise PermissionError(f"cannot write {path}: its folder {path.parent} takes no new files "
+                              f"({e.strerror or type(e).__name__})") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 

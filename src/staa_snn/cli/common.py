@@ -77,11 +77,12 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 def check_json(path: str | os.PathLike | None) -> None:
     """``--json PATH`` checked before any work: its folder is made where missing; a PATH that is a
-    folder, or under a file, is refused in one line (not after a long evaluation)."""
-    from .._io import make_parent
+    folder, under a file, or in a folder that takes no files, is refused in one line (not after a
+    long evaluation)."""
+    from .._io import check_writable
 
     if path is not None and str(path) != "-":
-        make_parent(path)
+        check_writable(path)
 
 
 def write_json(path: str, payload) -> None:

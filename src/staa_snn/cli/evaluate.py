@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from pathlib import Path
 
+from .._io import check_writable
 from ..energy import E_AC_PJ, E_MAC_PJ
-from .common import add_device, add_json, add_net, add_overrides, check_json, write_json
+from .common import add_device, add_json, add_net, add_overrides, check_json, one_line, write_json
 
 NAME = "eval"
 HELP = "evaluate a checkpoint or exported weights on the test set"
@@ -90,7 +92,15 @@ def run(args) -> int:
                           f"(cuda only where CUDA is available)") from None
     overrides = [*args.overrides, *([f"data.root={json.dumps(args.data_root)}"] if args.data_root else [])]
     levels = sorted({*(args.exit_sweep or ()), *([args.exit] if args.exit is not None else [])})
-    check_json(args.json)  # (the default, beside the checkpoint, is in a folder that exists)
+    check_json(args.json)
+    out = json_path(args)
+    if out is not None and not args.json and out.parent.is_dir():  # the default, beside the checkpoint
+        try:
+            check_writable(out)
+        except OSError as e:  # someone else's run, a read-only share: the evaluation is still worth printing
+            warnings.warn(f"the JSON is not written beside the checkpoint ({one_line(e)}); --json PATH writes it "
+                          f"elsewhere")
+            out = None
     apply_threads(choose_threads(args.threads))  # for this process, which ends with the evaluation
     if args.weights is not None:
         result = evaluate_weights(args.weights, overrides, device=args.device, batch_size=args.batch_size,
@@ -101,7 +111,6 @@ def run(args) -> int:
     print(format_eval(result))
     if levels:
         print(format_exit(result["exit_curve"], result["T"], None if args.exit_sweep else args.exit))
-    out = json_path(args)
     if out is None:
         print("(JSON not written: --json PATH writes it" + (", and the curve's plot beside it)" if args.exit_sweep
                                                             else ")"))

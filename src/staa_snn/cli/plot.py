@@ -19,12 +19,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from .._io import check_writable
     from ..analysis.figures import check_image_path
     from ..analysis.plot import plot_runs
 
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1
                                            else Path("curves.png"))
-    check_image_path(args.out or out)  # before the runs are read; its folder is made when it is written
+    check_image_path(args.out or out)  # before the runs are read
+    if args.out:  # (the default is in the run's folder, which reading the run checks)
+        check_writable(args.out)
     plot_runs(args.runs, out)
     print(out)
     return 0

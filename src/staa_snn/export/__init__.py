@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_path, file_in_the_way, is_temporary
+from .._io import atomic_path, check_writable, file_in_the_way, is_temporary
 from ..analysis import loading
 from ..data import dataset_info
 from ..errors import ConfigError
@@ -45,8 +45,8 @@ EXPORT_FILES = ("model.safetensors", "config.json", "README.md")  # what save_we
 
 def _check_out(out: str | os.PathLike, fmt: str) -> None:
     """Refuse, before any work, an ``out`` that cannot be written: safetensors weights are a
-    folder, so not an existing file; ONNX and NIR are a file, so not an existing folder; and no
-    folder above it may be a file."""
+    folder, so not an existing file; ONNX and NIR are a file, so not an existing folder; no
+    folder above it may be a file, and its folder must take files (:func:`~.._io.check_writable`)."""
     if fmt != "safetensors" and str(out).endswith(("/", os.sep)):  # Path() would drop the slash
         raise ConfigError(f"--out {out} names a folder; {fmt} writes one file: give a file path such as "
                           f"{Path(out) / f'net.{fmt}'}")
@@ -65,6 +65,7 @@ def _check_out(out: str | os.PathLike, fmt: str) -> None:
                               f"({', '.join(EXPORT_FILES)} alone)")
     if fmt != "safetensors" and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; {fmt} writes one file: give a file path such as {out / f'net.{fmt}'}")
+    check_writable(out / EXPORT_FILES[0] if fmt == "safetensors" else out)  # a folder that takes no files
 
 
 def _chosen(checkpoint: Path, ckpt: dict) -> dict | None:
