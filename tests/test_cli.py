@@ -128,6 +128,9 @@ def test_overrides_after_options_and_exponent_floats(capsys):
         err = capsys.readouterr().err  # the command's usage, not the top level's
         assert err.startswith(f"usage: staa-snn {command[0]} ")
         assert err.strip().endswith(f"staa-snn {command[0]}: error: unrecognized arguments: --no-such-flag")
+    with pytest.raises(SystemExit):  # an option before the command: the top level's usage
+        main(["--no-such-flag", "train", "--print-config"])
+    assert capsys.readouterr().err.strip().endswith("staa-snn: error: unrecognized arguments: --no-such-flag")
 
 
 def test_warnings_print_as_one_line(monkeypatch):

@@ -190,6 +190,8 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
                            f"@{tmp_path / 'missing.md'}"], "cannot read"),
                          (["--format", "safetensors", "--out", str(tmp_path / "x"), "--card-note",
                            f"@{tmp_path / 'empty.md'}"], "the note is empty"),
+                         (["--format", "safetensors", "--out", str(tmp_path / "x"), "--card-note", "#\nA note."],
+                          "its first line '#' is a heading without text; expected '# TITLE'"),
                          (["--format", "safetensors", "--out", str(tmp_path / "afile")],
                           "is a file; safetensors weights are written as a folder"),
                          (["--format", "safetensors", "--out", str(tmp_path / "afile" / "x")],

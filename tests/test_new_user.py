@@ -5,8 +5,10 @@ import json
 import random
 import re
 import os
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -177,40 +179,59 @@ def test_outputs_into_a_missing_folder_make_it_and_a_file_in_the_way_is_named(tm
 
 
 def test_an_output_into_a_folder_this_user_cannot_write_is_refused_before_the_work(tmp_path, monkeypatch, capsys):
-    """--json into a read-only folder: one line naming the folder, exit 2, before the profile runs
-    (root writes anywhere, so the test plays a user whom the folder refuses); into /proc, which
-    takes no files from anyone: the same, for profile, plot and export. eval's default JSON, beside
-    a checkpoint in a read-only folder, is a warning: the evaluation is still printed."""
+    """--json into a folder that refuses files: one line naming the folder, exit 2, before the
+    profile runs (root writes anywhere, so the test plays a folder that refuses it); into /proc,
+    which takes no files from anyone: the same, for profile, plot and export, and a folder to be
+    made there names where it would be made. The check makes nothing (a command that fails
+    later leaves no empty folder); a device (/dev/null) is written in place, never replaced by a
+    file. eval's default JSON, beside a checkpoint in a read-only folder, is a warning: the
+    evaluation is still printed."""
     import staa_snn._io as io
 
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
-    real, denied = os.access, [locked]
-    monkeypatch.setattr(io.os, "access", lambda p, mode: Path(p) not in denied and real(p, mode))
+    real, denied = tempfile.mkstemp, [locked]
+
+    def mkstemp(*args, dir=None, **kwargs):  # what a read-only folder answers
+        if Path(dir) in denied:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", mkstemp)
     profile = ["profile", "--config", str(DIGITS), "--random", "model.T=2", "--no-layers"]
     assert cli.main([*profile, "--json", str(locked / "p.json")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
-    assert f"cannot write {locked / 'p.json'}: its folder {locked} is not writable by this user" in captured.err
+    assert f"cannot write {locked / 'p.json'}: its folder {locked} takes no new files (Permission denied)" in captured.err
     assert list(locked.iterdir()) == []
-    # a folder that takes no files whoever asks (root too): /proc, before the profile, the plot, the export
     result = train(tiny(tmp_path, "train.epochs=1"))
     capsys.readouterr()
-    for command, out in ((profile + ["--json"], "/proc/p.json"), (["plot", str(result.run_dir), "--out"], "/proc/x.png"),
-                         (["export", "--checkpoint", str(result.run_dir / "best.pt"), "--format", "onnx", "--out"],
-                          "/proc/x.onnx")):
+    export = ["export", "--checkpoint", str(result.run_dir / "best.pt"), "--format"]
+    for command, out, where in (
+            ([*profile, "--json"], "/proc/p.json", "its folder /proc"),
+            (["plot", str(result.run_dir), "--out"], "/proc/x.png", "its folder /proc"),
+            ([*export, "onnx", "--out"], "/proc/x.onnx", "its folder /proc"),
+            ([*export, "safetensors", "--out"], "/proc/new", "the folder its own would be made in, /proc")):
         assert cli.main([*command, out]) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
-        assert f"cannot write {out}: its folder /proc takes no new files (" in captured.err
+        assert f"cannot write {out}" in captured.err and f": {where} takes no new files (" in captured.err
+    # a command that fails after the check leaves no folder of its own behind
+    assert cli.main(["export", "--checkpoint", str(tmp_path / "no.pt"), "--format", "safetensors",
+                     "--out", str(tmp_path / "new" / "sub")]) == 2
+    assert cli.main(["plot", str(tmp_path / "norun"), "--out", str(tmp_path / "new" / "x.png")]) == 2
+    assert not (tmp_path / "new").exists() and not (tmp_path / "norun").exists()
+    # a device is written into, not replaced
+    assert cli.main([*profile, "--json", os.devnull]) == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    capsys.readouterr()
     # eval of someone else's run (its folder read-only): the evaluation, and a warning for the JSON beside it
     denied.append(result.run_dir)
     with pytest.warns(UserWarning) as warned:
         assert cli.main(["eval", "--checkpoint", str(result.run_dir / "best.pt")]) == 0
     assert [str(w.message) for w in warned] == [
         f"the JSON is not written beside the checkpoint (cannot write {result.run_dir / 'best.pt.eval.json'}: its "
-        f"folder {result.run_dir} is not writable by this user); --json PATH writes it elsewhere"]
+        f"folder {result.run_dir} takes no new files (Permission denied)); --json PATH writes it elsewhere"]
     assert "accuracy" in capsys.readouterr().out and not (result.run_dir / "best.pt.eval.json").exists()
 
 

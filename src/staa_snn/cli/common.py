@@ -76,9 +76,9 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def check_json(path: str | os.PathLike | None) -> None:
-    """``--json PATH`` checked before any work: its folder is made where missing; a PATH that is a
-    folder, under a file, or in a folder that takes no files, is refused in one line (not after a
-    long evaluation)."""
+    """``--json PATH`` checked before any work, making nothing (its folder is made when it is
+    written): a PATH that is a folder, under a file, or in a folder that takes no files, is
+    refused in one line (not after a long evaluation)."""
     from .._io import check_writable
 
     if path is not None and str(path) != "-":

@@ -82,6 +82,10 @@ def card_note(text: str | None) -> str | None:
     if not note.strip():
         raise ConfigError(f"--card-note {text!r}: the note is empty; expected markdown for the model card"
                           + (f" in {text[1:]}" if text.startswith("@") else ""))
+    first = note.strip().splitlines()[0].strip()
+    if first.startswith("#") and not first.strip("#").strip():
+        raise ConfigError(f"--card-note {text!r}: its first line {first!r} is a heading without text; expected "
+                          f"'# TITLE' (the card's title) or markdown")
     return note
 
 

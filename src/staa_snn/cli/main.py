@@ -51,7 +51,11 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
         elif hasattr(args, "files") and not any(e.startswith("-") for e in extra):  # predict a.png --top 2 b.png
             args.files = [*args.files, *extra]
         else:
-            getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+            words = sys.argv[1:] if argv is None else list(argv)
+            owner = getattr(args, "command_parser", None)  # the command's usage for an option after it
+            if owner is None or words.index(extra[0]) < words.index(args.command):
+                owner = parser  # (one before the command is the top level's)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = sys.argv[1:] if argv is None else list(argv)  # the command line, as ablate records it
     return args
 

@@ -25,9 +25,8 @@ def run(args) -> int:
 
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1
                                            else Path("curves.png"))
-    check_image_path(args.out or out)  # before the runs are read
-    if args.out:  # (the default is in the run's folder, which reading the run checks)
-        check_writable(args.out)
+    check_writable(args.out or out)  # before the runs are read (a read-only run folder too)
+    check_image_path(args.out or out)
     plot_runs(args.runs, out)
     print(out)
     return 0
