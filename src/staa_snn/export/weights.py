@@ -66,10 +66,9 @@ def model_card(*, cfg, ckpt: dict, spec: dict, profile: dict | None, profile_inp
                note: str | None = None, chosen: dict | None = None) -> str:
     """A model card in markdown: what the net is, how well it did, what it costs, how to load it;
     ``note`` (markdown: how the run was made, on what machine...) follows the first sentence, so a
-    card never needs editing by hand after export; a ``# `` heading as its first line is the card's
-    title (:func:`card_title`). ``chosen`` (a ``best.pt``: ``{"epochs",
-    "last_acc"}`` of its run, either ``None`` where unknown) says that the accuracy was the
-    selection's criterion on the same split, and what the last epoch reached."""
+    card never needs editing by hand after export (its ``# `` first line: the title, :func:`card_title`).
+    ``chosen`` (a ``best.pt``: ``{"epochs", "last_acc"}`` of its run, either ``None`` where unknown)
+    says that the accuracy was the selection's criterion on the same split, and the last epoch's."""
     import yaml
 
     history = ckpt.get("history") or []
