@@ -335,7 +335,23 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     assert cli.main(["ablate", "--gather", str(folder)]) == 2
     assert f"{run} has a metrics.jsonl but neither last.pt nor config.yaml" in capsys.readouterr().err
     metrics.unlink()  # neither checkpoint nor metrics: missing, and the others still summarised
-    assert cli.main(["ablate", "--status", str(folder)]) == 1 and "fixed_seed1: missing (epoch 0)" in capsys.readouterr().out
+    assert cli.main(["ablate", "--status", str(folder)]) == 1 and "fixed_seed1: missing (epoch 0/1)" in capsys.readouterr().out
+
+
+def test_ablate_status_says_how_long_the_runs_left_take():
+    """Each unfinished run: its epochs left at its median epoch (15 x 300 s = 75 min); the grid:
+    those, plus a run not started at the median of the others' median epochs ((100 + 300) / 2 =
+    200 s, 20 epochs: 4000 s), together 8500 s = 2.36 h; nothing said before any epoch."""
+    def state(kind, epochs, epoch_s):
+        return {"state": kind, "epochs": epochs, "epochs_asked": 20, "epoch_s": epoch_s, "job": None}
+
+    states = {"a": state("done", 20, 100.0), "b": state("running", 5, 300.0), "c": state("missing", 0, None)}
+    assert ablate_mod.describe_states(states, every=True).splitlines() == [
+        "1/3 runs finished; about 2.36 h of training left, the runs one after another",
+        "a: done (epoch 20/20)",
+        "b: running (epoch 5/20; about 75.0 min left at its median epoch, 5.0 min)",
+        "c: missing (epoch 0/20)"]
+    assert ablate_mod.describe_states({"c": state("missing", 0, None)}) == "0/1 runs finished\nc: missing (epoch 0/20)"
 
 
 def test_ablate_says_after_which_epochs_a_row_leads_its_baseline():

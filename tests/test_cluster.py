@@ -42,7 +42,7 @@ def test_a_grid_through_submitit_gathers_the_same_table_as_local(tmp_path, capsy
     assert "| fixed |" in capsys.readouterr().out
     assert cli.main(["ablate", "--status", str(tmp_path / "sub" / "pe_kind" / "grid.json")]) == 0
     out = capsys.readouterr().out  # the states are --status's output: stdout
-    assert "4/4 runs finished" in out and "fixed_seed1: done (epoch 1, job " in out  # every run, by name
+    assert "4/4 runs finished" in out and "fixed_seed1: done (epoch 1/1, job " in out  # every run, by name
 
 
 def _task_pid(job) -> int:
@@ -98,7 +98,7 @@ def test_a_failed_run_is_named_with_its_log(tmp_path, capsys):
             "--launcher", "submitit-local", *TINY]
     assert cli.main(args) == 1  # the rows that finished are summarised; the failure decides the exit status
     err = capsys.readouterr().err
-    assert "1/2 runs finished" in err and "fixed_seed0: failed (epoch 0, job " in err
+    assert "1/2 runs finished" in err and "fixed_seed0: failed (epoch 0/1, job " in err
     assert "fixed_seed0" in err.split("failed", 1)[1]  # the log's tail: the error that stopped it
     assert cli.main(["ablate", "--status", str(tmp_path)]) == 1
     assert "fixed_seed0: failed" in capsys.readouterr().out
@@ -181,7 +181,7 @@ def test_a_grid_launched_in_parts_is_read_back_whole(tmp_path, capsys):
     assert {k: v["state"] for k, v in states.items()} == {"learnable_seed0": "done", "learnable_seed1": "done",
                                                           "fixed_seed0": "done", "fixed_seed1": "missing"}
     assert cli.main(["ablate", "--status", str(tmp_path)]) == 1
-    assert "fixed_seed1: missing (epoch 0)" in capsys.readouterr().out
+    assert "fixed_seed1: missing (epoch 0/1)" in capsys.readouterr().out
     # a local run in progress holds its folder's lock: running, not missing; a dead holder's lock is no run
     run = tmp_path / "pe_kind" / "fixed_seed1"
     run.mkdir()

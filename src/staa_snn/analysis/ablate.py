@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import statistics
 import sys
 from pathlib import Path
 
 from .._io import first_line, write_text_atomic
-from ..training import Config, ConfigError, apply_override, checkpoint_config, run_time, train
+from ..training import Config, ConfigError, apply_override, checkpoint_config, format_duration, run_time, train
 from . import launch
 from .ablate_table import Row, plot, plot_curves, summarise, to_markdown
 
@@ -247,11 +248,27 @@ def describe_states(states: dict[str, dict], *, every: bool = False) -> str:
         if s["state"] == "done" and not every:
             continue
         job = f", job {s['job']}" if s.get("job") else ""
-        lines.append(f"{name}: {s['state']} (epoch {s['epochs']}{job})")
+        left = ""
+        if s["state"] != "done" and s.get("epoch_s"):
+            left = (f"; about {format_duration(s['epoch_s'] * (s['epochs_asked'] - s['epochs']))} left at its median "
+                    f"epoch, {format_duration(s['epoch_s'])}")
+        lines.append(f"{name}: {s['state']} (epoch {s['epochs']}/{s['epochs_asked']}{job}{left})")
         if s["state"] == "failed" and s.get("log_tail"):
             lines += ["    " + x for x in s["log_tail"].splitlines()]
     done = sum(1 for s in states.values() if s["state"] == "done")
-    return "\n".join([f"{done}/{len(states)} runs finished", *lines])
+    return "\n".join([f"{done}/{len(states)} runs finished{_time_left(states)}", *lines])
+
+
+def _time_left(states: dict[str, dict]) -> str:
+    """``"; about 3.5 h of training left ..."``: the epochs still to train, each at its run's
+    median epoch, or (a run not started) at the median of the others' ('' before any epoch)."""
+    known = [s["epoch_s"] for s in states.values() if s.get("epoch_s")]
+    todo = [s for s in states.values() if s["state"] != "done"]
+    if not known or not todo:
+        return ""
+    usual = statistics.median(known)
+    left = sum((s.get("epoch_s") or usual) * max(s["epochs_asked"] - s["epochs"], 0) for s in todo)
+    return f"; about {format_duration(left)} of training left, the runs one after another"
 
 
 def command_line(argv: list[str]) -> str:

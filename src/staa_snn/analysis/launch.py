@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from .._io import first_line, write_text_atomic
-from ..training import Config, ConfigError, RunFolder, TrainingPreempted, load_checkpoint, train
+from ..training import Config, ConfigError, RunFolder, TrainingPreempted, load_checkpoint, run_time, train
 from ..training.resume import config_differences
 
 __all__ = ["LAUNCHERS", "SlurmOptions", "GridRun", "executor", "submit", "run_states", "read_run", "parse_time",
@@ -335,7 +335,8 @@ def _record_problem(record, epoch: int, T) -> str | None:
 def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
     """Per run name: ``state`` (``done``, ``failed``, ``pending``, ``running``, ``interrupted``:
     checkpointed but not running, resumed by the same command, or ``missing``), the epochs done,
-    and a failed run's log tail. ``runs``: ``(run name, epochs asked)``. A run is ``running``
+    and a failed run's log tail, the epochs asked and its median epoch's seconds (``epoch_s``,
+    ``None`` before its first epoch). ``runs``: ``(run name, epochs asked)``. A run is ``running``
     while its folder's lock is held (a local run too: :meth:`RunFolder.holder`)."""
     jobs = record.get("jobs", {})
     states = {}
@@ -354,7 +355,8 @@ def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[
             state = "running" if last.is_file() or (folder / name).is_dir() else "pending"
         else:
             state = "interrupted" if last.is_file() else "missing"  # no checkpoint: the run starts again
-        states[name] = {"state": state, "epochs": done_epochs, "job": jobs.get(name),
+        states[name] = {"state": state, "epochs": done_epochs, "epochs_asked": epochs, "job": jobs.get(name),
+                        "epoch_s": run_time(run[1]).median_epoch_s if run else None,
                         "log_tail": tail if state == "failed" else ""}
     return states
 
