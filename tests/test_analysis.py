@@ -349,7 +349,7 @@ def test_ablate_status_says_how_long_the_runs_left_take():
     assert ablate_mod.describe_states(states, every=True).splitlines() == [
         "1/3 runs finished; about 2.36 h of training left, the runs one after another",
         "a: done (epoch 20/20)",
-        "b: running (epoch 5/20; about 75.0 min left at its median epoch, 5.0 min)",
+        "b: running (epoch 5/20; about 75.0 min left: 15 epochs at its median 5.0 min)",
         "c: missing (epoch 0/20)"]
     assert ablate_mod.describe_states({"c": state("missing", 0, None)}) == "0/1 runs finished\nc: missing (epoch 0/20)"
 

@@ -35,3 +35,88 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "w.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_link_is_followed_its_target_written_and_the_link_kept(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.json").write_text("old")
+    (tmp_path / "link.json").symlink_to("real/a.json")
+    (tmp_path / "dangling.json").symlink_to("real/new.json")
+    write_text_atomic(tmp_path / "link.json", "one")
+    write_text_atomic(tmp_path / "dangling.json", "two")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "dangling.json").is_symlink()
+    assert (tmp_path / "real" / "a.json").read_text() == "one" and (tmp_path / "real" / "new.json").read_text() == "two"
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["a.json", "new.json"]
+
+
+def test_dev_stdout_is_written_through_the_stream_in_order_and_never_replaced(tmp_path):
+    """``--json /dev/stdout > file``: the file stdout writes gets the JSON between what was printed
+    before and after (one inode throughout); /dev/stdout stays a link. A file renamed over
+    ``/proc/self/fd/1``'s target would be lost to the stream."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from staa_snn._io import write_text_atomic\nprint('before', flush=True)\n"
+              "write_text_atomic('/dev/stdout', 'JSON\\n')\nprint('after')\n")
+    out = tmp_path / "out.txt"
+    out.write_text("")
+    inode = out.stat().st_ino
+    with open(out, "a") as f:  # >> out.txt
+        subprocess.run([sys.executable, "-c", script], stdout=f, check=True, timeout=120)
+    assert out.read_text() == "before\nJSON\nafter\n" and out.stat().st_ino == inode
+    assert os.path.islink("/dev/stdout") and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    piped = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert piped.stdout == "before\nJSON\nafter\n"
+
+
+def test_a_pipe_gets_the_whole_output_and_stays_a_pipe(tmp_path):
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    write_text_atomic(fifo, "x" * 100_000)  # over a pipe's buffer
+    reader.join(timeout=60)
+    assert got == ["x" * 100_000] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_file_this_user_may_not_write_or_replace_is_refused_and_kept(tmp_path, monkeypatch):
+    """(As root writes anything, the test plays the answers of a read-only file and of a sticky
+    folder's file that belongs to someone else.)"""
+    import os
+
+    target = tmp_path / "a.json"
+    target.write_text("theirs")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and (p != target or not mode & os.W_OK))
+    with pytest.raises(PermissionError, match=rf"^cannot write {target}: this user may not write this file "
+                                              rf"\(read-only\)$"):
+        write_text_atomic(target, "mine")
+    monkeypatch.setattr(os, "access", real)
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    (sticky / "b.json").write_text("theirs")
+    monkeypatch.setattr(os, "geteuid", lambda: 4321)  # not root, not the owner of the file or the folder
+    with pytest.raises(PermissionError, match=r"belongs to another user, and its folder .*shared \(sticky, like "
+                                              r"/tmp\) lets only them replace it$"):
+        write_text_atomic(sticky / "b.json", "mine")
+    write_text_atomic(sticky / "c.json", "mine")  # a new file there is this user's
+    assert target.read_text() == "theirs" and (sticky / "b.json").read_text() == "theirs"
+    assert sorted(p.name for p in sticky.iterdir()) == ["b.json", "c.json"]
+
+
+def test_a_tilde_is_the_home_folder_not_a_folder_named_tilde(tmp_path, monkeypatch):
+    from staa_snn._io import check_writable
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert check_writable("~/out/a.json") == tmp_path / "home" / "out" / "a.json"
+    write_text_atomic("~/out/a.json", "x")
+    assert (tmp_path / "home" / "out" / "a.json").read_text() == "x" and not (tmp_path / "~").exists()

@@ -211,11 +211,12 @@ def test_an_output_into_a_folder_this_user_cannot_write_is_refused_before_the_wo
             ([*profile, "--json"], "/proc/p.json", "its folder /proc"),
             (["plot", str(result.run_dir), "--out"], "/proc/x.png", "its folder /proc"),
             ([*export, "onnx", "--out"], "/proc/x.onnx", "its folder /proc"),
-            ([*export, "safetensors", "--out"], "/proc/new", "the folder its own would be made in, /proc")):
+            ([*export, "safetensors", "--out"], "/proc/new", "/proc, where its folder would be made,")):
         assert cli.main([*command, out]) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
-        assert f"cannot write {out}" in captured.err and f": {where} takes no new files (" in captured.err
+        assert f"cannot write {out}" in captured.err and f": {where} takes no new files (the file system makes " \
+            "no files there)" in captured.err
     # a command that fails after the check leaves no folder of its own behind
     assert cli.main(["export", "--checkpoint", str(tmp_path / "no.pt"), "--format", "safetensors",
                      "--out", str(tmp_path / "new" / "sub")]) == 2
@@ -233,6 +234,15 @@ def test_an_output_into_a_folder_this_user_cannot_write_is_refused_before_the_wo
         f"the JSON is not written beside the checkpoint (cannot write {result.run_dir / 'best.pt.eval.json'}: its "
         f"folder {result.run_dir} takes no new files (Permission denied)); --json PATH writes it elsewhere"]
     assert "accuracy" in capsys.readouterr().out and not (result.run_dir / "best.pt.eval.json").exists()
+    assert cli.main(["plot", str(result.run_dir)]) == 2  # its default beside the run: where else to write it
+    assert capsys.readouterr().err.strip().endswith(f"{result.run_dir} takes no new files (Permission denied); "
+                                                    f"--out PATH writes the plot elsewhere")
+    # eval --json -: the JSON alone on stdout; into a device, no plot beside it
+    assert cli.main(["eval", "--checkpoint", str(result.run_dir / "best.pt"), "--json", "-"]) == 0
+    assert 0 <= json.loads(capsys.readouterr().out)["acc"] <= 1 and not Path("-").exists()
+    assert cli.main(["eval", "--checkpoint", str(result.run_dir / "best.pt"), "--exit-sweep", "--json", os.devnull]) == 0
+    assert "the curve's plot is drawn beside a JSON file, not beside a device" in capsys.readouterr().out
+    assert not Path(os.devnull + ".exit.png").exists() and stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
 def test_visualize_names_the_valid_layers(tmp_path, capsys):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +18,16 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
     """Yield a temporary path beside ``path`` (same folder and suffix, hidden);
     when the block succeeds it is renamed over ``path`` (``fsync``: flushed to
     disk first), otherwise removed. Readers see the old file or the new one.
-    A device or a pipe (``--json /dev/stdout``) is written in place: a file
-    renamed over it would replace the device."""
+    A link is followed: its target is written, the link kept. What is written
+    into rather than replaced (:func:`_in_place`: ``/dev/null``, a pipe,
+    ``--json /dev/stdout``) gets the whole output once the block succeeds,
+    through this process's own stream where ``path`` is its stdout or stderr."""
     path = make_parent(path)
-    if _special(path):
-        yield path
+    if _in_place(path):
+        with tempfile.TemporaryDirectory(prefix="staa-snn-") as folder:
+            tmp = Path(folder) / path.name
+            yield tmp
+            _copy_into(tmp, path)
         return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
     try:
@@ -33,13 +42,39 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
             tmp.unlink()
 
 
+def _copy_into(written: Path, path: Path) -> None:
+    """``written``'s bytes into ``path`` (a device, a pipe, a stream's file): through ``sys.stdout``
+    or ``sys.stderr`` where ``path`` is one of them, so that they stay in order with what this
+    process prints."""
+    stream = _own_stream(path)
+    with open(written, "rb") as source:
+        if stream is not None:
+            stream.flush()
+            shutil.copyfileobj(source, stream.buffer)
+            stream.buffer.flush()
+        else:
+            with open(path, "wb") as f:
+                shutil.copyfileobj(source, f)
+
+
+def _own_stream(path: Path):
+    """``sys.stdout`` or ``sys.stderr`` where ``path`` is that stream's file (``/dev/stdout``), else ``None``."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.path.samestat(os.stat(path), os.fstat(stream.fileno())) and hasattr(stream, "buffer"):
+                return stream
+        except (OSError, ValueError, AttributeError):  # a replaced stream (no fileno), a closed one
+            continue
+    return None
+
+
 def make_parent(path: str | os.PathLike) -> Path:
     """Make ``path``'s folder (and those above it) where missing, as every output of staa-snn is
     written: ``--out runs/x.png`` on a fresh clone makes ``runs/``. A file where a folder is
     needed, a ``path`` that is a folder, a folder that cannot be made or written, is a one-line
-    error naming it. Returns ``path``."""
+    error naming it. Returns ``path`` as it is written (:func:`_output_path`)."""
     path = _output_path(path)
-    if _special(path):
+    if _in_place(path):
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,41 +91,86 @@ def check_writable(path: str | os.PathLike) -> Path:
     """What :func:`make_parent` checks, and a file made and removed in ``path``'s folder (or, where
     that is still to be made, the nearest one above it), making no folder: an output that would
     fail only after the work (a read-only file system, ``/proc``, a folder this user may not
-    write) fails here, before it, in one line naming the folder. Returns ``path``."""
+    write) fails here, before it, in one line naming the folder. Returns ``path`` as it is written."""
     path = _output_path(path)
-    if _special(path):
+    if _in_place(path):
         return path
     folder = next(p for p in path.parents if p.exists())  # a folder (_output_path checked it)
+    where = f"its folder {folder}" if folder == path.parent else f"{folder}, where its folder would be made,"
     try:
         fd, probe = tempfile.mkstemp(prefix=".staa-snn-probe-", dir=folder)
     except OSError as e:
-        where = "its folder" if folder == path.parent else "the folder its own would be made in,"
-        raise PermissionError(f"cannot write {path}: {where} {folder} takes no new files "
-                              f"({e.strerror or type(e).__name__})") from None
+        raise PermissionError(f"cannot write {path}: {where} takes no new files "
+                              f"({_reason(e)})") from None
     os.close(fd)
     os.unlink(probe)
     return path
 
 
+def _reason(error: OSError) -> str:
+    """Why a file could not be made, in words: ENOENT from ``/proc`` (no file can be made there) is
+    not "No such file or directory"."""
+    if error.errno == errno.ENOENT:
+        return "the file system makes no files there"
+    return error.strerror or type(error).__name__
+
+
 def _output_path(path: str | os.PathLike) -> Path:
-    """``path`` as a ``Path``, refused (one line) where it names a folder or lies under a file;
-    a device or a pipe that this user may not write, likewise. Makes nothing."""
-    if isinstance(path, str) and path.endswith(("/", os.sep)):  # Path() would drop the slash
+    """``path`` as it is written: ``~`` expanded, a link (to a file, or dangling) followed to its
+    target. Refused (one line) where it names a folder or lies under a file, where it is a file or
+    device this user may not write, or a file a sticky folder keeps from being replaced (someone
+    else's in ``/tmp``). Makes nothing."""
+    text = os.fspath(path)
+    if isinstance(text, str) and text.endswith(("/", os.sep)):  # Path() would drop the slash
         raise IsADirectoryError(f"cannot write {path}: it names a folder (expected a file's path)")
-    path = Path(path)
+    path = Path(text).expanduser()
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder (expected a file's path)")
+    if path.is_symlink() and not _in_place(path):
+        path = Path(os.path.realpath(path))
     above = file_in_the_way(path)
     if above is not None:
         raise NotADirectoryError(f"cannot write {path}: {above} is a file, not a folder")
-    if _special(path) and not os.access(path, os.W_OK):
-        raise PermissionError(f"cannot write {path}: this user may not write it")
+    if path.exists() and not os.access(path, os.W_OK):
+        kind = "file" if path.is_file() else "device or pipe"
+        raise PermissionError(f"cannot write {path}: this user may not write this {kind} (read-only)")
+    if path.is_file() and not _in_place(path) and not _may_replace(path):
+        raise PermissionError(f"cannot write {path}: it belongs to another user, and its folder {path.parent} "
+                              f"(sticky, like /tmp) lets only them replace it")
     return path
 
 
-def _special(path: Path) -> bool:
-    """An existing path that is neither a file nor a folder: a device, a pipe (links followed)."""
-    return path.exists() and not path.is_file() and not path.is_dir()
+def _may_replace(path: Path) -> bool:
+    """Whether a file renamed into ``path``'s folder may replace ``path``: a sticky folder (``/tmp``)
+    lets only the file's owner, the folder's or root do it."""
+    folder = path.parent.stat()
+    if not folder.st_mode & stat.S_ISVTX:
+        return True
+    return os.geteuid() in (0, folder.st_uid, path.stat().st_uid)
+
+
+def written_in_place(path: str | os.PathLike) -> bool:
+    """Whether an output to ``path`` goes into a device, a pipe or a stream (:func:`_in_place`):
+    nothing can be written beside it (``--json /dev/null`` draws no ``/dev/null.exit.png``)."""
+    return _in_place(Path(path).expanduser())
+
+
+def _in_place(path: Path) -> bool:
+    """Whether an output to ``path`` is written into what it names, not replaced by a new file: a
+    device, a pipe, a socket (``/dev/null``, ``<(...)``; links followed), or a file reached through
+    a link into ``/proc`` (``/dev/stdout``, ``/dev/fd/3``: the file a process's stream writes, which
+    a file renamed in its place would take from that stream)."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return True
+    link = Path(os.path.abspath(path))
+    for _ in range(40):  # the links' chain, as the kernel follows it (at most 40)
+        link = Path(os.path.realpath(link.parent)) / link.name
+        if not link.is_symlink():
+            return False
+        if link.parts[1:2] == ("proc",):
+            return True
+        link = link.parent / os.readlink(link)
+    return False
 
 
 def file_in_the_way(path: str | os.PathLike) -> Path | None:

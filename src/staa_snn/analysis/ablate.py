@@ -250,8 +250,9 @@ def describe_states(states: dict[str, dict], *, every: bool = False) -> str:
         job = f", job {s['job']}" if s.get("job") else ""
         left = ""
         if s["state"] != "done" and s.get("epoch_s"):
-            left = (f"; about {format_duration(s['epoch_s'] * (s['epochs_asked'] - s['epochs']))} left at its median "
-                    f"epoch, {format_duration(s['epoch_s'])}")
+            todo = s["epochs_asked"] - s["epochs"]
+            left = (f"; about {format_duration(s['epoch_s'] * todo)} left: {todo} epoch{'s' * (todo != 1)} at its "
+                    f"median {format_duration(s['epoch_s'])}")
         lines.append(f"{name}: {s['state']} (epoch {s['epochs']}/{s['epochs_asked']}{job}{left})")
         if s["state"] == "failed" and s.get("log_tail"):
             lines += ["    " + x for x in s["log_tail"].splitlines()]

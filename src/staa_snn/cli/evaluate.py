@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import warnings
 from pathlib import Path
 
-from .._io import check_writable
+from .._io import check_writable, written_in_place
 from ..energy import E_AC_PJ, E_MAC_PJ
-from .common import add_device, add_json, add_net, add_overrides, check_json, one_line, write_json
+from .common import add_device, add_json, add_net, add_overrides, check_json, emit_json, one_line, write_json
 
 NAME = "eval"
 HELP = "evaluate a checkpoint or exported weights on the test set"
@@ -108,6 +109,12 @@ def run(args) -> int:
     else:
         result = evaluate_checkpoint(args.checkpoint, overrides=overrides, device=args.device,
                                      batch_size=args.batch_size, exit_thresholds=levels)
+    if args.json == "-":  # the JSON alone on stdout, for a pipe
+        emit_json("-", result)
+        if args.exit_sweep:
+            print("staa-snn eval: the curve's plot is not drawn for --json - (--json PATH draws it beside the JSON)",
+                  file=sys.stderr)
+        return 0
     print(format_eval(result))
     if levels:
         print(format_exit(result["exit_curve"], result["T"], None if args.exit_sweep else args.exit))
@@ -117,7 +124,9 @@ def run(args) -> int:
         return 0
     write_json(str(out), result)
     print(f"JSON: {out}")
-    if args.exit_sweep:
+    if args.exit_sweep and written_in_place(out):  # no /dev/null.exit.png
+        print("(the curve's plot is drawn beside a JSON file, not beside a device or a stream)")
+    elif args.exit_sweep:
         from ..analysis.plot import plot_exit_curves
 
         name = f"{result['model']} {result['neuron']} T={result['T']}"
@@ -132,7 +141,7 @@ def json_path(args) -> Path | None:
     not overwrite another; ``None`` for weights (shipped in the package, or a download: no folder
     of the user's), which only ``--json`` writes."""
     if args.json:
-        return Path(args.json)
+        return Path(args.json).expanduser()
     if args.checkpoint:
         kind = ".exit-sweep" if args.exit_sweep else f".exit{args.exit:g}" if args.exit is not None else ""
         return Path(args.checkpoint).with_name(f"{Path(args.checkpoint).name}.eval{kind}.json")

@@ -25,7 +25,12 @@ def run(args) -> int:
 
     out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1
                                            else Path("curves.png"))
-    check_writable(args.out or out)  # before the runs are read (a read-only run folder too)
+    try:  # before the runs are read
+        check_writable(out)
+    except PermissionError as e:
+        if args.out:
+            raise
+        raise PermissionError(f"{e}; --out PATH writes the plot elsewhere") from None  # a read-only run folder
     check_image_path(args.out or out)
     plot_runs(args.runs, out)
     print(out)
