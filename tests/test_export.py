@@ -3,6 +3,8 @@ safetensors with a model card (load_pretrained gives the same net back); trainin
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +209,37 @@ def test_card_note_and_provenance_make_the_folder_reproducible(runs, tmp_path, c
         assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x").exists()
     assert (tmp_path / "afile").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == [
         "README.md", "config.json", "model.safetensors"]
+
+
+def test_export_and_plot_follow_links_and_the_home_folder(runs, tmp_path, monkeypatch, capsys):
+    """--out through a link (to a folder, to none yet, to an image without a suffix) writes its
+    target; '~' is the home folder (its "holds other files" check too), never a folder named '~';
+    ONNX into stdout gets the ONNX alone, the path printed on stderr."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home" / "busy").mkdir(parents=True)
+    (tmp_path / "home" / "busy" / "notes.txt").write_text("mine")
+    export = ["export", "--checkpoint", str(runs["lif"] / "best.pt"), "--format", "safetensors", "--out"]
+    assert cli.main([*export, "~/busy"]) == 2
+    assert f"--out {tmp_path / 'home' / 'busy'} holds other files (notes.txt)" in capsys.readouterr().err
+    assert cli.main([*export, "~/new"]) == 0 and (tmp_path / "home" / "new" / "model.safetensors").is_file()
+    (tmp_path / "latest").symlink_to("v2")  # a link to a folder still to be made
+    assert cli.main([*export, "latest"]) == 0
+    assert (tmp_path / "latest").is_symlink() and (tmp_path / "v2" / "config.json").is_file()
+    assert not (tmp_path / "~").exists()
+    (tmp_path / "curves.png").symlink_to("store_v1")  # a target without an image suffix: drawn as the link says
+    assert cli.main(["plot", str(runs["lif"]), "--out", "curves.png"]) == 0
+    assert (tmp_path / "store_v1").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "curves.png").is_symlink()
+    pytest.importorskip("onnx", reason="ONNX export is the [export] extra")
+    capsys.readouterr()
+    script = (f"from staa_snn import cli; cli.main(['export', '--checkpoint', {str(runs['lif'] / 'best.pt')!r}, "
+              f"'--format', 'onnx', '--out', '/dev/stdout'])")
+    with open(tmp_path / "net.onnx", "wb") as f:
+        done = subprocess.run([sys.executable, "-c", script], stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr.strip().endswith("/dev/stdout"), done.stderr
+    import onnx
+
+    onnx.checker.check_model(onnx.load(tmp_path / "net.onnx"))  # no path printed after the model
 
 
 def test_same_weights_make_the_same_file(tmp_path):

@@ -49,6 +49,37 @@ def test_a_link_is_followed_its_target_written_and_the_link_kept(tmp_path):
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["a.json", "new.json"]
 
 
+def test_links_in_a_loop_are_refused_and_kept(tmp_path):
+    (tmp_path / "a.json").symlink_to("b.json")
+    (tmp_path / "b.json").symlink_to("a.json")
+    with pytest.raises(FileNotFoundError, match=r"a\.json: its links lead round in a loop, to no file \(Too many"):
+        write_text_atomic(tmp_path / "a.json", "x")
+    assert (tmp_path / "a.json").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+
+
+def test_a_file_written_again_keeps_its_permissions(tmp_path):
+    import os
+
+    private = tmp_path / "private.json"
+    private.write_text("old")
+    private.chmod(0o600)
+    (tmp_path / "link.json").symlink_to("private.json")
+    write_text_atomic(tmp_path / "link.json", "new")
+    assert private.read_text() == "new" and os.stat(private).st_mode & 0o777 == 0o600
+
+
+def test_a_descriptor_opened_for_appending_is_appended_to(tmp_path):
+    """``--json /dev/fd/3 3>>log``: the log keeps what it held (written into, never emptied)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.txt"
+    log.write_text("kept\n")
+    script = "from staa_snn._io import write_text_atomic\nwrite_text_atomic('/dev/fd/3', 'JSON\\n')\n"
+    subprocess.run(["bash", "-c", '"$0" -c "$1" 3>>"$2"', sys.executable, script, str(log)], check=True, timeout=120)
+    assert log.read_text() == "kept\nJSON\n" and [p.name for p in tmp_path.iterdir()] == ["log.txt"]
+
+
 def test_dev_stdout_is_written_through_the_stream_in_order_and_never_replaced(tmp_path):
     """``--json /dev/stdout > file``: the file stdout writes gets the JSON between what was printed
     before and after (one inode throughout); /dev/stdout stays a link. A file renamed over

@@ -17,7 +17,9 @@ from pathlib import Path
 def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same folder and suffix, hidden);
     when the block succeeds it is renamed over ``path`` (``fsync``: flushed to
-    disk first), otherwise removed. Readers see the old file or the new one.
+    disk first), otherwise removed. Readers see the old file or the new one;
+    the file keeps its permissions (a new one gets those ``open()`` gives), not
+    its hard links, which keep the old file.
     A link is followed: its target is written, the link kept. What is written
     into rather than replaced (:func:`_in_place`: ``/dev/null``, a pipe,
     ``--json /dev/stdout``) gets the whole output once the block succeeds,
@@ -30,9 +32,10 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
             _copy_into(tmp, path)
         return
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_umask()  # kept, or open()'s
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # as a plain open() would make it (some writers make 0600 files)
+        os.chmod(tmp, mode)  # (some writers make 0600 files)
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -53,8 +56,15 @@ def _copy_into(written: Path, path: Path) -> None:
             shutil.copyfileobj(source, stream.buffer)
             stream.buffer.flush()
         else:
-            with open(path, "wb") as f:
+            with open(path, "ab") as f:  # a device, a pipe: the same as "wb"; /dev/fd/3 of 3>>log: not emptied
                 shutil.copyfileobj(source, f)
+
+
+def is_stdout(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is this process's stdout (``/dev/stdout``, ``/dev/fd/1``): what a command
+    would print after writing there goes to stderr (a binary file redirected from stdout stays whole)."""
+    path = Path(os.fspath(path)).expanduser()
+    return _in_place(path) and _own_stream(path) is sys.stdout
 
 
 def _own_stream(path: Path):
@@ -123,11 +133,9 @@ def _output_path(path: str | os.PathLike) -> Path:
     text = os.fspath(path)
     if isinstance(text, str) and text.endswith(("/", os.sep)):  # Path() would drop the slash
         raise IsADirectoryError(f"cannot write {path}: it names a folder (expected a file's path)")
-    path = Path(text).expanduser()
+    path = output_target(text)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder (expected a file's path)")
-    if path.is_symlink() and not _in_place(path):
-        path = Path(os.path.realpath(path))
     above = file_in_the_way(path)
     if above is not None:
         raise NotADirectoryError(f"cannot write {path}: {above} is a file, not a folder")
@@ -138,6 +146,22 @@ def _output_path(path: str | os.PathLike) -> Path:
         raise PermissionError(f"cannot write {path}: it belongs to another user, and its folder {path.parent} "
                               f"(sticky, like /tmp) lets only them replace it")
     return path
+
+
+def output_target(path: str | os.PathLike) -> Path:
+    """What an output to ``path`` writes: ``~`` expanded, a link (to a file or a folder, or to
+    one still to be made) followed to its target, which is written while the link is kept; a
+    device, a pipe or a stream as named (:func:`_in_place`). Links in a loop are refused."""
+    path = Path(os.fspath(path)).expanduser()
+    if not path.is_symlink() or _in_place(path):
+        return path
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:  # a link to what is still to be made
+        return Path(os.path.realpath(path))
+    except OSError as e:
+        raise FileNotFoundError(f"cannot write {path}: its links lead round in a loop, to no file "
+                                f"({e.strerror or type(e).__name__})") from None
 
 
 def _may_replace(path: Path) -> bool:

@@ -37,5 +37,6 @@ def save(fig, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (the image format of its suffix) atomically; returns the path."""
     path = check_image_path(path)
     with atomic_path(path) as tmp:  # its folder is made where missing
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lower().lstrip("."))  # a link's target
+        # may have another suffix, or none
     return path

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from .._io import is_stdout
 
 NAME = "export"
 HELP = "a trained net as ONNX, NIR or safetensors weights with a model card"
@@ -53,7 +56,7 @@ def run(args) -> int:
                                     command=["staa-snn", *args.argv])
     except ImportError as e:
         raise ConfigError(str(e)) from None
-    print(written)
+    print(written, file=sys.stderr if is_stdout(written) else sys.stdout)  # > net.onnx stays the ONNX alone
     if args.push_to_hub is not None:
         from ..export import push_to_hub
 

@@ -23,8 +23,8 @@ def run(args) -> int:
     from ..analysis.figures import check_image_path
     from ..analysis.plot import plot_runs
 
-    out = Path(args.out) if args.out else (Path(args.runs[0]) / "curves.png" if len(args.runs) == 1
-                                           else Path("curves.png"))
+    out = Path(args.out).expanduser() if args.out else (
+        Path(args.runs[0]) / "curves.png" if len(args.runs) == 1 else Path("curves.png"))
     try:  # before the runs are read
         check_writable(out)
     except PermissionError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..energy import E_AC_PJ, E_MAC_PJ
 from .common import add_json, add_model_source, check_json, emit_json, resolve_config
@@ -56,5 +57,5 @@ def run(args) -> int:
         print(report.table(layers=not args.no_layers))
     emit_json(args.json, payload)
     if args.json not in (None, "-"):
-        print(f"JSON: {args.json}")
+        print(f"JSON: {Path(args.json).expanduser()}")
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_path, check_writable, file_in_the_way, is_temporary
+from .._io import atomic_path, check_writable, file_in_the_way, is_temporary, output_target
 from ..analysis import loading
 from ..data import dataset_info
 from ..errors import ConfigError
@@ -50,7 +50,7 @@ def _check_out(out: str | os.PathLike, fmt: str) -> None:
     if fmt != "safetensors" and str(out).endswith(("/", os.sep)):  # Path() would drop the slash
         raise ConfigError(f"--out {out} names a folder; {fmt} writes one file: give a file path such as "
                           f"{Path(out) / f'net.{fmt}'}")
-    out = Path(out)
+    out = output_target(out)  # ~ expanded, a link followed
     above = file_in_the_way(out)
     if above is not None:
         raise ConfigError(f"--out {out}: {above} is a file, not a folder; expected a path in a folder")
@@ -112,7 +112,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
     if step and fmt != "onnx":
         raise ValueError(f"a step graph is exported as ONNX (--format onnx --step), not {fmt}")
     _check_out(out, fmt)
-    out = Path(out)
+    out = output_target(out)
     cfg, model, ckpt = load_trained(checkpoint, require_root=False)
     if out.parent != Path(""):
         out.parent.mkdir(parents=True, exist_ok=True)
