@@ -354,6 +354,31 @@ def test_ablate_status_says_how_long_the_runs_left_take():
     assert ablate_mod.describe_states({"c": state("missing", 0, None)}) == "0/1 runs finished\nc: missing (epoch 0/20)"
 
 
+def test_a_run_a_local_ablate_has_still_to_train_is_queued_not_missing(tmp_path):
+    """A local ``staa-snn ablate`` trains its grid's runs one after another, holding the lock of
+    the one it trains: the runs after it are queued (a launch leaves them to it), not missing; a
+    local ``train`` holding a run's lock queues nothing."""
+    import json as json_mod
+    import os
+    import socket
+
+    from staa_snn.analysis import launch
+
+    run = tmp_path / "a_seed0"
+    run.mkdir()
+    lock = {"pid": os.getpid(), "host": socket.gethostname(), "started": "now",
+            "command": "staa-snn ablate --grid table4 --seeds 2 --epochs 1"}
+    (run / ".lock").write_text(json_mod.dumps(lock))
+    names = [("a_seed0", 1), ("a_seed1", 1)]
+    states = launch.run_states(tmp_path, {}, names)
+    assert [states[n]["state"] for n, _ in names] == ["running", "queued"] and states["a_seed1"]["by"] == os.getpid()
+    assert ablate_mod.describe_states(states).splitlines()[1:] == [
+        "a_seed0: running (epoch 0/1)", f"a_seed1: queued (epoch 0/1; the local ablate, pid {os.getpid()}, trains it "
+                                        f"in its turn)"]
+    (run / ".lock").write_text(json_mod.dumps({**lock, "command": "staa-snn train --config digits"}))
+    assert launch.run_states(tmp_path, {}, names)["a_seed1"]["state"] == "missing"
+
+
 def test_ablate_says_after_which_epochs_a_row_leads_its_baseline():
     """Mean curves over seeds, compared epoch by epoch: a row below its baseline after epochs 1-2
     and above it from epoch 3 on (after all steps), and above it only after epoch 2 after one step;

@@ -167,7 +167,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
     jobs = launch.submit(ex, todo, gpus=gpus) if todo else {}
     record["jobs"].update({name: job.job_id for name, job in jobs.items()})
     launch.write_launch(folder, record)
-    waiting = sum(1 for n, _ in names if states[n]["state"] in ("pending", "running"))
+    waiting = sum(1 for n, _ in names if states[n]["state"] in ("pending", "running", "queued"))
     print(f"{grid}: {len(todo)} run(s) submitted ({launcher}), {waiting} still queued or running from before, "
           f"{sum(1 for n, _ in names if states[n]['state'] == 'done')} finished", file=sys.stderr)
     if launcher == "slurm":
@@ -214,7 +214,8 @@ def gather(path: str | Path, grid: str | None = None) -> tuple[dict | None, dict
     """Read a launched grid back (``path``: its folder, or the ``--out`` above it): ``(summary or
     None, run states)``. The summary covers the rows with at least one finished run and is
     written as results.md / .json / .png; the states name the runs pending, running, failed
-    (with their log's tail), interrupted (resumed by the same command) or missing."""
+    (with their log's tail), interrupted (resumed by the same command), queued (a local ablate
+    trains them in turn) or missing."""
     folder, record, base, configs, states = _read_back(path, grid)
     results: dict[str, list[dict]] = {}
     for row, _, cfg in configs:
@@ -248,6 +249,8 @@ def describe_states(states: dict[str, dict], *, every: bool = False) -> str:
         if s["state"] == "done" and not every:
             continue
         job = f", job {s['job']}" if s.get("job") else ""
+        if s["state"] == "queued":
+            job = f"; the local ablate, pid {s['by']}, trains it in its turn"
         left = ""
         if s["state"] != "done" and s.get("epoch_s"):
             todo = s["epochs_asked"] - s["epochs"]

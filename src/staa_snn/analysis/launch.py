@@ -334,23 +334,28 @@ def _record_problem(record, epoch: int, T) -> str | None:
 
 def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
     """Per run name: ``state`` (``done``, ``failed``, ``pending``, ``running``, ``interrupted``:
-    checkpointed but not running, resumed by the same command, or ``missing``), the epochs done,
-    and a failed run's log tail, the epochs asked and its median epoch's seconds (``epoch_s``,
-    ``None`` before its first epoch). ``runs``: ``(run name, epochs asked)``. A run is ``running``
-    while its folder's lock is held (a local run too: :meth:`RunFolder.holder`)."""
+    checkpointed but not running, resumed by the same command, ``queued``: not started, while a
+    local ``staa-snn ablate`` trains this grid's runs one after another (``by``: its pid), or
+    ``missing``), the epochs done, and a failed run's log tail, the epochs asked and its median
+    epoch's seconds (``epoch_s``, ``None`` before its first epoch). ``runs``: ``(run name, epochs
+    asked)``. A run is ``running`` while its folder's lock is held (a local run too:
+    :meth:`RunFolder.holder`)."""
     jobs = record.get("jobs", {})
-    states = {}
+    states, ablating = {}, None
     for name, epochs in runs:
         last = folder / name / "last.pt"
         run = read_run(folder / name)
         done_epochs = run[0] if run else 0
         outcome, tail = _job_outcome(folder / ".submitit", jobs.get(name))
+        holder = RunFolder(folder / name).holder()
         if done_epochs >= epochs:
             state = "done"
         elif outcome == "error" or (outcome == "success" and done_epochs < epochs):
             state = "failed"
-        elif RunFolder(folder / name).holder() is not None:
+        elif holder is not None:
             state = "running"
+            if name not in jobs and " ablate " in f" {holder.get('command', '')} ":
+                ablating = holder.get("pid")
         elif name in jobs:
             state = "running" if last.is_file() or (folder / name).is_dir() else "pending"
         else:
@@ -358,6 +363,9 @@ def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[
         states[name] = {"state": state, "epochs": done_epochs, "epochs_asked": epochs, "job": jobs.get(name),
                         "epoch_s": run_time(run[1]).median_epoch_s if run else None,
                         "log_tail": tail if state == "failed" else ""}
+    for s in states.values():  # its turn comes (not: missing, to be launched again)
+        if s["state"] == "missing" and ablating is not None:
+            s.update(state="queued", by=ablating)
     return states
 
 

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--launcher slurm: any other sbatch option, e.g. --slurm qos=high --slurm constraint=a100")
     p.add_argument("--gather", metavar="DIR",
                    help="read a launched grid back (its folder, or the --out above it), write the table and name "
-                        "the runs pending, running, failed (with their log's tail), interrupted or missing")
+                        "the runs pending, running, failed (with their log's tail), interrupted, queued (a local "
+                        "ablate trains them in turn) or missing")
     p.add_argument("--status", metavar="DIR", help="print the state of each run of a launched grid; write nothing")
     p.add_argument("--out", default="runs/ablate", help="output folder (default runs/ablate; <out>/<grid>/...)")
     add_overrides(p, "config overrides for every run")
