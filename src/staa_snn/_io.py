@@ -63,8 +63,7 @@ def _copy_into(written: Path, path: Path) -> None:
 def is_stdout(path: str | os.PathLike) -> bool:
     """Whether ``path`` is this process's stdout (``/dev/stdout``, ``/dev/fd/1``): what a command
     would print after writing there goes to stderr (a binary file redirected from stdout stays whole)."""
-    path = Path(os.fspath(path)).expanduser()
-    return _in_place(path) and _own_stream(path) is sys.stdout
+    return written_in_place(path) and _own_stream(Path(path).expanduser()) is sys.stdout
 
 
 def _own_stream(path: Path):

@@ -31,7 +31,7 @@ def run(args) -> int:
         if args.out:
             raise
         raise PermissionError(f"{e}; --out PATH writes the plot elsewhere") from None  # a read-only run folder
-    check_image_path(args.out or out)
+    check_image_path(out)
     plot_runs(args.runs, out)
     print(out)
     return 0

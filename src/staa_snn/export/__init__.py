@@ -43,10 +43,11 @@ def _input_shape(cfg) -> tuple[int, ...]:
 EXPORT_FILES = ("model.safetensors", "config.json", "README.md")  # what save_weights writes
 
 
-def _check_out(out: str | os.PathLike, fmt: str) -> None:
+def _check_out(out: str | os.PathLike, fmt: str) -> Path:
     """Refuse, before any work, an ``out`` that cannot be written: safetensors weights are a
     folder, so not an existing file; ONNX and NIR are a file, so not an existing folder; no
-    folder above it may be a file, and its folder must take files (:func:`~.._io.check_writable`)."""
+    folder above it may be a file, and its folder must take files (:func:`~.._io.check_writable`).
+    Returns what is written (:func:`~.._io.output_target`: ``~`` expanded, a link followed)."""
     if fmt != "safetensors" and str(out).endswith(("/", os.sep)):  # Path() would drop the slash
         raise ConfigError(f"--out {out} names a folder; {fmt} writes one file: give a file path such as "
                           f"{Path(out) / f'net.{fmt}'}")
@@ -66,6 +67,7 @@ def _check_out(out: str | os.PathLike, fmt: str) -> None:
     if fmt != "safetensors" and out.is_dir():
         raise ConfigError(f"--out {out} is a folder; {fmt} writes one file: give a file path such as {out / f'net.{fmt}'}")
     check_writable(out / EXPORT_FILES[0] if fmt == "safetensors" else out)  # a folder that takes no files
+    return out
 
 
 def _chosen(checkpoint: Path, ckpt: dict) -> dict | None:
@@ -111,8 +113,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if step and fmt != "onnx":
         raise ValueError(f"a step graph is exported as ONNX (--format onnx --step), not {fmt}")
-    _check_out(out, fmt)
-    out = output_target(out)
+    out = _check_out(out, fmt)
     cfg, model, ckpt = load_trained(checkpoint, require_root=False)
     if out.parent != Path(""):
         out.parent.mkdir(parents=True, exist_ok=True)
