@@ -131,11 +131,12 @@ def _folder(root, layout):
     ({"train": ["a", "b"], "val": ["a", "b"]}, ["data.options.val_per_class=1"], r"has its own val/"),
     ({"train": ["a"], "val": ["a"]}, [], r"has one class folder \(a\): a classifier needs at least 2 classes"),
 ])
-def test_image_folder_errors_are_bad_input_exit_2(tmp_path, capsys, layout, extra, says):
+def test_image_folder_errors_are_bad_input_exit_2(tmp_path, capsys, monkeypatch, layout, extra, says):
     import re
 
     from staa_snn import cli
 
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # no notice of the threads chosen beside busy processes: the error alone
     root = _folder(tmp_path / "data", layout)
     code = cli.main(["train", "--config", "digits", "data.name=imagefolder", f"data.root={root}", "data.size=8",
                      "train.epochs=1", "train.progress=false", "output.tensorboard=false",
