@@ -136,7 +136,6 @@ def test_image_folder_errors_are_bad_input_exit_2(tmp_path, capsys, monkeypatch,
 
     from staa_snn import cli
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # no notice of the threads chosen beside busy processes: the error alone
     root = _folder(tmp_path / "data", layout)
     code = cli.main(["train", "--config", "digits", "data.name=imagefolder", f"data.root={root}", "data.size=8",
                      "train.epochs=1", "train.progress=false", "output.tensorboard=false",

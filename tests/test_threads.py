@@ -184,3 +184,28 @@ def test_threads_bench_runs_and_reports(tmp_path):
     refused = subprocess.run([sys.executable, str(root / "benchmarks" / "threads_bench.py")], capture_output=True,
                              text=True, env={**env, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert refused.returncode == 2 and "run without it" in refused.stderr
+
+
+def test_the_threads_notice_comes_after_the_data_so_bad_data_is_one_line(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from staa_snn import cli
+    from staa_snn.training import trainer
+    from staa_snn.training.threads import ThreadChoice
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # as on a 2-core machine, one core busy
+    monkeypatch.setattr(trainer, "choose_threads", lambda setting: ThreadChoice(1, "auto: 1 of 2 CPUs busy"))
+    monkeypatch.setattr(trainer, "apply_threads", lambda choice: 2)
+
+    def run(*overrides):
+        code = cli.main(["train", "--config", "digits", "data.size=8", "model.T=2", "train.epochs=1",
+                         "train.max_batches=1", "train.progress=false", "output.tensorboard=false",
+                         f"output.dir={tmp_path / 'runs'}", *overrides])
+        return code, capsys.readouterr().err.strip().splitlines()
+
+    code, err = run("data.name=imagefolder", f"data.root={tmp_path / 'nowhere'}")
+    assert code == 2 and len(err) == 1 and "nowhere" in err[0] and "for torch's CPU" not in err[0], err
+    code, err = run("output.name=good")  # good data: the notice is said, once
+    notices = [line for line in err if "1 thread for torch's CPU operations, not 2 (auto: 1 of 2 CPUs busy" in line]
+    assert code == 0 and len(notices) == 1, err

@@ -369,8 +369,10 @@ class Trainer(EpochLoop):
         ckpt = self.open_run(resume)
         if ckpt is not None:  # resumed as it was trained: checkpoints from before partial batches dropped them
             self.keep_partial = bool(ckpt.get("partial_batch", False))
-        self.set_threads()
+        notice = self.set_threads()  # the data are read with the run's threads
         self.build()
+        if notice:  # said once the data are known good: a bad data path is the one line a user sees
+            say(self.ctx, notice)
         sums = self.restore(ckpt)
         if self.backend == "compiled":
             say(self.ctx, f"neuron backend: compiled ({self.backend_reason}; the first steps compile the "
@@ -394,17 +396,19 @@ class Trainer(EpochLoop):
                 raise self._preempted()
         return TrainResult(self.model, self.history, self.run_folder.path)
 
-    def set_threads(self) -> None:
-        """torch's intra-op threads for the run (``train.threads``; :mod:`.threads`), said when
-        fewer than torch's own count because other processes keep CPUs busy or a quota caps them."""
+    def set_threads(self) -> str | None:
+        """torch's intra-op threads for the run (``train.threads``; :mod:`.threads`). Returns the
+        notice to say when they are fewer than torch's own count because other processes keep CPUs
+        busy or a quota caps them, else ``None``."""
         before = torch.get_num_threads()
         self.threads = choose_threads(self.cfg.train.threads)
         self.threads_before = apply_threads(self.threads)
         self.watch = ThroughputWatch(self.threads.threads if self.device.type == "cpu" else 1)
         if self.threads.threads < before and self.cfg.train.threads == "auto" and "OMP_NUM_THREADS" not in \
                 self.threads.reason:
-            say(self.ctx, f"{self.threads.threads} thread{'s' if self.threads.threads > 1 else ''} for torch's CPU "
-                          f"operations, not {before} ({self.threads.reason}; set train.threads to choose)")
+            return (f"{self.threads.threads} thread{'s' if self.threads.threads > 1 else ''} for torch's CPU "
+                    f"operations, not {before} ({self.threads.reason}; set train.threads to choose)")
+        return None
 
     def close(self) -> None:
         if self.threads_before is not None:
