@@ -165,6 +165,23 @@ def test_aedat4_truncated_and_no_events(tmp_path):
         read_events(head)
 
 
+@pytest.mark.parametrize("compression", ["LZ4", "ZSTD"])
+def test_aedat4_damaged_packet_is_a_corrupt_file_naming_it(tmp_path, compression):
+    pytest.importorskip("lz4")
+    pytest.importorskip("zstandard")
+    rng = np.random.default_rng(6)
+    path = tmp_path / "r.aedat4"
+    _dv_write(path, _events(rng, 100, 16, 16), (16, 16), compression)
+    data = bytearray(path.read_bytes())
+    first = 14 + 4 + int.from_bytes(data[14:18], "little")  # the first packet, after the IOHeader
+    data[first + 8:first + 12] = bytes(4)  # its compressed frame's magic number zeroed
+    bad = write_bytes(tmp_path / "bad.aedat4", bytes(data))
+    with pytest.raises(CorruptFileError, match=rf"bad\.aedat4: the AEDAT 4\.0 packet at byte {first} does not "
+                                               rf"decompress \(.*\), expected an {compression}-compressed event "
+                                               rf"packet: the file is damaged"):
+        read_events(bad)
+
+
 # -- Prophesee -----------------------------------------------------------------------------------------
 
 def _written_by_expelliarmus(expelliarmus, encoding: str, path, ev: dict):

@@ -249,7 +249,13 @@ def _aedat4(path: str):
             raise CorruptFileError(f"{path}: truncated {what} packet at byte {pos - 8} (size {size}, "
                                    f"{len(data) - pos} bytes left)")
         if sid == stream:
-            chunks.append(_aedat4_events(path, decompress(data[pos:pos + size]), pos - 8))
+            try:
+                packet = decompress(data[pos:pos + size])
+            except Exception as e:  # lz4's RuntimeError, zstandard's ZstdError: a damaged packet
+                raise CorruptFileError(f"{path}: the AEDAT 4.0 packet at byte {pos - 8} does not decompress "
+                                       f"({e}), expected an {_COMPRESSION[compression].upper()}-compressed "
+                                       f"event packet: the file is damaged") from None
+            chunks.append(_aedat4_events(path, packet, pos - 8))
         pos += size
     ev = np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DV_EVENT)
     return pack_events(ev["t"], ev["x"], ev["y"], ev["on"].astype(np.uint8)), sensor
