@@ -224,7 +224,7 @@ def test_events_outside_the_sensor_taken_for_a_file_say_where_it_came_from_and_w
     # a file whose own header contradicts its events is damaged: --sensor cannot mend it (the readers of formats
     # with a header refuse such a file themselves; read_for_net checks what any reader returns)
     bad = write_bytes(tmp_path / "bad.dat", dat_bytes(**ev, width=34, height=34))
-    with pytest.raises(CorruptFileError, match=r"bad\.dat: .*x=77, y=5 lies outside the 34x34 sensor its header"):
+    with pytest.raises(CorruptFileError, match=r"bad\.dat: .*x=77, y=5 lies outside the 34x34 sensor, its header states"):
         inference.prepare_recording(bad, net.pretrained_cfg, 3, sensor=(78, 42))
     real = recordings.read_events(cars)
     monkeypatch.setattr(eventsets, "read_events", lambda path, **kw: recordings.Recording(real.events, (34, 34)))

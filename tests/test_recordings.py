@@ -372,6 +372,16 @@ def test_nmnist_larger_sensor_is_atis(tmp_path):
     got, sensor = read_events(write_bytes(tmp_path / "image_0001.bin", nmnist_bytes(**ev)))
     assert sensor == (304, 240)
     _same(got, ev)
+    # beyond the ATIS (y 241..255: not N-MNIST/N-Caltech101's; a .bin has no header to blame)
+    bad = write_bytes(tmp_path / "bad.bin", nmnist_bytes(t=[1, 2], x=[3, 0], y=[4, 245], p=[1, 0]))
+    with pytest.raises(CorruptFileError, match=r"bad\.bin: N-MNIST / N-Caltech101 \.bin event 1 at x=0, y=245 lies "
+                                               r"outside the 304x240 sensor, the ATIS's, the largest a \.bin records "
+                                               r"\(it has no header\): a damaged file, or not an N-MNIST"):
+        read_events(bad)
+    # a format named that the file is not: "an", as read aloud
+    with pytest.raises(CorruptFileError, match=r"image_0001\.bin: an N-MNIST / N-Caltech101 \.bin file, expected "
+                                               r"AEDAT 4\.0"):
+        read_events(tmp_path / "image_0001.bin", format="aedat4")
 
 
 # -- NumPy -------------------------------------------------------------------------------------------------

@@ -83,13 +83,15 @@ def read_recording(path: str, sensor: tuple[int, int]) -> dict[str, np.ndarray]:
     the dataset's ``sensor`` (width, height): a file recorded on another sensor, or with events
     outside it, is refused naming both sizes."""
     events, found = read_events(path)
+    if len(events) and (int(events["x"].max()) >= sensor[0] or int(events["y"].max()) >= sensor[1]):
+        # first: a header-less .bin's sensor is read off its events, so one damaged event is this
+        raise CorruptFileError(f"{path}: events up to x={int(events['x'].max())}, y={int(events['y'].max())} lie "
+                               f"outside this dataset's {sensor[0]}x{sensor[1]} sensor: another camera's "
+                               f"recording (keep one camera per dataset), or a damaged file")
     if found is not None and tuple(found) != tuple(sensor):
         raise CorruptFileError(f"{path}: recorded on a {found[0]}x{found[1]} sensor (its header), but this "
                                f"dataset's recordings are {sensor[0]}x{sensor[1]}: keep one camera per dataset, "
                                f"or convert the file")
-    if len(events) and (int(events["x"].max()) >= sensor[0] or int(events["y"].max()) >= sensor[1]):
-        raise CorruptFileError(f"{path}: events up to x={int(events['x'].max())}, y={int(events['y'].max())} lie "
-                               f"outside this dataset's {sensor[0]}x{sensor[1]} sensor")
     return {k: events[k] for k in "txyp"}
 
 

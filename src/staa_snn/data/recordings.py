@@ -42,6 +42,11 @@ NMNIST_SENSOR = (34, 34)
 ATIS_SENSOR = (304, 240)  # N-Caltech101 (and N-CARS' camera), Prophesee Gen1
 
 
+def _article(name: str) -> str:
+    """``a`` or ``an`` before a format's name, as it is read aloud: an AEDAT, an N-MNIST, a NumPy."""
+    return "an" if name.startswith(("A", "E", "I", "O", "U", "N-")) else "a"
+
+
 class MissingExtraError(ImportError):
     """A recording needs an optional package; the message names the pip extra."""
 
@@ -59,7 +64,7 @@ def detect_format(path: str | os.PathLike) -> str:
     """The format of a recording (one of :data:`FORMATS`), from its first bytes: the AEDAT magic
     lines, the ZIP / NumPy magic, Prophesee's ``%`` header (``.raw`` headers name their ``evt``
     encoding; ``.dat`` headers do not). The N-MNIST ``.bin`` has no header: it is known by its
-    suffix. Anything else is a :class:`CorruptFileError` naming what was found and expected."""
+    suffix, as is a ``.dat`` without header lines (older Prophesee / ATIS files). Anything else is a :class:`CorruptFileError` naming what was found and expected."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         head = f.read(1 << 16)
@@ -118,7 +123,7 @@ def read_events(path: str | os.PathLike, *, format: str = "auto") -> Recording:
             raise
         found = "nmnist"
     if format != "auto" and found != format:
-        raise CorruptFileError(f"{path}: a {FORMAT_NAMES[found]} file, expected {FORMAT_NAMES[format]} "
+        raise CorruptFileError(f"{path}: {_article(FORMAT_NAMES[found])} {FORMAT_NAMES[found]} file, expected {FORMAT_NAMES[format]} "
                                f"(format={format!r})")
     events, sensor = _READERS[found](path)
     _check(path, found, events, sensor)
@@ -133,13 +138,16 @@ def _check(path: str, fmt: str, ev: np.ndarray, sensor) -> None:
     if not len(ev):
         return
     if ev["x"].min() < 0 or ev["y"].min() < 0:
-        raise CorruptFileError(f"{path}: a {FORMAT_NAMES[fmt]} event at a negative coordinate: a damaged file")
+        raise CorruptFileError(f"{path}: {_article(FORMAT_NAMES[fmt])} {FORMAT_NAMES[fmt]} event at a negative coordinate: a damaged file")
     if sensor is not None:
         outside = (ev["x"] >= sensor[0]) | (ev["y"] >= sensor[1])
         if outside.any():
             i = int(np.flatnonzero(outside)[0])
+            whose = ("the ATIS's, the largest a .bin records (it has no header)" if fmt == "nmnist" else
+                     "its header states")
             raise CorruptFileError(f"{path}: {FORMAT_NAMES[fmt]} event {i} at x={ev['x'][i]}, y={ev['y'][i]} lies "
-                                   f"outside the {sensor[0]}x{sensor[1]} sensor its header states: a damaged file")
+                                   f"outside the {sensor[0]}x{sensor[1]} sensor, {whose}: a damaged file, or not "
+                                   f"{_article(FORMAT_NAMES[fmt])} {FORMAT_NAMES[fmt]} file")
 
 
 # -- AEDAT 2.0 / 3.1 (the existing readers) -------------------------------------------------------
