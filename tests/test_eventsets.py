@@ -75,6 +75,26 @@ def test_nmnist_layout_errors(tmp_path):
         get_dataset("nmnist", tmp_path, "train", T=2, workers=1)
 
 
+
+def test_a_missing_test_split_is_said_before_the_training_split_is_converted(tmp_path):
+    from staa_snn import cli
+    from staa_snn.training import load_config
+    from staa_snn.training.builders import build_datasets
+
+    _write_nmnist(tmp_path / "Train", 2)
+
+    def config(*extra):
+        return load_config(cli.resolve_config("nmnist"), [f"data.root={tmp_path}", "model.T=2", "data.size=8",
+                                                         f"data.cache_dir={tmp_path / 'cache'}", "data.workers=1",
+                                                         *extra])
+
+    with pytest.raises(FileNotFoundError, match=r"has no Test/: .*data\.options\.val_per_class=N"):
+        build_datasets(config())
+    assert not list((tmp_path / "cache").rglob("*.npy"))  # nothing of Train/ converted first
+    train, test = build_datasets(config("data.options.val_per_class=1"))
+    assert (len(train), len(test)) == (10, 10) and not set(train.files) & set(test.files)
+    assert sorted(test.targets) == list(range(10))
+
 def _event_folder(root, rng):
     """Two classes of 304x240 recordings in three formats (.dat, EVT 2.0 .raw, SpikingJelly .npz)."""
     written = {}
@@ -171,6 +191,10 @@ def test_tonic_nmnist_on_disk(tmp_path):
         get_dataset("tonic:DVSGesture", tmp_path, "train", T=2)
     with pytest.raises(ValueError, match="tonic has no event-camera dataset 'SHD'"):
         dataset_info("tonic:SHD")
+    _write_nmnist(tmp_path / "only" / "NMNIST" / "Train", 1)  # no Test/: the way out is named
+    with pytest.raises(FileNotFoundError, match=r"has no test samples: .*or hold a validation split out of the "
+                                                r"training samples with data\.options\.val_per_class=N"):
+        get_dataset("tonic:NMNIST", tmp_path / "only", "test", T=2)
 
 
 def test_recording_to_frames(tmp_path):

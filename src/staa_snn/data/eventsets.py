@@ -229,7 +229,9 @@ class TonicEvents(EventFrames):
         self.tonic = refusing(save_to=os.fspath(root), **kw)
         if not len(self.tonic):
             raise FileNotFoundError(f"tonic's {dataset} under {Path(root) / dataset} has no {self.tonic_split} "
-                                    f"samples: unpack the release there as tonic does (never downloaded here)")
+                                    f"samples: unpack the release there as tonic does (never downloaded here)"
+                                    + (", or hold a validation split out of the training samples with "
+                                       "data.options.val_per_class=N" if self.tonic_split == "test" else ""))
         self.name = f"tonic-{dataset}-{self.tonic_split}{len(self.tonic)}"
         targets = getattr(self.tonic, "targets", None)
         if targets is None or len(targets) != len(self.tonic):

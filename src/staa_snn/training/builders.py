@@ -42,8 +42,12 @@ def build_datasets(cfg: Config, *, train: bool = True):
     common = dict(T=cfg.model.T if events else None, split_by=d.split_by if events else "number",
                   size=d.size, cache_dir=d.cache_dir, recipe=d.recipe, autoaugment=d.autoaugment, cutout=d.cutout,
                   mean=d.mean, std=d.std, **d.options)
+    # event data are converted to frames as a dataset is made: the test split (the smaller) first, so
+    # that a missing one is said before the training split's long conversion, not after it
+    test = get_dataset(d.name, d.root, "test", augment=False, **common) if events else None
     train_set = get_dataset(d.name, d.root, "train", augment=d.augment, **common) if train else None
-    test = get_dataset(d.name, d.root, "test", augment=False, **common)
+    if test is None:
+        test = get_dataset(d.name, d.root, "test", augment=False, **common)
     return train_set, test
 
 
