@@ -100,6 +100,11 @@ def test_the_nmnist_recipes(tmp_path):
     result = train(cfg)
     assert result.final["step"] == 1 and np.isfinite(result.final["train_loss"])
     assert result.model.classifier.out_features == 10
+    from staa_snn.training.config import split_name
+
+    assert split_name(cfg)[1] == "validation accuracy (1 recordings per class held out of the training recordings)"
+    assert split_name(load_config("cifar10_quick", ["data.root=/placeholder", "data.options.val_per_class=5"]))[1] == (
+        "validation accuracy (5 images per class held out of the training images)")
 
 
 def test_full_tables_from_a_config_follow_the_data_size():

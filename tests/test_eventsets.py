@@ -142,7 +142,8 @@ def test_eventfolder_holdout_sensor_and_errors(tmp_path):
     held = get_dataset("eventfolder", tmp_path, "test", T=2, size=24, val_per_class=1, workers=1)
     rest = get_dataset("eventfolder", tmp_path, "train", T=2, size=24, val_per_class=1, workers=1)
     assert sorted(held.targets) == [0, 1] and len(rest) == 4 and not set(held.files) & set(rest.files)
-    with pytest.raises(FileNotFoundError, match=r"expected .*/val\|test/<class>/<recording> class folders beside train/"):
+    with pytest.raises(FileNotFoundError, match=r"has train/ but no val/ or test/: expected "
+                                                r".*/val\|test/<class>/<recording> class folders beside train/"):
         get_dataset("eventfolder", tmp_path, "test", T=2, size=24)
     with pytest.raises(ValueError, match=r"size must be in \[1, 240\] \(the sensor is 304x240\), got 256"):
         get_dataset("eventfolder", tmp_path, "train", T=2, size=256, val_per_class=1)

@@ -315,7 +315,8 @@ def image_folder_splits(root, *, what: str = "an image folder", val_per_class: i
                              f"{evaluation.name}/")
         return {"train": train, "test": train}
     if evaluation is None:
-        raise FileNotFoundError(f"{what} not found at {root}: expected {root}/val|test/<class>/<{item}> class folders "
+        raise FileNotFoundError(f"{what} at {root} has train/ but no val/ or test/: expected "
+                                f"{root}/val|test/<class>/<{item}> class folders "
                                 f"beside train/ (or hold a validation split out of train/ with "
                                 f"data.options.val_per_class=N){hint}")
     return {"train": train, "test": evaluation}

@@ -467,10 +467,19 @@ def eval_split(options: dict) -> str:
     return "validation" if (options or {}).get("val_per_class") else "test"
 
 
+def _known_kind(name: str) -> str | None:
+    """``"static"`` or ``"events"``: the kind of a dataset name (``None`` for one not registered)."""
+    try:
+        return dataset_info(name).kind
+    except ValueError:
+        return None
+
+
 def split_name(cfg: Config) -> tuple[str, str]:
     """What the "test" numbers of a run are measured on: ``(short name, in full)``: the test split,
     or the images held out of the training images (``data.options.val_per_class``)."""
     held = cfg.data.options.get("val_per_class")
     if eval_split(cfg.data.options) == "validation":
-        return "validation accuracy", f"validation accuracy ({held} images per class held out of the training images)"
+        what = "recordings" if _known_kind(cfg.data.name) == "events" else "images"
+        return "validation accuracy", f"validation accuracy ({held} {what} per class held out of the training {what})"
     return "test accuracy", "test accuracy"
