@@ -421,7 +421,12 @@ def test_stream_a_recording_step_by_step(tmp_path, monkeypatch, capsys):
     assert cli.main(["stream", "--weights", "any", str(path), "--json", str(tmp_path / "s.json")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and out[0].startswith("step 1/3: ") and " ms" in out[0]
-    assert len(json.loads((tmp_path / "s.json").read_text())["steps"]) == 3
+    steps = json.loads((tmp_path / "s.json").read_text())["steps"]
+    assert len(steps) == 3 and steps[0]["t_start_us"] == int(ev["t"][0])  # the file's own clock
+    t0, t1, t2 = ((s["t_start_us"] - ev["t"][0]) / 1e3 for s in steps)
+    for line, a, s in zip(out, (t0, t1, t2), steps):  # on screen, from the first event, in ms
+        assert f" events at {a:.1f}-{(s['t_end_us'] - ev['t'][0]) / 1e3:.1f} ms -> " in line, line
+    assert " events at 0.0-" in out[0]
     (tmp_path / "x.png").write_bytes(b"png")
     assert cli.main(["stream", "--weights", "any", str(tmp_path / "x.png")]) == 2
     assert "expected an event recording" in capsys.readouterr().err

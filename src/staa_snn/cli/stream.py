@@ -43,8 +43,11 @@ def run(args) -> int:
         for s in stream_recording(net, args.recording, split_by=args.split_by, sensor=args.sensor):
             steps.append(s)
             if args.json != "-":
-                window = "no events" if s["events"] == 0 else \
-                    f"{s['events']:>7} events, t {s['t_start_us']}-{s['t_end_us']} us"
+                window = "no events"
+                if s["events"]:  # in ms from the recording's first event (a camera's clock may read 1.6e15 us)
+                    t0 = next(step["t_start_us"] for step in steps if step["events"])
+                    window = (f"{s['events']:>7} events at {(s['t_start_us'] - t0) / 1e3:.1f}-"
+                              f"{(s['t_end_us'] - t0) / 1e3:.1f} ms")
                 print(f"step {s['step']}/{net.T}: {window} -> {s['class']} ({s['confidence']:.1%}), "
                       f"{s['latency_ms']:.1f} ms", flush=True)
     except ValueError as e:
