@@ -91,6 +91,11 @@ def test_a_missing_test_split_is_said_before_the_training_split_is_converted(tmp
     with pytest.raises(FileNotFoundError, match=r"has no Test/: .*data\.options\.val_per_class=N"):
         build_datasets(config())
     assert not list((tmp_path / "cache").rglob("*.npy"))  # nothing of Train/ converted first
+    (tmp_path / "Train").rename(tmp_path / "Test")  # and the other way round
+    with pytest.raises(FileNotFoundError, match=r"has no Train/: expected Train/<digit>/\*\.bin$"):
+        build_datasets(config())
+    assert not list((tmp_path / "cache").rglob("*.npy"))  # nothing of Test/ converted first
+    (tmp_path / "Test").rename(tmp_path / "Train")
     train, test = build_datasets(config("data.options.val_per_class=1"))
     assert (len(train), len(test)) == (10, 10) and not set(train.files) & set(test.files)
     assert sorted(test.targets) == list(range(10))
@@ -149,7 +154,7 @@ def test_eventfolder_holdout_sensor_and_errors(tmp_path):
         get_dataset("eventfolder", tmp_path, "train", T=2, size=256, val_per_class=1)
     # the sensor comes from the first training file; a file of another sensor is refused
     shutil.copytree(tmp_path / "train", tmp_path / "val")
-    write_bytes(tmp_path / "train" / "cars" / "rec9.dat", dat_bytes(**_ev(rng, 10, 100, 100), width=640, height=480))
+    write_bytes(tmp_path / "train" / "cars" / "rec9.dat", dat_bytes(**_ev(rng, 10, 640, 480), width=640, height=480))
     with pytest.raises(CorruptFileError, match=r"rec9\.dat: recorded on a 640x480 sensor .* dataset's recordings are "
                                                r"304x240"):
         get_dataset("eventfolder", tmp_path, "train", T=2, size=24, workers=1, cache_dir=tmp_path / "c2")

@@ -165,8 +165,8 @@ def test_aedat4_truncated_and_no_events(tmp_path):
         read_events(head)
 
 
-@pytest.mark.parametrize("compression", ["LZ4", "ZSTD"])
-def test_aedat4_damaged_packet_is_a_corrupt_file_naming_it(tmp_path, compression):
+@pytest.mark.parametrize("compression, named", [("LZ4", "an LZ4"), ("ZSTD", "a Zstd")])
+def test_aedat4_damaged_packet_is_a_corrupt_file_naming_it(tmp_path, compression, named):
     pytest.importorskip("lz4")
     pytest.importorskip("zstandard")
     rng = np.random.default_rng(6)
@@ -177,7 +177,7 @@ def test_aedat4_damaged_packet_is_a_corrupt_file_naming_it(tmp_path, compression
     data[first + 8:first + 12] = bytes(4)  # its compressed frame's magic number zeroed
     bad = write_bytes(tmp_path / "bad.aedat4", bytes(data))
     with pytest.raises(CorruptFileError, match=rf"bad\.aedat4: the AEDAT 4\.0 packet at byte {first} does not "
-                                               rf"decompress \(.*\), expected an {compression}-compressed event "
+                                               rf"decompress \(.*\), expected {named}-compressed event "
                                                rf"packet: the file is damaged"):
         read_events(bad)
 

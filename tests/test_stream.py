@@ -427,6 +427,13 @@ def test_stream_a_recording_step_by_step(tmp_path, monkeypatch, capsys):
     for line, a, s in zip(out, (t0, t1, t2), steps):  # on screen, from the first event, in ms
         assert f" events at {a:.1f}-{(s['t_end_us'] - ev['t'][0]) / 1e3:.1f} ms -> " in line, line
     assert " events at 0.0-" in out[0]
+    late = {**{k: np.asarray(v) for k, v in ev.items()}, "t": np.asarray(ev["t"]) + 1_605_537_493_718_345}
+    np.savez(tmp_path / "late.npz", **late)  # a DVXplorer's clock: the same windows, the same lines
+    assert cli.main(["stream", "--weights", "any", "--sensor", "128x128", str(tmp_path / "late.npz")]) == 0
+    def windows(lines):  # each line but its latency
+        return [line.rsplit(", ", 1)[0] for line in lines]
+
+    assert windows(capsys.readouterr().out.splitlines()) == windows(out)
     (tmp_path / "x.png").write_bytes(b"png")
     assert cli.main(["stream", "--weights", "any", str(tmp_path / "x.png")]) == 2
     assert "expected an event recording" in capsys.readouterr().err

@@ -197,6 +197,7 @@ def test_the_threads_notice_comes_after_the_data_so_bad_data_is_one_line(tmp_pat
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # as on a 2-core machine, one core busy
     monkeypatch.setattr(trainer, "choose_threads", lambda setting: ThreadChoice(1, "auto: 1 of 2 CPUs busy"))
     monkeypatch.setattr(trainer, "apply_threads", lambda choice: 2)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the run's close() restores "2": not here
 
     def run(*overrides):
         code = cli.main(["train", "--config", "digits", "data.size=8", "model.T=2", "train.epochs=1",

@@ -8,7 +8,7 @@ Formats: ``docs/data.md``.
 
 from .aedat import read_aedat2, read_aedat3
 from ..errors import CorruptFileError, DataError
-from .dvs import CIFAR10DVS, DVSGesture, read_gesture_labels
+from .dvs import CIFAR10DVS, DVSGesture, layout_only, read_gesture_labels
 from .eventsets import NMNIST, EventFolder, TonicEvents, read_for_net, recording_to_frames
 from .events import SPLIT_MODES, events_to_frames, frame_indices
 from .mix import MixupCutmix
@@ -22,6 +22,6 @@ __all__ = [
     "FORMATS", "ImageRecipe", "MissingExtraError", "MixupCutmix", "NMNIST", "Recording", "TonicEvents", "detect_format",
     "read_events", "read_for_net", "recording_to_frames",
     "NORMALIZATION", "RandomFlipFrames", "RandomRollFrames", "SPLIT_MODES", "check_dataset_options", "dataset_info",
-    "events_to_frames", "frame_indices", "get_dataset", "list_datasets", "normalization", "read_aedat2",
+    "events_to_frames", "frame_indices", "get_dataset", "layout_only", "list_datasets", "normalization", "read_aedat2",
     "read_aedat3", "read_gesture_labels", "resolve_recipe",
 ]

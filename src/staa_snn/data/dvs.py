@@ -12,6 +12,7 @@ Conversion runs in a process pool with a progress bar.
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import io
 import json
@@ -19,7 +20,9 @@ import os
 import re
 import warnings
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from .._io import atomic_path, first_line, write_text_atomic
 from .aedat import read_aedat2, read_aedat3
 from ..errors import CorruptFileError, DataError
 from .events import SPLIT_MODES, events_to_frames
-from .recordings import read_events, read_npy
+from .recordings import detect_format, read_events, read_npy
 
 CACHE_VERSION = 1
 SENSOR = 128
@@ -83,15 +86,16 @@ def read_recording(path: str, sensor: tuple[int, int]) -> dict[str, np.ndarray]:
     the dataset's ``sensor`` (width, height): a file recorded on another sensor, or with events
     outside it, is refused naming both sizes."""
     events, found = read_events(path)
-    if len(events) and (int(events["x"].max()) >= sensor[0] or int(events["y"].max()) >= sensor[1]):
-        # first: a header-less .bin's sensor is read off its events, so one damaged event is this
-        raise CorruptFileError(f"{path}: events up to x={int(events['x'].max())}, y={int(events['y'].max())} lie "
-                               f"outside this dataset's {sensor[0]}x{sensor[1]} sensor: another camera's "
-                               f"recording (keep one camera per dataset), or a damaged file")
-    if found is not None and tuple(found) != tuple(sensor):
+    # a header's sensor is the camera's; a header-less .bin's is read off its events (one damaged event
+    # makes it the ATIS's), so there where its events lie is the error
+    if found is not None and tuple(found) != tuple(sensor) and detect_format(path) != "nmnist":
         raise CorruptFileError(f"{path}: recorded on a {found[0]}x{found[1]} sensor (its header), but this "
                                f"dataset's recordings are {sensor[0]}x{sensor[1]}: keep one camera per dataset, "
                                f"or convert the file")
+    if len(events) and (int(events["x"].max()) >= sensor[0] or int(events["y"].max()) >= sensor[1]):
+        raise CorruptFileError(f"{path}: events up to x={int(events['x'].max())}, y={int(events['y'].max())} lie "
+                               f"outside this dataset's {sensor[0]}x{sensor[1]} sensor: another camera's "
+                               f"recording (keep one camera per dataset), or a damaged file")
     return {k: events[k] for k in "txyp"}
 
 
@@ -142,6 +146,22 @@ def convert_source(source: Source, T: int, split_by: str, size: int, sensor: tup
             np.save(f, _compact(frames))
 
 
+_LAYOUT_ONLY = contextvars.ContextVar("staa_snn_event_layout_only", default=False)
+
+
+@contextmanager
+def layout_only() -> Iterator[None]:
+    """Within this block an event dataset that is made checks its layout (:meth:`EventFrames.scan`:
+    a missing split or class folder raises its error) and stops there, converting and caching
+    nothing; the object made is not to be used. The trainer checks both splits this way before
+    the long conversion of either, so that a missing one is said first."""
+    token = _LAYOUT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LAYOUT_ONLY.reset(token)
+
+
 class EventFrames(Dataset):
     """Base of the event datasets: a list of cached frame files and labels.
 
@@ -174,6 +194,8 @@ class EventFrames(Dataset):
         base = Path(cache_dir) if cache_dir is not None else self.root / "frames_cache"
         self.cache = base / key
         sources, labels = self.scan()  # layout errors surface here, before any conversion
+        if _LAYOUT_ONLY.get():
+            return
         self._prepare_cache()
         self.bad_files = self._convert(sources, workers, skip_bad_files)
         self.files: list[str] = []

@@ -68,8 +68,9 @@ class NMNIST(EventFrames):
             folder = train if self.split == "train" else self._folder("Test")
             if not folder.is_dir():
                 raise FileNotFoundError(f"N-MNIST at {self.root} has no {folder.name}/: expected "
-                                        f"{folder.name}/<digit>/*.bin, or hold a validation split out of Train/ "
-                                        f"with data.options.val_per_class=N")
+                                        f"{folder.name}/<digit>/*.bin" + (
+                                            ", or hold a validation split out of Train/ with "
+                                            "data.options.val_per_class=N" if self.split == "test" else ""))
         files, targets = [], []
         for digit in range(10):
             found = sorted((folder / str(digit)).glob("*.bin")) if (folder / str(digit)).is_dir() else []

@@ -179,6 +179,7 @@ def _aedat3(path: str):
 # -- AEDAT 4.0 -------------------------------------------------------------------------------------
 
 _COMPRESSION = {0: None, 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
+_COMPRESSED = {"lz4": "an LZ4-compressed", "zstd": "a Zstd-compressed"}
 
 
 def _u32(buf, pos):
@@ -261,8 +262,8 @@ def _aedat4(path: str):
                 packet = decompress(data[pos:pos + size])
             except Exception as e:  # lz4's RuntimeError, zstandard's ZstdError: a damaged packet
                 raise CorruptFileError(f"{path}: the AEDAT 4.0 packet at byte {pos - 8} does not decompress "
-                                       f"({e}), expected an {_COMPRESSION[compression].upper()}-compressed "
-                                       f"event packet: the file is damaged") from None
+                                       f"({e}), expected {_COMPRESSED[_COMPRESSION[compression]]} event "
+                                       f"packet: the file is damaged") from None
             chunks.append(_aedat4_events(path, packet, pos - 8))
         pos += size
     ev = np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DV_EVENT)

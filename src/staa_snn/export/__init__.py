@@ -133,7 +133,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         return (to_onnx_step if step else to_onnx)(model, example, out, metadata=meta)
     try:  # the model card's energy: the run's evaluation data when at hand, else a random input (exact counts only)
         inputs = loading.dataset_batches(cfg, profile_batches, batch_size)[0]
-        what = f"{sum(len(x) for x in inputs)} of the {eval_split(cfg.data.options)} images"
+        samples = "recordings" if dataset_info(cfg.data.name).kind == "events" else "images"
+        what = f"{sum(len(x) for x in inputs)} of the {eval_split(cfg.data.options)} {samples}"
     except (FileNotFoundError, ValueError, OSError) as e:
         warnings.warn(f"the model card's firing rates, #AC and energy are measured on a random input: the test data "
                       f"could not be read ({e})")

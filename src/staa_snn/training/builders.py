@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from ..data import dataset_info, get_dataset
+from ..data import dataset_info, get_dataset, layout_only
 from ..errors import ConfigError
 from ..models import SpikingNet, create_model
 from ..neurons import block_types
@@ -42,12 +42,13 @@ def build_datasets(cfg: Config, *, train: bool = True):
     common = dict(T=cfg.model.T if events else None, split_by=d.split_by if events else "number",
                   size=d.size, cache_dir=d.cache_dir, recipe=d.recipe, autoaugment=d.autoaugment, cutout=d.cutout,
                   mean=d.mean, std=d.std, **d.options)
-    # event data are converted to frames as a dataset is made: the test split (the smaller) first, so
-    # that a missing one is said before the training split's long conversion, not after it
-    test = get_dataset(d.name, d.root, "test", augment=False, **common) if events else None
+    splits = ("train", "test") if train else ("test",)
+    if events:  # converted to frames as they are made: both splits' layouts checked before either is
+        with layout_only():
+            for split in splits:
+                get_dataset(d.name, d.root, split, **common)
     train_set = get_dataset(d.name, d.root, "train", augment=d.augment, **common) if train else None
-    if test is None:
-        test = get_dataset(d.name, d.root, "test", augment=False, **common)
+    test = get_dataset(d.name, d.root, "test", augment=False, **common)
     return train_set, test
 
 
