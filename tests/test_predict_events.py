@@ -77,6 +77,20 @@ def test_predict_and_stream_take_aedat4_prophesee_and_nmnist(net, tmp_path, caps
         assert len(lines) == 3 and all(any(f"-> {c} (" in line for c in CLASSES) for line in lines)
 
 
+
+def test_a_damaged_aedat4_among_recordings_is_one_line_and_the_others_are_predicted(net, tmp_path, capsys):
+    good = write_bytes(tmp_path / "cars.dat", dat_bytes(**_events(1, 600, 304, 240)))
+    data = bytearray(_aedat4(tmp_path / "dvx.aedat4", _events(3, 400, 320, 240), (320, 240)).read_bytes())
+    first = 14 + 4 + int.from_bytes(data[14:18], "little")
+    data[first + 8:first + 12] = bytes(4)  # the event packet's LZ4 frame no longer decompresses
+    bad = write_bytes(tmp_path / "bad.aedat4", bytes(data))
+    capsys.readouterr()
+    assert cli.main(["predict", "--weights", "any", str(bad), str(good)]) == 2
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == 1 and out.out.startswith(f"{good}: ")
+    errors = [line for line in out.err.splitlines() if "bad.aedat4" in line]
+    assert len(errors) == 1 and "does not decompress" in errors[0] and "Traceback" not in out.err, out.err
+
 def test_a_recording_from_a_smaller_sensor_is_refused_naming_both_sizes(net, tmp_path, capsys):
     net.pretrained_cfg = {**net.pretrained_cfg, "size": 48}
     path = write_bytes(tmp_path / "digit.bin", nmnist_bytes(**_events(2, 200, 34, 34)))
