@@ -64,7 +64,8 @@ def detect_format(path: str | os.PathLike) -> str:
     """The format of a recording (one of :data:`FORMATS`), from its first bytes: the AEDAT magic
     lines, the ZIP / NumPy magic, Prophesee's ``%`` header (``.raw`` headers name their ``evt``
     encoding; ``.dat`` headers do not). The N-MNIST ``.bin`` has no header: it is known by its
-    suffix, as is a ``.dat`` without header lines (older Prophesee / ATIS files). Anything else is a :class:`CorruptFileError` naming what was found and expected."""
+    suffix, as is a ``.dat`` without header lines (older Prophesee / ATIS files). Anything else is a
+    :class:`CorruptFileError` naming what was found and expected."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         head = f.read(1 << 16)
@@ -123,8 +124,8 @@ def read_events(path: str | os.PathLike, *, format: str = "auto") -> Recording:
             raise
         found = "nmnist"
     if format != "auto" and found != format:
-        raise CorruptFileError(f"{path}: {_article(FORMAT_NAMES[found])} {FORMAT_NAMES[found]} file, expected {FORMAT_NAMES[format]} "
-                               f"(format={format!r})")
+        raise CorruptFileError(f"{path}: {_article(FORMAT_NAMES[found])} {FORMAT_NAMES[found]} file, expected "
+                               f"{FORMAT_NAMES[format]} (format={format!r})")
     events, sensor = _READERS[found](path)
     _check(path, found, events, sensor)
     if len(events) > 1 and (np.diff(events["t"]) < 0).any():
@@ -138,7 +139,8 @@ def _check(path: str, fmt: str, ev: np.ndarray, sensor) -> None:
     if not len(ev):
         return
     if ev["x"].min() < 0 or ev["y"].min() < 0:
-        raise CorruptFileError(f"{path}: {_article(FORMAT_NAMES[fmt])} {FORMAT_NAMES[fmt]} event at a negative coordinate: a damaged file")
+        raise CorruptFileError(f"{path}: {_article(FORMAT_NAMES[fmt])} {FORMAT_NAMES[fmt]} event at a negative "
+                               f"coordinate: a damaged file")
     if sensor is not None:
         outside = (ev["x"] >= sensor[0]) | (ev["y"] >= sensor[1])
         if outside.any():

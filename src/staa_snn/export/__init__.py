@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..measure import profile_model
 from ..models import fold_mpbn
 from ..training import input_metadata, load_checkpoint, load_trained
-from ..training.config import eval_split
+from ..training.config import eval_split, samples_of
 from .hub import push_to_hub
 from .nir_graph import NIRExportError, to_nir
 from .onnx_export import to_onnx, to_onnx_step
@@ -133,8 +133,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, fmt: str, out: str | os.Pat
         return (to_onnx_step if step else to_onnx)(model, example, out, metadata=meta)
     try:  # the model card's energy: the run's evaluation data when at hand, else a random input (exact counts only)
         inputs = loading.dataset_batches(cfg, profile_batches, batch_size)[0]
-        samples = "recordings" if dataset_info(cfg.data.name).kind == "events" else "images"
-        what = f"{sum(len(x) for x in inputs)} of the {eval_split(cfg.data.options)} {samples}"
+        what = f"{sum(len(x) for x in inputs)} of the {eval_split(cfg.data.options)} {samples_of(cfg.data.name)}"
     except (FileNotFoundError, ValueError, OSError) as e:
         warnings.warn(f"the model card's firing rates, #AC and energy are measured on a random input: the test data "
                       f"could not be read ({e})")

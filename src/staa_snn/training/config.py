@@ -467,12 +467,13 @@ def eval_split(options: dict) -> str:
     return "validation" if (options or {}).get("val_per_class") else "test"
 
 
-def _known_kind(name: str) -> str | None:
-    """``"static"`` or ``"events"``: the kind of a dataset name (``None`` for one not registered)."""
+def samples_of(name: str) -> str:
+    """What a dataset's samples are called in messages and cards: ``"recordings"`` for event data,
+    else ``"images"`` (also for a name not registered)."""
     try:
-        return dataset_info(name).kind
+        return "recordings" if dataset_info(name).kind == "events" else "images"
     except ValueError:
-        return None
+        return "images"
 
 
 def split_name(cfg: Config) -> tuple[str, str]:
@@ -480,6 +481,6 @@ def split_name(cfg: Config) -> tuple[str, str]:
     or the images held out of the training images (``data.options.val_per_class``)."""
     held = cfg.data.options.get("val_per_class")
     if eval_split(cfg.data.options) == "validation":
-        what = "recordings" if _known_kind(cfg.data.name) == "events" else "images"
+        what = samples_of(cfg.data.name)
         return "validation accuracy", f"validation accuracy ({held} {what} per class held out of the training {what})"
     return "test accuracy", "test accuracy"
