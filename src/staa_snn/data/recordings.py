@@ -260,13 +260,7 @@ def _aedat4(path: str):
             raise CorruptFileError(f"{path}: truncated {what} packet at byte {pos - 8} (size {size}, "
                                    f"{len(data) - pos} bytes left)")
         if sid == stream:
-            try:
-                packet = decompress(data[pos:pos + size])
-            except Exception as e:  # lz4's RuntimeError, zstandard's ZstdError: a damaged packet
-                raise CorruptFileError(f"{path}: the AEDAT 4.0 packet at byte {pos - 8} does not decompress "
-                                       f"({e}), expected {_COMPRESSED[_COMPRESSION[compression]]} event "
-                                       f"packet: the file is damaged") from None
-            chunks.append(_aedat4_events(path, packet, pos - 8))
+            chunks.append(_aedat4_events(path, decompress(data[pos:pos + size], pos - 8), pos - 8))
         pos += size
     ev = np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DV_EVENT)
     return pack_events(ev["t"], ev["x"], ev["y"], ev["on"].astype(np.uint8)), sensor
@@ -319,21 +313,31 @@ def _aedat4_streams(path: str, xml: bytes) -> dict[int, tuple[str, tuple[int, in
 
 
 def _decompressor(path: str, kind: str | None):
+    """``decompress(packet, at)`` for ``kind``'s packets; a packet that does not decompress (``at``:
+    its byte in the file) is a :class:`CorruptFileError` naming the file."""
     if kind is None:
-        return lambda b: b
+        return lambda b, at: b
     module = "lz4.frame" if kind == "lz4" else "zstandard"
     try:
         if kind == "lz4":
             import lz4.frame as lz4f
-            return lz4f.decompress
-        import zstandard
+            raw = lz4f.decompress
+        else:
+            import zstandard
 
-        def unzstd(b, _d=zstandard.ZstdDecompressor()):
-            return _d.decompressobj().decompress(b)
-        return unzstd
+            def raw(b, _d=zstandard.ZstdDecompressor()):
+                return _d.decompressobj().decompress(b)
     except ImportError:
         raise MissingExtraError(f"{path}: an AEDAT 4.0 file with {kind.upper()}-compressed packets needs the "
                                 f"{module.split('.')[0]} package: pip install 'staa-snn[events]'") from None
+
+    def decompress(b, at: int):
+        try:
+            return raw(b)
+        except Exception as e:  # lz4's RuntimeError, zstandard's ZstdError: a damaged packet
+            raise CorruptFileError(f"{path}: the AEDAT 4.0 packet at byte {at} does not decompress ({e}), "
+                                   f"expected {_COMPRESSED[kind]} event packet: the file is damaged") from None
+    return decompress
 
 
 # -- N-MNIST / N-Caltech101 ------------------------------------------------------------------------
