@@ -2,6 +2,7 @@
 
 import json
 import statistics
+import sys
 import types
 
 import numpy as np
@@ -259,6 +260,7 @@ def test_profile_command(two_checkpoints, tmp_path, capsys):
 def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     args = ["ablate", "--grid", "pe_kind", "--seeds", "2", "--epochs", "1", "--out", str(tmp_path),
             "data.size=8", "model.T=2", "train.max_batches=2", "output.tensorboard=false"]
+    monkeypatch.setattr(sys, "argv", ["staa-snn", *args])  # what each run records as its command
     assert cli.main(args) == 0
     folder = tmp_path / "pe_kind"
     summary = json.loads((folder / "results.json").read_text())
@@ -336,6 +338,37 @@ def test_ablate_runs_resumes_and_summarises(tmp_path, monkeypatch, capsys):
     assert f"{run} has a metrics.jsonl but neither last.pt nor config.yaml" in capsys.readouterr().err
     metrics.unlink()  # neither checkpoint nor metrics: missing, and the others still summarised
     assert cli.main(["ablate", "--status", str(folder)]) == 1 and "fixed_seed1: missing (epoch 0/1)" in capsys.readouterr().out
+
+
+def test_a_grid_launched_a_seed_at_a_time_shows_the_commands_its_runs_recorded(tmp_path, monkeypatch):
+    """grid.json keeps its last launch's command (here --seeds 2), which did not train the seed-0
+    runs: results.md shows the commands the runs recorded in their meta.json, each once, in the
+    table's order, the program by its name, with the commit of their code; where no run recorded
+    one, the grid's command."""
+    tiny = ["data.size=8", "model.T=2", "train.max_batches=2", "output.tensorboard=false"]
+    commands = []
+    for seeds in (1, 2):
+        args = ["ablate", "--grid", "pe_kind", "--seeds", str(seeds), "--epochs", "1", "--out", str(tmp_path), *tiny]
+        monkeypatch.setattr(sys, "argv", ["/opt/venv/bin/staa-snn", *args])
+        assert cli.main(args) == 0
+        commands.append("staa-snn " + " ".join(args))
+    folder = tmp_path / "pe_kind"
+    summary = json.loads((folder / "results.json").read_text())
+    assert summary["command"] == commands[1] and summary["run_commands"] == commands
+    commit = json.loads((folder / "fixed_seed0" / "meta.json").read_text())["git_commit"]
+    assert summary["git_commits"] == ([commit] if commit else [])
+    md = (folder / "results.md").read_text()
+    title = "Commands (as the runs recorded them" + (f"; code at commit {commit[:7]}):" if commit else "):")
+    assert f"{title}\n\n```bash\n{commands[0]}\n{commands[1]}\n```" in md
+    for run in ("learnable_seed1", "fixed_seed1"):  # the seed-1 runs' records gone: seed 0's command alone
+        (folder / run / "meta.json").write_text("{not json")
+    summary, _ = ablate_mod.gather(folder)
+    assert summary["run_commands"] == commands[:1]
+    assert "Command (as the runs recorded it" in ablate_mod.to_markdown(summary)
+    for meta in folder.glob("*/meta.json"):
+        meta.unlink()
+    summary, _ = ablate_mod.gather(folder)
+    assert summary["run_commands"] == [] and f"Command:\n\n```bash\n{commands[1]}\n```" in ablate_mod.to_markdown(summary)
 
 
 def test_ablate_status_says_how_long_the_runs_left_take():

@@ -157,7 +157,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
                 print(f"[{i}/{len(configs)}] {grid}: {row.label}, seed {seed} ({state})", file=sys.stderr)
             if history is None:
                 history = train(cfg, resume=last if last.exists() else None).history
-            results[row.label].append(_last_record(history))
+            results[row.label].append(_last_record(history) | launch.run_provenance(last.parent))
         return _write_summary(folder, grid, selected, results, base, seeds=seeds, epochs=epochs, command=command)
     names = [(cfg.run_name, epochs) for _, _, cfg in configs]
     states = launch.run_states(folder, record, names)
@@ -221,7 +221,8 @@ def gather(path: str | Path, grid: str | None = None) -> tuple[dict | None, dict
     for row, _, cfg in configs:
         history = _finished(folder / cfg.run_name, cfg)
         if history is not None:
-            results.setdefault(row.label, []).append(_last_record(history))
+            run = folder / cfg.run_name
+            results.setdefault(row.label, []).append(_last_record(history) | launch.run_provenance(run))
     rows = [r for r in select_rows(record["grid"], record["rows"]) if r.label in results]
     summary = None
     if rows:

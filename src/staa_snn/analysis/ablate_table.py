@@ -105,7 +105,10 @@ def summarise(grid, rows, baseline, results, base: Config, *, seeds, epochs, com
     for row in rows:
         base_runs = results.get(baseline) if row.label != baseline else None
         table.append(_row_summary(row, results[row.label], base_runs))
+    runs = [r for row in rows for r in results[row.label]]
     return {"grid": grid, "baseline": baseline, "seeds": seeds, "epochs": epochs, "command": command,
+            "run_commands": _distinct(r.get("command") for r in runs),
+            "git_commits": _distinct(r.get("git_commit") for r in runs),
             "dataset": base.data.name, "model": base.model.name, "T": base.model.T,
             "neuron_preset": base.model.neuron_options.get("neuron_preset", "spec"), "rows": table,
             "accuracy": split_name(base)[0], "metric": f"{split_name(base)[1]} after the last epoch"}
@@ -116,6 +119,24 @@ def _cell(values, mean, std) -> str:
     if not values:
         return "—"
     return f"{mean * 100:.2f}" + (f" ± {std * 100:.2f}" if len(values) > 1 else "")
+
+
+def _distinct(values) -> list:
+    """The values that are not ``None``, each once, in their first order."""
+    return list(dict.fromkeys(v for v in values if v is not None))
+
+
+def _commands(s: dict) -> list[str]:
+    """The commands block: the runs' own commands where they recorded them (a grid launched a row
+    or a seed at a time has several), else the grid's."""
+    commands = s.get("run_commands") or ([s["command"]] if s.get("command") else [])
+    if not commands:
+        return []
+    commits = ", ".join(c[:7] for c in s.get("git_commits") or [])
+    title = "Command:" if not s.get("run_commands") else (
+        f"Command{'s' if len(commands) > 1 else ''} (as the runs recorded {'them' if len(commands) > 1 else 'it'}"
+        + (f"; code at commit {commits}" if commits else "") + "):")
+    return [title, "", "```bash", *commands, "```", ""]
 
 
 def to_markdown(s: dict) -> str:
@@ -135,8 +156,7 @@ def to_markdown(s: dict) -> str:
     if short:
         lines += [f"**Not every seed has finished:** {', '.join(short)}; their means are over the seeds that have, "
                   f"so a difference between rows of other seeds is partly a difference between seeds.", ""]
-    if s.get("command"):
-        lines += ["Command:", "", "```bash", s["command"], "```", ""]
+    lines += _commands(s)
     lines += ["| row | seeds | accuracy (%) | Δ vs baseline (pp) | Welch t, p | after 1 step (%) "
               "| Δ after 1 step (pp) | Welch t, p (1 step) | per seed (%) | time per run |",
               "|---|---|---|---|---|---|---|---|---|---|"]

@@ -19,6 +19,7 @@ import json
 import math
 import pickle
 import re
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -330,6 +331,23 @@ def _record_problem(record, epoch: int, T) -> str | None:
     if time is not None and not (isinstance(time, (int, float)) and math.isfinite(time) and time >= 0):
         return f"epoch_time_s {time!r} is not a time in seconds"
     return None
+
+
+def run_provenance(run: Path) -> dict:
+    """The command line that trained a run and the commit of its code, as its ``meta.json``
+    recorded them (``{"command": "staa-snn ...", "git_commit": ...}``): a grid's ``grid.json``
+    keeps only its last launch's command, which for a grid launched a row or a seed at a time is
+    not the one that trained every run. ``{}`` where the run has no readable ``meta.json``."""
+    try:
+        meta = json.loads((run / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    argv = meta.get("command") if isinstance(meta, dict) else None
+    if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+        return {}
+    command = " ".join([Path(argv[0]).name, *(shlex.quote(a) for a in argv[1:])])
+    commit = meta.get("git_commit")
+    return {"command": command, "git_commit": commit if isinstance(commit, str) else None}
 
 
 def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
