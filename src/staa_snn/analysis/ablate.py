@@ -16,7 +16,6 @@ accuracy-vs-epoch curves side by side.
 from __future__ import annotations
 
 import json
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -115,6 +114,12 @@ def _finished(run: Path, cfg: Config) -> list[dict] | None:
     return history
 
 
+def _run_record(run: Path, history: list[dict]) -> dict:
+    """A finished run's row in the table: its last record (:func:`_last_record`) with the command
+    and commit that trained it (:func:`launch.run_provenance`)."""
+    return _last_record(history) | launch.run_provenance(run)
+
+
 def _last_record(history: list[dict]) -> dict:
     """The run's last epoch record, with its whole time (and each epoch's: a run paused or sharing
     its cores shows as a few long epochs) and its accuracy curve over the epochs (after all
@@ -157,7 +162,7 @@ def run_grid(base: Config, grid: str, *, seeds: int, epochs: int, out: str | Pat
                 print(f"[{i}/{len(configs)}] {grid}: {row.label}, seed {seed} ({state})", file=sys.stderr)
             if history is None:
                 history = train(cfg, resume=last if last.exists() else None).history
-            results[row.label].append(_last_record(history) | launch.run_provenance(last.parent))
+            results[row.label].append(_run_record(last.parent, history))
         return _write_summary(folder, grid, selected, results, base, seeds=seeds, epochs=epochs, command=command)
     names = [(cfg.run_name, epochs) for _, _, cfg in configs]
     states = launch.run_states(folder, record, names)
@@ -219,10 +224,10 @@ def gather(path: str | Path, grid: str | None = None) -> tuple[dict | None, dict
     folder, record, base, configs, states = _read_back(path, grid)
     results: dict[str, list[dict]] = {}
     for row, _, cfg in configs:
-        history = _finished(folder / cfg.run_name, cfg)
+        run = folder / cfg.run_name
+        history = _finished(run, cfg)
         if history is not None:
-            run = folder / cfg.run_name
-            results.setdefault(row.label, []).append(_last_record(history) | launch.run_provenance(run))
+            results.setdefault(row.label, []).append(_run_record(run, history))
     rows = [r for r in select_rows(record["grid"], record["rows"]) if r.label in results]
     summary = None
     if rows:
@@ -277,4 +282,5 @@ def _time_left(states: dict[str, dict]) -> str:
 
 
 def command_line(argv: list[str]) -> str:
-    return "staa-snn " + " ".join(shlex.quote(a) for a in argv)
+    """The ``staa-snn`` command line of the CLI's arguments ``argv``."""
+    return launch.shell_line(["staa-snn", *argv])

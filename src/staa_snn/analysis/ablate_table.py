@@ -129,13 +129,16 @@ def _distinct(values) -> list:
 def _commands(s: dict) -> list[str]:
     """The commands block: the runs' own commands where they recorded them (a grid launched a row
     or a seed at a time has several), else the grid's."""
-    commands = s.get("run_commands") or ([s["command"]] if s.get("command") else [])
+    recorded = s.get("run_commands")
+    commands = recorded or ([s["command"]] if s.get("command") else [])
     if not commands:
         return []
-    commits = ", ".join(c[:7] for c in s.get("git_commits") or [])
-    title = "Command:" if not s.get("run_commands") else (
-        f"Command{'s' if len(commands) > 1 else ''} (as the runs recorded {'them' if len(commands) > 1 else 'it'}"
-        + (f"; code at commit {commits}" if commits else "") + "):")
+    title = "Command:"
+    if recorded:
+        several = len(commands) > 1
+        commits = ", ".join(c[:7] for c in s.get("git_commits") or [])
+        at = f"; code at commit {commits}" if commits else ""
+        title = f"Command{'s' if several else ''} (as the runs recorded {'them' if several else 'it'}{at}):"
     return [title, "", "```bash", *commands, "```", ""]
 
 

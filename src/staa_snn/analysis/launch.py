@@ -333,6 +333,12 @@ def _record_problem(record, epoch: int, T) -> str | None:
     return None
 
 
+def shell_line(argv: list[str]) -> str:
+    """``argv`` as one shell line, the program by its name (``staa-snn``), not by this machine's
+    path to it."""
+    return shlex.join([Path(argv[0]).name, *argv[1:]])
+
+
 def run_provenance(run: Path) -> dict:
     """The command line that trained a run and the commit of its code, as its ``meta.json``
     recorded them (``{"command": "staa-snn ...", "git_commit": ...}``): a grid's ``grid.json``
@@ -345,9 +351,8 @@ def run_provenance(run: Path) -> dict:
     argv = meta.get("command") if isinstance(meta, dict) else None
     if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
         return {}
-    command = " ".join([Path(argv[0]).name, *(shlex.quote(a) for a in argv[1:])])
     commit = meta.get("git_commit")
-    return {"command": command, "git_commit": commit if isinstance(commit, str) else None}
+    return {"command": shell_line(argv), "git_commit": commit if isinstance(commit, str) else None}
 
 
 def run_states(folder: Path, record: dict, runs: list[tuple[str, int]]) -> dict[str, dict]:
